@@ -1,0 +1,481 @@
+r"""Penalty values on pytrees.
+
+Every function here has the signature ``penalties.X(params, strength, **options)`` and returns a
+scalar: the sum over the leaves of ``params`` of the leaf's penalty.
+
+Conventions (``w`` a leaf, ``s`` its strength):
+
+=============== =================================================== ============================
+name            value                                               matches
+=============== =================================================== ============================
+``l1``          :math:`s \sum |w|`                                  sklearn ``Lasso(alpha)``
+``l2``          :math:`\tfrac{s}{2} \sum w^2`                       ``add_decayed_weights(s)``
+``elastic_net`` :math:`s(\rho \sum|w| + \tfrac{1-\rho}{2}\sum w^2)` sklearn ``ElasticNet``
+``group_lasso`` :math:`s \sum_g \|w_g\|_2` (``axis``: the groups)   grpreg, skglm ``L2_1``
+``l0``          :math:`s \cdot \#\{w \ne 0\}`                       hard thresholding
+``linf``        :math:`s \max |w|` per leaf                         L1-ball projection
+``nuclear``     :math:`s \sum_i \sigma_i(w)` per matrix (last 2 axes) singular value thresholding
+``mcp``         minimax concave penalty, ``gamma=3.0``              skglm ``MCPenalty``, ncvreg
+``scad``        smoothly clipped absolute deviation, ``a=3.7``      skglm ``SCAD``, ncvreg
+=============== =================================================== ============================
+
+``strength`` is a non-negative scalar or array, or a pytree whose structure is a prefix of
+``params``: one strength per leaf (``0`` exempts a leaf, such as a bias) or arrays broadcastable
+to each leaf (per-coordinate weights, glmnet's ``penalty.factor``). For the penalties that act on
+groups (``group_lasso``, ``linf``, ``nuclear``) a strength array broadcasts to the groups of a
+leaf: the leaf's shape with the reduced axes removed.
+
+Values are computed in at least float32 and returned in the dtype of the parameters. Gradients
+are finite everywhere, zero included (subgradient 0 at 0 for the norms).
+"""
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+__all__ = [
+    "elastic_net",
+    "group_lasso",
+    "l0",
+    "l1",
+    "l2",
+    "linf",
+    "mcp",
+    "nuclear",
+    "scad",
+]
+
+# --------------------------------------------------------------------------------------------
+# Shared machinery (also used by jreg.prox).
+
+
+def _check(name: str, value, ok: Callable[[np.ndarray], np.ndarray], requirement: str) -> None:
+    """Raises ``ValueError`` naming ``name`` when a concrete ``value`` fails ``ok``.
+
+    Traced values cannot be inspected; they pass unchecked (the caller's jit boundary is where
+    a concrete value was checked, e.g. by the transforms' factories).
+    """
+    for leaf in jax.tree.leaves(value):
+        if isinstance(leaf, jax.core.Tracer):
+            continue
+        array = np.asarray(leaf)
+        if not np.issubdtype(array.dtype, np.number) and array.dtype != np.bool_:
+            raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+        with np.errstate(invalid="ignore"):
+            if not np.all(ok(array.astype(np.float64))):
+                raise ValueError(f"{name} must be {requirement}, got {array}")
+
+
+def _check_strength(strength, name: str = "strength") -> None:
+    _check(name, strength, lambda s: np.isfinite(s) & (s >= 0), "finite and non-negative")
+
+
+def _compute_dtype(leaf: jax.Array) -> jnp.dtype:
+    """float32 for half-precision leaves, the leaf's own dtype otherwise."""
+    dtype = jnp.result_type(leaf)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"params must have floating-point leaves, got dtype {dtype}")
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def _per_leaf(name: str, tree, params) -> list:
+    """Broadcasts ``tree`` (a prefix of ``params``) to a list with one entry per leaf."""
+    try:
+        return jax.tree.leaves(jax.tree.broadcast(tree, params))
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{name} must be a scalar, an array or a pytree whose structure is a prefix of "
+            f"params; got {jax.tree.structure(tree)} for params {jax.tree.structure(params)}"
+        ) from error
+
+
+def _broadcast_to_groups(name: str, value, shape: Sequence[int], axes, dtype) -> jax.Array:
+    """Casts ``value`` to ``dtype`` and broadcasts it to the groups of a leaf of ``shape``.
+
+    The groups' shape is ``shape`` without ``axes``; the result keeps ``axes`` as size 1 so that
+    it broadcasts against the leaf.
+    """
+    value = jnp.asarray(value, dtype)
+    groups = tuple(n for i, n in enumerate(shape) if i not in axes)
+    try:
+        value = jnp.broadcast_to(value, groups)
+    except ValueError as error:
+        raise ValueError(
+            f"{name} of shape {value.shape} does not broadcast to shape {groups} (a leaf of "
+            f"shape {tuple(shape)} reduced over axes {axes})"
+        ) from error
+    return jnp.expand_dims(value, axes)
+
+
+def _normalize_axis(axis, ndim: int) -> tuple[int, ...]:
+    """numpy's meaning of ``axis`` (None: every axis) as a tuple of non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    if not all(isinstance(a, int) for a in axes):
+        raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for a leaf with {ndim} dimensions")
+    normalized = tuple(a % ndim for a in axes)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"axis {axis!r} repeats an axis")
+    return normalized
+
+
+def _group_shape(shape: Sequence[int], axes: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` with the reduced ``axes`` kept as size 1 (numpy's ``keepdims``)."""
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _leaf_arguments(params, strength, axes_of: Callable[[jax.Array], tuple[int, ...]], **trees):
+    """Yields ``(leaf, axes, strength, *trees)`` per leaf, cast and broadcast to its groups.
+
+    ``leaf`` is cast to its compute dtype; ``strength`` and every tree in ``trees`` (e.g. the
+    prox's ``scaling``) are broadcast to the leaf's group shape (``axes_of(leaf)`` reduced).
+    """
+    _check_strength(strength)
+    for name, tree in trees.items():
+        _check_strength(tree, name)
+    leaves = jax.tree.leaves(params)
+    per_leaf = [_per_leaf("strength", strength, params)]
+    per_leaf += [_per_leaf(name, tree, params) for name, tree in trees.items()]
+    names = ["strength", *trees]
+    for leaf, *values in zip(leaves, *per_leaf, strict=True):
+        dtype = _compute_dtype(leaf)
+        leaf = jnp.asarray(leaf, dtype)
+        axes = axes_of(leaf)
+        yield (
+            leaf,
+            axes,
+            *(
+                _broadcast_to_groups(n, v, leaf.shape, axes, dtype)
+                for n, v in zip(names, values, strict=True)
+            ),
+        )
+
+
+def _all_axes(leaf: jax.Array) -> tuple[int, ...]:
+    return tuple(range(leaf.ndim))
+
+
+def _no_axes(leaf: jax.Array) -> tuple[int, ...]:
+    return ()
+
+
+def _matrix_axes(leaf: jax.Array) -> tuple[int, ...]:
+    if leaf.ndim < 2:
+        raise ValueError(
+            f"params: nuclear needs matrix leaves (at least 2 dimensions), got shape {leaf.shape}"
+        )
+    return (leaf.ndim - 2, leaf.ndim - 1)
+
+
+def _sum_over_leaves(leaf_value: Callable, params, strength, axes_of=_no_axes) -> jax.Array:
+    """Sums ``leaf_value(leaf, axes, strength)`` over the leaves of ``params``."""
+    leaves = jax.tree.leaves(params)
+    out_dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
+    values = [
+        jnp.sum(leaf_value(leaf, axes, s))
+        for leaf, axes, s in _leaf_arguments(params, strength, axes_of)
+    ]
+    if not values:
+        return jnp.zeros((), out_dtype)
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total.astype(out_dtype)
+
+
+def _check_l1_ratio(l1_ratio) -> None:
+    _check("l1_ratio", l1_ratio, lambda r: (r >= 0) & (r <= 1), "in [0, 1]")
+
+
+def _check_gamma(gamma) -> None:
+    _check("gamma", gamma, lambda g: np.isfinite(g) & (g > 1), "finite and > 1")
+
+
+def _check_a(a) -> None:
+    _check("a", a, lambda a: np.isfinite(a) & (a > 2), "finite and > 2")
+
+
+# --------------------------------------------------------------------------------------------
+# Penalties.
+
+
+def l1(params, strength) -> jax.Array:
+    r"""L1 penalty (lasso).
+
+    .. math:: P(w) = s \sum_i |w_i|
+
+    Args:
+      params: a pytree of floating-point arrays.
+      strength: non-negative scalar, array or pytree prefix of ``params``.
+
+    Returns:
+      A scalar in the dtype of ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jreg import penalties
+      >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array(3.0)}
+      >>> print(penalties.l1(params, {"w": 0.5, "b": 0.0}))
+      1.5
+    """
+    return _sum_over_leaves(lambda w, _, s: s * jnp.abs(w), params, strength, _no_axes)
+
+
+def l2(params, strength) -> jax.Array:
+    r"""Squared L2 penalty (ridge, weight decay).
+
+    .. math:: P(w) = \frac{s}{2} \sum_i w_i^2
+
+    Its gradient ``s * w`` is ``optax.add_decayed_weights(s)`` and PyTorch's ``weight_decay=s``.
+
+    Args:
+      params: a pytree of floating-point arrays.
+      strength: non-negative scalar, array or pytree prefix of ``params``.
+
+    Returns:
+      A scalar in the dtype of ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jreg import penalties
+      >>> print(penalties.l2(jnp.array([1.0, -2.0]), 0.5))
+      1.25
+    """
+    return _sum_over_leaves(lambda w, _, s: s / 2 * w**2, params, strength, _no_axes)
+
+
+def elastic_net(params, strength, *, l1_ratio=0.5) -> jax.Array:
+    r"""Elastic-net penalty, scikit-learn's and glmnet's parametrization.
+
+    .. math:: P(w) = s \Big(\rho \sum_i |w_i| + \frac{1 - \rho}{2} \sum_i w_i^2\Big),
+       \qquad \rho = \text{l1\_ratio} \in [0, 1]
+
+    Args:
+      params: a pytree of floating-point arrays.
+      strength: non-negative scalar, array or pytree prefix of ``params`` (sklearn's ``alpha``).
+      l1_ratio: the mixing :math:`\rho`; 1 is the lasso, 0 is ridge.
+
+    Returns:
+      A scalar in the dtype of ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jreg import penalties
+      >>> print(penalties.elastic_net(jnp.array([1.0, -2.0]), 1.0, l1_ratio=0.5))
+      2.75
+    """
+    _check_l1_ratio(l1_ratio)
+
+    def leaf_value(w, _, s):
+        rho = jnp.asarray(l1_ratio, w.dtype)
+        return s * (rho * jnp.abs(w) + (1 - rho) / 2 * w**2)
+
+    return _sum_over_leaves(leaf_value, params, strength, _no_axes)
+
+
+def group_lasso(params, strength, *, axis=None) -> jax.Array:
+    r"""Group lasso: the sum of the Euclidean norms of groups.
+
+    .. math:: P(w) = \sum_g s_g \|w_g\|_2
+
+    With ``axis=None`` each leaf is one group. With ``axis=k`` (an int or a tuple, numpy's
+    meaning) the norm is taken over axis ``k``, so every remaining index is a group: for a
+    ``(p, m)`` weight matrix, ``axis=1`` makes each row (an input feature) a group. ``strength``
+    broadcasts to the groups, i.e. to the leaf's shape with ``axis`` removed (as size 1).
+
+    Args:
+      params: a pytree of floating-point arrays.
+      strength: non-negative scalar, array or pytree prefix of ``params``.
+      axis: the axes each norm is taken over; ``None`` for the whole leaf.
+
+    Returns:
+      A scalar in the dtype of ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jreg import penalties
+      >>> w = jnp.array([[3.0, 4.0], [0.0, 1.0]])
+      >>> print(penalties.group_lasso(w, 1.0, axis=1))
+      6.0
+    """
+    return _sum_over_leaves(
+        lambda w, axes, s: s * _safe_norm(w, axes), params, strength, _axes_of(axis)
+    )
+
+
+def l0(params, strength) -> jax.Array:
+    r"""L0 "norm": the number of non-zero entries.
+
+    .. math:: P(w) = s \cdot \#\{i : w_i \neq 0\}
+
+    Its gradient is zero wherever it exists; use it through :func:`jreg.prox.l0`.
+
+    Args:
+      params: a pytree of floating-point arrays.
+      strength: non-negative scalar, array or pytree prefix of ``params``.
+
+    Returns:
+      A scalar in the dtype of ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jreg import penalties
+      >>> print(penalties.l0(jnp.array([0.0, -2.0, 0.5]), 0.5))
+      1.0
+    """
+    return _sum_over_leaves(lambda w, _, s: s * (w != 0).astype(w.dtype), params, strength)
+
+
+def linf(params, strength) -> jax.Array:
+    r"""L-infinity norm of each leaf, summed over leaves.
+
+    .. math:: P(w) = s \max_i |w_i|
+
+    ``strength`` gives one value per leaf (a per-leaf pytree, not per-coordinate weights).
+
+    Args:
+      params: a pytree of floating-point arrays.
+      strength: non-negative scalar, or pytree prefix of ``params`` with one scalar per leaf.
+
+    Returns:
+      A scalar in the dtype of ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jreg import penalties
+      >>> print(penalties.linf(jnp.array([1.0, -3.0, 2.0]), 0.5))
+      1.5
+    """
+    return _sum_over_leaves(
+        lambda w, axes, s: s * jnp.max(jnp.abs(w), axis=axes, keepdims=True, initial=0),
+        params,
+        strength,
+        _all_axes,
+    )
+
+
+def nuclear(params, strength) -> jax.Array:
+    r"""Nuclear (trace) norm: the sum of singular values of each matrix.
+
+    .. math:: P(W) = s \sum_i \sigma_i(W)
+
+    Leaves must have at least two dimensions; the last two are the matrix and any leading axes
+    are a batch of matrices (``strength`` broadcasts to that batch).
+
+    Args:
+      params: a pytree of floating-point arrays, each at least 2-D.
+      strength: non-negative scalar, array or pytree prefix of ``params``.
+
+    Returns:
+      A scalar in the dtype of ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jreg import penalties
+      >>> print(penalties.nuclear(jnp.diag(jnp.array([3.0, -1.0])), 2.0))
+      8.0
+    """
+
+    def leaf_value(w, _, s):
+        return s[..., 0, 0] * jnp.sum(jnp.linalg.svd(w, compute_uv=False), axis=-1)
+
+    return _sum_over_leaves(leaf_value, params, strength, _matrix_axes)
+
+
+def mcp(params, strength, *, gamma=3.0) -> jax.Array:
+    r"""Minimax concave penalty (Zhang, 2010).
+
+    .. math::
+       P(w) = \sum_i \begin{cases}
+         s|w_i| - \frac{w_i^2}{2\gamma} & |w_i| \le \gamma s \\
+         \frac{\gamma s^2}{2} & |w_i| > \gamma s
+       \end{cases}
+
+    It equals the lasso near zero and is constant beyond :math:`\gamma s`, so large
+    coefficients are not shrunk.
+
+    Args:
+      params: a pytree of floating-point arrays.
+      strength: :math:`s`, non-negative scalar, array or pytree prefix of ``params``.
+      gamma: concavity :math:`\gamma > 1`.
+
+    Returns:
+      A scalar in the dtype of ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jreg import penalties
+      >>> print(penalties.mcp(jnp.array([1.0, 10.0]), 1.0, gamma=4.0))
+      2.875
+    """
+    _check_gamma(gamma)
+
+    return _sum_over_leaves(
+        lambda w, _, s: _mcp_value(jnp.abs(w), s, jnp.asarray(gamma, w.dtype)), params, strength
+    )
+
+
+def scad(params, strength, *, a=3.7) -> jax.Array:
+    r"""Smoothly clipped absolute deviation (Fan and Li, 2001).
+
+    .. math::
+       P(w) = \sum_i \begin{cases}
+         s|w_i| & |w_i| \le s \\
+         \frac{2 a s |w_i| - w_i^2 - s^2}{2(a - 1)} & s < |w_i| \le a s \\
+         \frac{(a + 1) s^2}{2} & |w_i| > a s
+       \end{cases}
+
+    Args:
+      params: a pytree of floating-point arrays.
+      strength: :math:`s`, non-negative scalar, array or pytree prefix of ``params``.
+      a: shape parameter :math:`a > 2`.
+
+    Returns:
+      A scalar in the dtype of ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jreg import penalties
+      >>> print(penalties.scad(jnp.array([0.5, 2.0, 10.0]), 1.0, a=3.0))
+      4.25
+    """
+    _check_a(a)
+
+    return _sum_over_leaves(
+        lambda w, _, s: _scad_value(jnp.abs(w), s, jnp.asarray(a, w.dtype)), params, strength
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared with jreg.prox.
+
+
+def _axes_of(axis) -> Callable[[jax.Array], tuple[int, ...]]:
+    """The reduced axes of ``group_lasso`` for a leaf, from its ``axis`` option."""
+    return lambda leaf: _normalize_axis(axis, leaf.ndim)
+
+
+def _safe_norm(w: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """Euclidean norm over ``axes`` (kept as size 1) with gradient 0 at 0."""
+    kept = w.ndim - len(axes)
+    flat = jnp.moveaxis(w, axes, tuple(range(kept, w.ndim)))
+    flat = flat.reshape(flat.shape[:kept] + (-1,))
+    return optax.safe_norm(flat, 0.0, axis=-1).reshape(_group_shape(w.shape, axes))
+
+
+def _mcp_value(absw: jax.Array, s: jax.Array, gamma: jax.Array) -> jax.Array:
+    """Elementwise MCP of ``|w|``."""
+    return jnp.where(absw <= gamma * s, s * absw - absw**2 / (2 * gamma), gamma * s**2 / 2)
+
+
+def _scad_value(absw: jax.Array, s: jax.Array, a: jax.Array) -> jax.Array:
+    """Elementwise SCAD of ``|w|``."""
+    middle = (2 * a * s * absw - absw**2 - s**2) / (2 * (a - 1))
+    return jnp.where(absw <= s, s * absw, jnp.where(absw <= a * s, middle, (a + 1) * s**2 / 2))

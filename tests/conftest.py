@@ -1,0 +1,16 @@
+"""Strict test configuration: 4 forced CPU devices, x64, rank promotion raises."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+).strip()
+
+import hypothesis  # noqa: E402
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+hypothesis.settings.register_profile("jreg", deadline=None, max_examples=60, print_blob=True)
+hypothesis.settings.load_profile("jreg")
