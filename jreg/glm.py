@@ -1,0 +1,814 @@
+r"""Regularization paths for linear models: :func:`path`, :func:`cross_validate`,
+:func:`stability_selection`.
+
+Objectives are scikit-learn's, so results compare one to one (:math:`a_i` are the sample weights
+normalized to sum to one; without ``sample_weight`` :math:`a_i = 1/n`):
+
+.. math::
+   \text{squared:}\quad & \tfrac12 \textstyle\sum_i a_i (y_i - x_i^\top w - b)^2 + P(w) \\
+   \text{logistic:}\quad & \textstyle\sum_i a_i \log(1 + e^{-y_i (x_i^\top w + b)}) + P(w),
+   \quad y_i \in \{-1, 1\} \text{ (labels } \{0, 1\} \text{ are mapped)}
+
+with :math:`P` = ``jreg.penalties.<penalty>(w, strength * penalty_factor)``; the intercept
+:math:`b` is never penalized. ``strength`` is scikit-learn's ``alpha`` (``Lasso``,
+``ElasticNet``) and glmnet's ``lambda``; ``LogisticRegression(C)`` is ``strength = 1/(n C)``.
+
+Solver: accelerated proximal gradient (FISTA with gradient-based restart) on the Gram matrix when
+the loss is squared and :math:`n \ge p`, on :math:`X` otherwise, warm-started down the path and
+stopped when the duality gap (convex penalties) or the squared gradient mapping
+:math:`\tfrac{L}{2}\|w - \operatorname{prox}(w - \nabla F(w)/L)\|^2` (``mcp``, ``scad``) falls
+below ``tol`` times the objective at :math:`w = 0`. Cross-validation folds and stability-selection
+subsamples are sample weights (0 for held-out rows), so all of them run as one vmapped program.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jreg import penalties, prox
+from jreg.penalties import _check
+
+__all__ = [
+    "CrossValidation",
+    "Path",
+    "StabilitySelection",
+    "cross_validate",
+    "path",
+    "stability_selection",
+    "strength_max",
+]
+
+DATAFITS = ("squared", "logistic")
+PENALTIES = ("l1", "elastic_net", "group_lasso", "mcp", "scad", "l2")
+_RIDGE_L1_RATIO = 1e-3  # glmnet's convention for the top of a ridge path
+
+
+class Path(NamedTuple):
+    """A regularization path, strengths from largest to smallest.
+
+    Attributes:
+      strengths: ``(k,)`` the strengths.
+      coef: ``(k, p)`` coefficients.
+      intercept: ``(k,)`` intercepts (0 when ``fit_intercept=False``).
+      gap: ``(k,)`` duality gap (convex penalties) or squared gradient mapping (``mcp``,
+        ``scad``) at the returned solution, in objective units.
+      n_iter: ``(k,)`` solver iterations spent at each strength.
+    """
+
+    strengths: jax.Array
+    coef: jax.Array
+    intercept: jax.Array
+    gap: jax.Array
+    n_iter: jax.Array
+
+
+class CrossValidation(NamedTuple):
+    """The result of :func:`cross_validate`.
+
+    Attributes:
+      strengths: ``(k,)`` the grid, from largest to smallest.
+      scores: ``(n_folds, k)`` held-out loss (mean squared error, or mean log-loss); lower is
+        better.
+      best_strength: the strength with the lowest mean score.
+      strength_1se: the largest strength whose mean score is within one standard error of the
+        best mean score.
+      path: the :class:`Path` fitted on all the data.
+    """
+
+    strengths: jax.Array
+    scores: jax.Array
+    best_strength: jax.Array
+    strength_1se: jax.Array
+    path: Path
+
+
+class StabilitySelection(NamedTuple):
+    """The result of :func:`stability_selection`.
+
+    Attributes:
+      strengths: ``(k,)`` the grid, from largest to smallest.
+      probabilities: ``(k, p)`` the fraction of subsamples in which each feature is selected
+        (non-zero) at each strength.
+    """
+
+    strengths: jax.Array
+    probabilities: jax.Array
+
+
+# --------------------------------------------------------------------------------------------
+# Input validation.
+
+
+class _Data(NamedTuple):
+    X: jax.Array
+    y: jax.Array  # squared: targets; logistic: labels in {-1, 1}
+    weights: jax.Array  # non-negative, summing to one
+
+
+def _prepare(X, y, sample_weight, datafit: str) -> _Data:
+    """Validates and converts the data; the dtype is X's (at least float32)."""
+    if datafit not in DATAFITS:
+        raise ValueError(f"datafit must be one of {DATAFITS}, got {datafit!r}")
+    X = jnp.asarray(X)
+    dtype = jnp.promote_types(X.dtype, jnp.float32)
+    X = X.astype(dtype)
+    y = jnp.asarray(y, dtype)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
+    n = X.shape[0]
+    if n == 0 or X.shape[1] == 0:
+        raise ValueError(f"X must have at least one sample and one feature, got shape {X.shape}")
+    if y.shape != (n,):
+        raise ValueError(f"y must have shape ({n},) to match X, got {y.shape}")
+    _check("X", X, np.isfinite, "finite (no NaN or inf)")
+    _check("y", y, np.isfinite, "finite (no NaN or inf)")
+    if sample_weight is None:
+        weights = jnp.full(n, 1 / n, dtype)
+    else:
+        weights = jnp.asarray(sample_weight, dtype)
+        if weights.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},), got {weights.shape}")
+        _check("sample_weight", weights, lambda s: np.isfinite(s) & (s >= 0), "finite, >= 0")
+        _check("sample_weight", jnp.sum(weights), lambda s: s > 0, "not all zero")
+        weights = weights / jnp.sum(weights)
+    if datafit == "logistic":
+        y = _signed_labels(y)
+    return _Data(X, y, weights)
+
+
+def _signed_labels(y: jax.Array) -> jax.Array:
+    """Maps labels {0, 1} or {-1, 1} to {-1, 1}; checks both classes are present."""
+    if not isinstance(y, jax.core.Tracer):
+        classes = np.unique(np.asarray(y))
+        if not (set(classes) <= {0.0, 1.0} or set(classes) <= {-1.0, 1.0}):
+            raise ValueError(f"y must hold labels in {{0, 1}} or {{-1, 1}}, got {classes[:5]}")
+        if classes.size < 2:
+            raise ValueError(f"y must hold both classes for logistic, got only {classes}")
+    return jnp.where(y > 0, 1, -1).astype(y.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Datafits. Each returns the loss, its gradient and the datafit part of the dual objective as a
+# function of the scaling kappa of the dual point theta = -kappa * dF/dz.
+
+
+class _Evaluation(NamedTuple):
+    loss: jax.Array
+    grad_w: jax.Array
+    grad_b: jax.Array
+    dual: Callable[[jax.Array], jax.Array]
+
+
+class _Datafit(NamedTuple):
+    evaluate: Callable[[jax.Array, jax.Array], _Evaluation]
+    intercept: Callable[[jax.Array, jax.Array], jax.Array]  # the intercept reported for (w, b)
+    lipschitz: jax.Array
+    value_at_zero: jax.Array
+    grad_at_zero: jax.Array  # gradient in w at w = 0 and the best intercept
+    intercept_at_zero: jax.Array
+    fits_intercept_by_step: bool  # whether b is a variable of the solver (logistic)
+
+
+def _top_eigenvalue(matvec: Callable, size: int, dtype, *, n_iter: int = 64) -> jax.Array:
+    """Upper estimate of the largest eigenvalue of a PSD operator by power iteration."""
+    v = jnp.ones(size, dtype) / np.sqrt(size) + 0.01 * jnp.sin(jnp.arange(size, dtype=dtype))
+
+    def step(v, _):
+        u = matvec(v)
+        return u / jnp.maximum(jnp.linalg.norm(u), jnp.finfo(dtype).tiny), None
+
+    v = jax.lax.scan(step, v / jnp.linalg.norm(v), length=n_iter)[0]
+    return 1.1 * jnp.vdot(v, matvec(v)) + jnp.finfo(dtype).tiny
+
+
+def _squared(data: _Data, *, fit_intercept: bool) -> _Datafit:
+    X, y, a = data
+    n, p = X.shape
+    x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)
+    y_mean = a @ y if fit_intercept else jnp.zeros((), X.dtype)
+    yc = y - y_mean
+    y_sq = a @ yc**2
+    zero = jnp.zeros((), X.dtype)
+
+    if n >= p:  # Gram form: every iteration is a p x p matrix-vector product
+        gram = X.T @ (a[:, None] * X) - jnp.outer(x_mean, x_mean)
+        corr = X.T @ (a * y) - x_mean * y_mean
+
+        def evaluate(w, b):
+            grad = gram @ w - corr
+            r_y = y_sq - corr @ w  # <r, y_c>_a
+            r_r = r_y + grad @ w  # ||r||_a^2 = y_sq - 2 corr.w + w.G.w
+            return _Evaluation(r_r / 2, grad, zero, lambda k: k * r_y - k**2 * r_r / 2)
+
+        lipschitz = _top_eigenvalue(lambda v: gram @ v, p, X.dtype)
+    else:  # X form: two n x p matrix-vector products per iteration
+
+        def evaluate(w, b):
+            r = yc - (X @ w - x_mean @ w)
+            grad = -(X.T @ (a * r))
+            r_y, r_r = a @ (r * yc), a @ r**2
+            return _Evaluation(r_r / 2, grad, zero, lambda k: k * r_y - k**2 * r_r / 2)
+
+        def normal(v):
+            z = X @ v - x_mean @ v
+            return X.T @ (a * z) - x_mean * (a @ z)
+
+        lipschitz = _top_eigenvalue(normal, p, X.dtype)
+    return _Datafit(
+        evaluate=evaluate,
+        intercept=lambda w, b: y_mean - x_mean @ w,
+        lipschitz=lipschitz,
+        value_at_zero=y_sq / 2,
+        grad_at_zero=-(X.T @ (a * yc)),
+        intercept_at_zero=y_mean,
+        fits_intercept_by_step=False,
+    )
+
+
+def _logistic(data: _Data, *, fit_intercept: bool) -> _Datafit:
+    X, y, a = data
+    p = X.shape[1]
+    positive = a @ (y > 0)
+    b0 = jnp.log(positive) - jnp.log1p(-positive) if fit_intercept else jnp.zeros((), X.dtype)
+
+    def evaluate(w, b):
+        margin = y * (X @ w + b)
+        u = jax.nn.sigmoid(-margin)  # in (0, 1); theta_i = a_i y_i u_i
+        grad_z = -a * y * u
+        grad_b = jnp.sum(grad_z) if fit_intercept else jnp.zeros((), X.dtype)
+
+        def dual(kappa):
+            v = kappa * u
+            return -(a @ (jax.scipy.special.xlogy(v, v) + jax.scipy.special.xlog1py(1 - v, -v)))
+
+        return _Evaluation(a @ jnp.logaddexp(0, -margin), X.T @ grad_z, grad_b, dual)
+
+    def normal(v):  # [X 1]^T diag(a) [X 1] on (w, b) stacked
+        z = X @ v[:p] + v[p] * fit_intercept
+        return jnp.concatenate([X.T @ (a * z), (a @ z)[None] * fit_intercept])
+
+    at_zero = evaluate(jnp.zeros(p, X.dtype), b0)
+    return _Datafit(
+        evaluate=evaluate,
+        intercept=lambda w, b: b,
+        lipschitz=_top_eigenvalue(normal, p + 1, X.dtype) / 4,
+        value_at_zero=at_zero.loss,
+        grad_at_zero=at_zero.grad_w,
+        intercept_at_zero=b0,
+        fits_intercept_by_step=fit_intercept,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Penalties: value, prox and the dual pieces, per coordinate strengths lam (p,) = strength * pf.
+
+
+class _Penalty(NamedTuple):
+    value: Callable[[jax.Array, jax.Array], jax.Array]
+    prox: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+    convex: bool
+    dual_scale: Callable[[jax.Array, jax.Array], jax.Array]  # kappa making kappa*v feasible
+    conjugate: Callable[[jax.Array, jax.Array], jax.Array]  # R*(v), finite part
+    zero_threshold: Callable[[jax.Array, jax.Array], jax.Array]  # strength_max from grad at 0
+
+
+def _ratio(numerator, denominator):
+    """``numerator / denominator`` with 0 where the denominator is 0."""
+    positive = denominator > 0
+    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0)
+
+
+def _feasible_scale(v_norms, lam):
+    """Largest kappa <= 1 with kappa * |v_g| <= lam_g for every penalized group."""
+    excess = _ratio(v_norms, lam)
+    return 1 / jnp.maximum(1, jnp.max(excess, initial=0))
+
+
+def _elementwise_penalty(name: str, *, l1_ratio: float, gamma: float, a: float) -> _Penalty:
+    if name == "elastic_net" and l1_ratio == 1:
+        name = "l1"
+    options = {"elastic_net": {"l1_ratio": l1_ratio}, "mcp": {"gamma": gamma}, "scad": {"a": a}}
+    kw = options.get(name, {})
+    value_fn, prox_fn = getattr(penalties, name), getattr(prox, name)
+
+    def zero_threshold(v, lam_factor):
+        scale = {"elastic_net": l1_ratio, "l2": _RIDGE_L1_RATIO}.get(name, 1.0)
+        return jnp.max(_ratio(jnp.abs(v), lam_factor), initial=0) / scale
+
+    if name == "elastic_net":
+
+        def conjugate(v, lam):
+            soft = jnp.maximum(jnp.abs(v) - lam * l1_ratio, 0)
+            return jnp.sum(_ratio(soft**2, 2 * lam * (1 - l1_ratio)))
+
+        dual_scale = lambda v, lam: jnp.ones((), v.dtype)  # noqa: E731
+    elif name == "l2":
+        conjugate = lambda v, lam: jnp.sum(_ratio(v**2, 2 * lam))  # noqa: E731
+        dual_scale = lambda v, lam: jnp.ones((), v.dtype)  # noqa: E731
+    else:  # l1 (and the non-convex ones, whose dual pieces are unused)
+        conjugate = lambda v, lam: jnp.zeros((), v.dtype)  # noqa: E731
+        dual_scale = lambda v, lam: _feasible_scale(jnp.abs(v), lam)  # noqa: E731
+    return _Penalty(
+        value=lambda w, lam: value_fn(w, lam, **kw),
+        prox=lambda w, lam, step: prox_fn(w, lam, scaling=step, **kw),
+        convex=name not in ("mcp", "scad"),
+        dual_scale=dual_scale,
+        conjugate=conjugate,
+        zero_threshold=zero_threshold,
+    )
+
+
+def _group_penalty(groups, group_weights, p: int) -> tuple[_Penalty, np.ndarray]:
+    """The group lasso on a padded ``(n_groups, max_size)`` index; returns it and the weights."""
+    groups = np.asarray(groups)
+    if groups.shape != (p,) or not np.issubdtype(groups.dtype, np.integer):
+        raise ValueError(f"groups must be an int array of shape ({p},), got {groups!r}")
+    ids, sizes = np.unique(groups, return_counts=True)
+    index = np.full((ids.size, sizes.max()), p)  # p points at a padding zero
+    for row, gid in enumerate(ids):
+        members = np.flatnonzero(groups == gid)
+        index[row, : members.size] = members
+    if group_weights is None:
+        group_weights = np.sqrt(sizes)
+    group_weights = np.asarray(group_weights, float)
+    if group_weights.shape != ids.shape:
+        raise ValueError(
+            f"group_weights must have one weight per group ({ids.size}), got {group_weights.shape}"
+        )
+    _check("group_weights", group_weights, lambda g: np.isfinite(g) & (g >= 0), "finite, >= 0")
+
+    def gather(w):
+        return jnp.append(w, 0)[index]
+
+    def scatter(w_groups):
+        return jnp.zeros(p + 1, w_groups.dtype).at[index].set(w_groups)[:p]
+
+    def norms(v):
+        return jnp.linalg.norm(gather(v), axis=1)
+
+    penalty = _Penalty(
+        value=lambda w, lam: penalties.group_lasso(gather(w), lam, axis=1),
+        prox=lambda w, lam, step: scatter(prox.group_lasso(gather(w), lam, scaling=step, axis=1)),
+        convex=True,
+        dual_scale=lambda v, lam: _feasible_scale(norms(v), lam),
+        conjugate=lambda v, lam: jnp.zeros((), v.dtype),
+        zero_threshold=lambda v, lam_factor: jnp.max(_ratio(norms(v), lam_factor), initial=0),
+    )
+    return penalty, group_weights
+
+
+class _Config(NamedTuple):
+    """Static configuration of one path computation (hashable, a jit static argument)."""
+
+    datafit: str
+    penalty: str
+    fit_intercept: bool
+    tol: float
+    max_iter: int
+    l1_ratio: float
+    gamma: float
+    a: float
+    groups: tuple | None
+    group_weights: tuple | None
+
+
+def _make_penalty(config: _Config, p: int, dtype):
+    """The penalty and its per-coordinate (or per-group) strength factors."""
+    if config.penalty == "group_lasso":
+        penalty, weights = _group_penalty(config.groups, config.group_weights, p)
+        return penalty, jnp.asarray(weights, dtype)
+    penalty = _elementwise_penalty(
+        config.penalty, l1_ratio=config.l1_ratio, gamma=config.gamma, a=config.a
+    )
+    return penalty, None
+
+
+# --------------------------------------------------------------------------------------------
+# The solver.
+
+_CHECK_EVERY = 10  # FISTA iterations between two gap evaluations
+
+
+class _Iterate(NamedTuple):
+    w: jax.Array
+    b: jax.Array
+    w_prev: jax.Array
+    b_prev: jax.Array
+    momentum: jax.Array
+    n_iter: jax.Array
+    gap: jax.Array
+
+
+def _gap(datafit: _Datafit, penalty: _Penalty, w, b, lam) -> jax.Array:
+    """Duality gap (convex) or squared gradient mapping (non-convex) at ``(w, b)``."""
+    evaluation = datafit.evaluate(w, b)
+    if penalty.convex:
+        v = -evaluation.grad_w
+        kappa = penalty.dual_scale(v, lam)
+        primal = evaluation.loss + penalty.value(w, lam)
+        dual = evaluation.dual(kappa) - penalty.conjugate(kappa * v, lam)
+        return jnp.maximum(primal - dual, 0)
+    step = 1 / datafit.lipschitz
+    mapped = penalty.prox(w - step * evaluation.grad_w, lam, step)
+    return (jnp.sum((w - mapped) ** 2) + (step * evaluation.grad_b) ** 2) / (2 * step)
+
+
+def _solve(datafit: _Datafit, penalty: _Penalty, lam, w, b, config: _Config) -> _Iterate:
+    """FISTA with gradient restart from ``(w, b)`` until the gap reaches the tolerance."""
+    step = 1 / datafit.lipschitz
+    target = config.tol * datafit.value_at_zero
+
+    def fista_step(_, it: _Iterate) -> _Iterate:
+        momentum = (1 + jnp.sqrt(1 + 4 * it.momentum**2)) / 2
+        beta = (it.momentum - 1) / momentum
+        w_ex = it.w + beta * (it.w - it.w_prev)
+        b_ex = it.b + beta * (it.b - it.b_prev)
+        evaluation = datafit.evaluate(w_ex, b_ex)
+        w_new = penalty.prox(w_ex - step * evaluation.grad_w, lam, step)
+        b_new = b_ex - step * evaluation.grad_b
+        restart = jnp.vdot(w_ex - w_new, w_new - it.w) + (b_ex - b_new) * (b_new - it.b) > 0
+        momentum = jnp.where(restart, 1.0, momentum)
+        return _Iterate(w_new, b_new, it.w, it.b, momentum.astype(it.momentum.dtype),
+                        it.n_iter + 1, it.gap)  # fmt: skip
+
+    def block(it: _Iterate) -> _Iterate:
+        it = jax.lax.fori_loop(0, _CHECK_EVERY, fista_step, it)
+        return it._replace(gap=_gap(datafit, penalty, it.w, it.b, lam))
+
+    def not_done(it: _Iterate):
+        return (it.gap > target) & (it.n_iter < config.max_iter)
+
+    one = jnp.ones((), w.dtype)
+    start = _Iterate(w, b, w, b, one, jnp.zeros((), jnp.int32), _gap(datafit, penalty, w, b, lam))
+    return jax.lax.while_loop(not_done, block, start)
+
+
+def _datafit(data: _Data, config: _Config) -> _Datafit:
+    make = _squared if config.datafit == "squared" else _logistic
+    return make(data, fit_intercept=config.fit_intercept)
+
+
+def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Path:
+    """The path for one data set (weights included); vmapped over folds and subsamples."""
+    datafit = _datafit(data, config)
+    p = data.X.shape[1]
+    penalty, group_factor = _make_penalty(config, p, data.X.dtype)
+    factor = penalty_factor if group_factor is None else group_factor
+
+    def at_strength(carry, strength):
+        w, b = carry
+        it = _solve(datafit, penalty, strength * factor, w, b, config)
+        out = (it.w, datafit.intercept(it.w, it.b), it.gap, it.n_iter)
+        return (it.w, it.b), out
+
+    init = (jnp.zeros(p, data.X.dtype), datafit.intercept_at_zero)
+    _, (coef, intercept, gap, n_iter) = jax.lax.scan(at_strength, init, strengths)
+    return Path(strengths, coef, intercept, gap, n_iter)
+
+
+def _strength_max_arrays(data: _Data, penalty_factor, config: _Config) -> jax.Array:
+    datafit = _datafit(data, config)
+    penalty, group_factor = _make_penalty(config, data.X.shape[1], data.X.dtype)
+    factor = penalty_factor if group_factor is None else group_factor
+    return penalty.zero_threshold(datafit.grad_at_zero, factor)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API.
+
+
+def _config(
+    *, datafit, penalty, fit_intercept, tol, max_iter, l1_ratio, gamma, a, groups, group_weights
+) -> _Config:
+    if penalty not in PENALTIES:
+        raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")
+    penalties._check_l1_ratio(l1_ratio)
+    penalties._check_gamma(gamma)
+    penalties._check_a(a)
+    if penalty == "elastic_net" and l1_ratio == 0:
+        raise ValueError("l1_ratio=0 is ridge: use penalty='l2'")
+    _check("tol", tol, lambda t: np.isfinite(t) & (t > 0), "finite and > 0")
+    if not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    if (penalty == "group_lasso") != (groups is not None):
+        raise ValueError("groups must be given exactly when penalty='group_lasso'")
+    as_tuple = lambda x: None if x is None else tuple(np.asarray(x).tolist())  # noqa: E731
+    return _Config(
+        datafit, penalty, bool(fit_intercept), float(tol), max_iter, float(l1_ratio),
+        float(gamma), float(a), as_tuple(groups), as_tuple(group_weights),
+    )  # fmt: skip
+
+
+def _penalty_factor(penalty_factor, config: _Config, p: int, dtype) -> jax.Array:
+    if penalty_factor is None:
+        return jnp.ones(p, dtype)
+    if config.penalty == "group_lasso":
+        raise ValueError("penalty_factor does not apply to group_lasso: use group_weights")
+    factor = jnp.asarray(penalty_factor, dtype)
+    if factor.shape != (p,):
+        raise ValueError(f"penalty_factor must have shape ({p},), got {factor.shape}")
+    _check("penalty_factor", factor, lambda f: np.isfinite(f) & (f >= 0), "finite and >= 0")
+    return factor
+
+
+_path_jit = jax.jit(_path_arrays, static_argnames="config")
+_strength_max_jit = jax.jit(_strength_max_arrays, static_argnames="config")
+
+
+def _grid(data, factor, config, strengths, n_strengths, strength_min_ratio) -> jax.Array:
+    """The strengths to fit, from largest to smallest (glmnet's default grid if not given)."""
+    if strengths is not None:
+        strengths = jnp.asarray(strengths, data.X.dtype)
+        if strengths.ndim != 1 or strengths.size == 0:
+            raise ValueError(
+                f"strengths must be a non-empty 1-D array, got shape {strengths.shape}"
+            )
+        _check("strengths", strengths, lambda s: np.isfinite(s) & (s >= 0), "finite and >= 0")
+        return -jnp.sort(-strengths)
+    if not isinstance(n_strengths, int) or n_strengths < 1:
+        raise ValueError(f"n_strengths must be a positive int, got {n_strengths!r}")
+    if strength_min_ratio is None:
+        n, p = data.X.shape
+        strength_min_ratio = 1e-3 if n >= p else 1e-2
+    _check("strength_min_ratio", strength_min_ratio, lambda r: (r > 0) & (r < 1), "in (0, 1)")
+    top = _strength_max_jit(data, factor, config=config)
+    return top * jnp.logspace(0, np.log10(strength_min_ratio), n_strengths, dtype=data.X.dtype)
+
+
+def _setup(X, y, sample_weight, penalty_factor, **config_kw):
+    config = _config(**config_kw)
+    data = _prepare(X, y, sample_weight, config.datafit)
+    factor = _penalty_factor(penalty_factor, config, data.X.shape[1], data.X.dtype)
+    return data, factor, config
+
+
+def _setup_path(
+    X,
+    y,
+    *,
+    datafit="squared",
+    penalty="l1",
+    strengths=None,
+    n_strengths=100,
+    strength_min_ratio=None,
+    l1_ratio=1.0,
+    fit_intercept=True,
+    tol=1e-6,
+    max_iter=10_000,
+    sample_weight=None,
+    penalty_factor=None,
+    groups=None,
+    group_weights=None,
+    gamma=3.0,
+    a=3.7,
+):
+    """Validated data, penalty factors, static config and grid of a path (see :func:`path`)."""
+    data, factor, config = _setup(
+        X, y, sample_weight, penalty_factor, datafit=datafit, penalty=penalty,
+        fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, l1_ratio=l1_ratio, gamma=gamma,
+        a=a, groups=groups, group_weights=group_weights,
+    )  # fmt: skip
+    grid = _grid(data, factor, config, strengths, n_strengths, strength_min_ratio)
+    return data, factor, config, grid
+
+
+def strength_max(
+    X,
+    y,
+    *,
+    datafit="squared",
+    penalty="l1",
+    l1_ratio=1.0,
+    fit_intercept=True,
+    sample_weight=None,
+    penalty_factor=None,
+    groups=None,
+    group_weights=None,
+) -> jax.Array:
+    r"""The smallest strength whose solution is all zeros.
+
+    For the lasso :math:`\max_j |\nabla_j F(0)| / \text{pf}_j` (:math:`F` the datafit with its
+    best intercept, pf the penalty factors); divided by ``l1_ratio`` for the elastic net; group
+    norms over group weights for the group lasso; the same as the lasso for ``mcp`` and ``scad``
+    (their slope at 0 is the strength). Ridge has no such strength; for ``l2`` this returns
+    glmnet's convention, the elastic-net value at ``l1_ratio = 1e-3``.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jreg import glm
+      >>> X, y = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]), np.array([1.0, 0.0, -1.0])
+      >>> print(glm.strength_max(X, y))
+      0.6666...
+    """
+    data, factor, config = _setup(
+        X, y, sample_weight, penalty_factor, datafit=datafit, penalty=penalty,
+        fit_intercept=fit_intercept, tol=1e-6, max_iter=1, l1_ratio=l1_ratio, gamma=3.0, a=3.7,
+        groups=groups, group_weights=group_weights,
+    )  # fmt: skip
+    return _strength_max_jit(data, factor, config=config)
+
+
+def path(
+    X,
+    y,
+    *,
+    datafit="squared",
+    penalty="l1",
+    strengths=None,
+    n_strengths=100,
+    strength_min_ratio=None,
+    l1_ratio=1.0,
+    fit_intercept=True,
+    tol=1e-6,
+    max_iter=10_000,
+    sample_weight=None,
+    penalty_factor=None,
+    groups=None,
+    group_weights=None,
+    gamma=3.0,
+    a=3.7,
+) -> Path:
+    r"""Regularization path of a penalized linear model, warm-started from large strengths.
+
+    Minimizes, for each strength :math:`s`, ``datafit(X w + b, y) + P(w; s * penalty_factor)``
+    (see the module docstring), until the duality gap (or, for ``mcp``/``scad``, the squared
+    gradient mapping) is at most ``tol`` times the objective at :math:`w = 0`.
+
+    Args:
+      X: ``(n, p)`` features, numpy or jax, float32 or float64.
+      y: ``(n,)`` targets (squared) or labels in {0, 1} or {-1, 1} (logistic).
+      datafit: ``"squared"`` or ``"logistic"``.
+      penalty: one of ``"l1"``, ``"elastic_net"``, ``"group_lasso"``, ``"mcp"``, ``"scad"``,
+        ``"l2"``.
+      strengths: the grid; default: ``n_strengths`` log-spaced from :func:`strength_max` down
+        to ``strength_min_ratio`` times it (glmnet's grid). Fitted from largest to smallest.
+      n_strengths: size of the default grid.
+      strength_min_ratio: bottom of the default grid; 1e-3 when ``n >= p``, else 1e-2.
+      l1_ratio: elastic-net mixing (scikit-learn's ``l1_ratio``, glmnet's ``alpha``).
+      fit_intercept: fit an unpenalized intercept.
+      tol: stopping tolerance, relative to the objective at :math:`w = 0`.
+      max_iter: the most solver iterations per strength.
+      sample_weight: ``(n,)`` non-negative weights (normalized to sum to one).
+      penalty_factor: ``(p,)`` non-negative per-feature factors (glmnet's ``penalty.factor``);
+        0 leaves a feature unpenalized.
+      groups: ``(p,)`` int group ids, for ``penalty="group_lasso"``.
+      group_weights: one weight per group (sorted by id); default :math:`\sqrt{\text{size}}`.
+      gamma: MCP concavity (> 1).
+      a: SCAD shape (> 2).
+
+    Returns:
+      A :class:`Path`.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jreg import glm
+      >>> rng = np.random.default_rng(0)
+      >>> X = rng.standard_normal((50, 5))
+      >>> y = X @ np.array([2.0, 0, 0, -1.0, 0]) + 0.1 * rng.standard_normal(50)
+      >>> fit = glm.path(X, y, n_strengths=20)
+      >>> fit.coef.shape
+      (20, 5)
+      >>> n_selected = (fit.coef != 0).sum(axis=1)
+      >>> int(n_selected[0]), int(n_selected[10]), int(n_selected[-1])
+      (0, 2, 5)
+    """
+    data, factor, config, grid = _setup_path(
+        X, y, datafit=datafit, penalty=penalty, strengths=strengths, n_strengths=n_strengths,
+        strength_min_ratio=strength_min_ratio, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
+        tol=tol, max_iter=max_iter, sample_weight=sample_weight, penalty_factor=penalty_factor,
+        groups=groups, group_weights=group_weights, gamma=gamma, a=a,
+    )  # fmt: skip
+    return _path_jit(data, grid, factor, config=config)
+
+
+def _batched_paths(data: _Data, weights, grid, factor, config: _Config) -> Path:
+    """Paths for a batch of sample weights ``(B, n)``, one vmapped program."""
+    weights = weights / jnp.sum(weights, axis=1, keepdims=True)
+    return jax.vmap(lambda a: _path_arrays(data._replace(weights=a), grid, factor, config))(weights)
+
+
+_batched_paths_jit = jax.jit(_batched_paths, static_argnames="config")
+
+
+def _strata(data: _Data, config: _Config) -> list[np.ndarray]:
+    """Row indices per class for logistic (so every fold and subsample keeps both), else all."""
+    rows = np.flatnonzero(np.asarray(data.weights) > 0)
+    if config.datafit == "squared":
+        return [rows]
+    labels = np.asarray(data.y)[rows]
+    return [rows[labels < 0], rows[labels > 0]]
+
+
+def _held_out_loss(data: _Data, fit: Path, held_out, config: _Config) -> jax.Array:
+    """Weighted mean held-out loss ``(B, k)`` of a batch of paths; ``held_out`` is ``(B, n)``."""
+    z = jnp.einsum("np,bkp->bnk", data.X, fit.coef) + fit.intercept[:, None, :]
+    y = data.y[None, :, None]
+    loss = (y - z) ** 2 if config.datafit == "squared" else jnp.logaddexp(0, -y * z)
+    return jnp.einsum("bn,bnk->bk", held_out, loss) / jnp.sum(held_out, axis=1)[:, None]
+
+
+def cross_validate(X, y, *, n_folds=5, seed=0, **path_kwargs) -> CrossValidation:
+    r"""K-fold cross-validated path: all folds and the full-data path in one vmapped program.
+
+    The grid is computed on all the data (as scikit-learn's ``LassoCV`` and glmnet do); each
+    fold's model is the path fitted with that fold's rows held out (weight 0). For logistic
+    the folds are stratified by class.
+
+    Args:
+      X: ``(n, p)`` features.
+      y: ``(n,)`` targets or labels.
+      n_folds: number of folds (>= 2).
+      seed: seed of the random assignment of rows to folds.
+      **path_kwargs: any keyword of :func:`path` (``datafit``, ``penalty``, ``strengths``, ...).
+
+    Returns:
+      A :class:`CrossValidation` with ``scores (n_folds, k)`` the held-out mean squared error
+      (squared) or mean log-loss (logistic), ``best_strength``, ``strength_1se`` and ``path``.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jreg import glm
+      >>> rng = np.random.default_rng(0)
+      >>> X = rng.standard_normal((100, 8))
+      >>> y = X[:, 0] - 2 * X[:, 1] + 0.5 * rng.standard_normal(100)
+      >>> cv = glm.cross_validate(X, y, n_folds=5, n_strengths=30)
+      >>> cv.scores.shape
+      (5, 30)
+      >>> bool(cv.strength_1se >= cv.best_strength)
+      True
+    """
+    data, factor, config, grid = _setup_path(X, y, **path_kwargs)
+    if not isinstance(n_folds, int) or not 2 <= n_folds <= data.X.shape[0]:
+        raise ValueError(f"n_folds must be an int in [2, n_samples], got {n_folds!r}")
+    rng = np.random.default_rng(seed)
+    fold = np.full(data.X.shape[0], -1)
+    for rows in _strata(data, config):
+        fold[rng.permutation(rows)] = np.arange(rows.size) % n_folds
+    held_out = jnp.asarray(fold[None, :] == np.arange(n_folds)[:, None], data.X.dtype)
+    weights = data.weights[None, :] * (1 - held_out)
+    batch = _batched_paths_jit(
+        data, jnp.concatenate([weights, data.weights[None]]), grid, factor, config=config
+    )
+    folds = jax.tree.map(lambda x: x[:n_folds], batch)
+    scores = _held_out_loss(data, folds, held_out * data.weights[None, :], config)
+    mean = jnp.mean(scores, axis=0)
+    best = jnp.argmin(mean)
+    standard_error = jnp.std(scores[:, best], ddof=1) / np.sqrt(n_folds)
+    within = mean <= mean[best] + standard_error
+    return CrossValidation(
+        strengths=grid,
+        scores=scores,
+        best_strength=grid[best],
+        strength_1se=jnp.max(jnp.where(within, grid, -jnp.inf)),
+        path=jax.tree.map(lambda x: x[n_folds], batch),
+    )
+
+
+def stability_selection(
+    X, y, *, n_subsamples=100, fraction=0.5, seed=0, **path_kwargs
+) -> StabilitySelection:
+    r"""Stability selection (Meinshausen and Buhlmann, 2010), all subsamples in one program.
+
+    Fits the path on ``n_subsamples`` random subsamples of ``fraction * n`` rows (without
+    replacement; stratified by class for logistic) and returns, per strength and feature, the
+    fraction of subsamples in which the feature is selected (non-zero).
+
+    Args:
+      X: ``(n, p)`` features.
+      y: ``(n,)`` targets or labels.
+      n_subsamples: number of subsamples.
+      fraction: fraction of the rows in each subsample, in (0, 1].
+      seed: seed of the subsampling.
+      **path_kwargs: any keyword of :func:`path`.
+
+    Returns:
+      A :class:`StabilitySelection` with ``probabilities (k, p)``.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jreg import glm
+      >>> rng = np.random.default_rng(0)
+      >>> X = rng.standard_normal((100, 8))
+      >>> y = 3 * X[:, 0] + 0.5 * rng.standard_normal(100)
+      >>> result = glm.stability_selection(X, y, n_subsamples=20, n_strengths=10)
+      >>> result.probabilities.shape
+      (10, 8)
+      >>> float(result.probabilities[5, 0])
+      1.0
+    """
+    data, factor, config, grid = _setup_path(X, y, **path_kwargs)
+    if not isinstance(n_subsamples, int) or n_subsamples < 1:
+        raise ValueError(f"n_subsamples must be a positive int, got {n_subsamples!r}")
+    _check("fraction", fraction, lambda f: (f > 0) & (f <= 1), "in (0, 1]")
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((n_subsamples, data.X.shape[0]))
+    for rows in _strata(data, config):
+        size = max(1, int(round(fraction * rows.size)))
+        for subsample in mask:
+            subsample[rng.choice(rows, size, replace=False)] = 1
+    weights = data.weights[None, :] * jnp.asarray(mask, data.X.dtype)
+    batch = _batched_paths_jit(data, weights, grid, factor, config=config)
+    return StabilitySelection(grid, jnp.mean(batch.coef != 0, axis=0))
