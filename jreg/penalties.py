@@ -26,7 +26,8 @@ groups (``group_lasso``, ``linf``, ``nuclear``) a strength array broadcasts to t
 leaf: the leaf's shape with the reduced axes removed.
 
 Values are computed in at least float32 and returned in the dtype of the parameters. Gradients
-are finite everywhere, zero included (subgradient 0 at 0 for the norms).
+are finite everywhere; at 0 the gradient of the L1-type terms is the subgradient 0
+(``strength * sign(w)``, as PyTorch's and optax's L1 conventions).
 """
 
 from collections.abc import Callable, Sequence
@@ -62,7 +63,7 @@ def _check(name: str, value, ok: Callable[[np.ndarray], np.ndarray], requirement
         if isinstance(leaf, jax.core.Tracer):
             continue
         array = np.asarray(leaf)
-        if not np.issubdtype(array.dtype, np.number) and array.dtype != np.bool_:
+        if not jnp.issubdtype(array.dtype, jnp.number) and array.dtype != np.bool_:
             raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
         with np.errstate(invalid="ignore"):
             if not np.all(ok(array.astype(np.float64))):
@@ -114,8 +115,8 @@ def _normalize_axis(axis, ndim: int) -> tuple[int, ...]:
     """numpy's meaning of ``axis`` (None: every axis) as a tuple of non-negative ints."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    if not all(isinstance(a, int) for a in axes):
+    axes = (axis,) if isinstance(axis, int) else axis
+    if not isinstance(axes, Sequence) or not all(isinstance(a, int) for a in axes):
         raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
     for a in axes:
         if not -ndim <= a < ndim:
@@ -190,6 +191,11 @@ def _sum_over_leaves(leaf_value: Callable, params, strength, axes_of=_no_axes) -
     return total.astype(out_dtype)
 
 
+def _magnitude(w: jax.Array) -> jax.Array:
+    """``|w|`` whose derivative is ``sign(w)``, 0 at 0 (``jnp.abs`` differentiates to 1 there)."""
+    return jnp.sign(w) * w
+
+
 def _check_l1_ratio(l1_ratio) -> None:
     _check("l1_ratio", l1_ratio, lambda r: (r >= 0) & (r <= 1), "in [0, 1]")
 
@@ -225,7 +231,7 @@ def l1(params, strength) -> jax.Array:
       >>> print(penalties.l1(params, {"w": 0.5, "b": 0.0}))
       1.5
     """
-    return _sum_over_leaves(lambda w, _, s: s * jnp.abs(w), params, strength, _no_axes)
+    return _sum_over_leaves(lambda w, _, s: s * _magnitude(w), params, strength, _no_axes)
 
 
 def l2(params, strength) -> jax.Array:
@@ -275,7 +281,7 @@ def elastic_net(params, strength, *, l1_ratio=0.5) -> jax.Array:
 
     def leaf_value(w, _, s):
         rho = jnp.asarray(l1_ratio, w.dtype)
-        return s * (rho * jnp.abs(w) + (1 - rho) / 2 * w**2)
+        return s * (rho * _magnitude(w) + (1 - rho) / 2 * w**2)
 
     return _sum_over_leaves(leaf_value, params, strength, _no_axes)
 
@@ -354,7 +360,7 @@ def linf(params, strength) -> jax.Array:
       1.5
     """
     return _sum_over_leaves(
-        lambda w, axes, s: s * jnp.max(jnp.abs(w), axis=axes, keepdims=True, initial=0),
+        lambda w, axes, s: s * jnp.max(_magnitude(w), axis=axes, keepdims=True, initial=0),
         params,
         strength,
         _all_axes,
@@ -418,7 +424,7 @@ def mcp(params, strength, *, gamma=3.0) -> jax.Array:
     _check_gamma(gamma)
 
     return _sum_over_leaves(
-        lambda w, _, s: _mcp_value(jnp.abs(w), s, jnp.asarray(gamma, w.dtype)), params, strength
+        lambda w, _, s: _mcp_value(_magnitude(w), s, jnp.asarray(gamma, w.dtype)), params, strength
     )
 
 
@@ -449,7 +455,7 @@ def scad(params, strength, *, a=3.7) -> jax.Array:
     _check_a(a)
 
     return _sum_over_leaves(
-        lambda w, _, s: _scad_value(jnp.abs(w), s, jnp.asarray(a, w.dtype)), params, strength
+        lambda w, _, s: _scad_value(_magnitude(w), s, jnp.asarray(a, w.dtype)), params, strength
     )
 
 

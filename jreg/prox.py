@@ -64,7 +64,8 @@ def _map_leaves(leaf_prox, x, strength, scaling, axes_of=_no_axes):
 
 
 def _soft_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
-    return jnp.sign(x) * jnp.maximum(jnp.abs(x) - threshold, 0)
+    """``sign(x) max(|x| - threshold, 0)``, written with fewer operations (and exact zeros)."""
+    return x - jnp.clip(x, -threshold, threshold)
 
 
 def _safe_divide(numerator: jax.Array, denominator: jax.Array, where: jax.Array, otherwise):
@@ -171,7 +172,9 @@ def group_lasso(x, strength, *, scaling=1.0, axis=None):
 
     def leaf_prox(x, axes, s, c):
         norm, threshold = _safe_norm(x, axes), c * s
-        return x * _safe_divide(norm - threshold, norm, norm > threshold, 0)
+        # threshold 0 is the identity, also where the norm is 0 (or underflows to 0)
+        keep = (threshold <= 0).astype(x.dtype)
+        return x * _safe_divide(norm - threshold, norm, norm > threshold, keep)
 
     return _map_leaves(leaf_prox, x, strength, scaling, _axes_of(axis))
 
@@ -199,7 +202,10 @@ def l0(x, strength, *, scaling=1.0):
       >>> print(prox.l0(jnp.array([-2.0, 0.5, 3.0]), 0.5))
       [-2.  0.  3.]
     """
-    return _map_leaves(lambda x, _, s, c: jnp.where(x**2 > 2 * c * s, x, 0), x, strength, scaling)
+    # |x| > sqrt(.) rather than x**2 > (.): squares of tiny |x| underflow to 0 (prox(x, 0) == x)
+    return _map_leaves(
+        lambda x, _, s, c: jnp.where(jnp.abs(x) > jnp.sqrt(2 * c * s), x, 0), x, strength, scaling
+    )
 
 
 def linf(x, strength, *, scaling=1.0):
@@ -222,14 +228,19 @@ def linf(x, strength, *, scaling=1.0):
     Examples:
       >>> import jax.numpy as jnp
       >>> from jreg import prox
-      >>> print(prox.linf(jnp.array([1.0, -3.0, 2.0]), 1.5))
+      >>> print(jnp.round(prox.linf(jnp.array([1.0, -3.0, 2.0]), 1.5), 4))
       [ 1.   -1.75  1.75]
     """
 
     def leaf_prox(x, axes, s, c):
         radius = jnp.reshape(c * s, ())
         positive = radius > 0
-        projected = optax.projections.projection_l1_ball(x, jnp.where(positive, radius, 1))
+        # optax's simplex projection divides by an integer count, which promotes float32 to
+        # float64 when x64 is enabled and breaks its lax.cond: run it in the default float dtype.
+        wide = jnp.promote_types(x.dtype, jax.dtypes.canonicalize_dtype(jnp.float64))
+        projected = optax.projections.projection_l1_ball(
+            x.astype(wide), jnp.where(positive, radius, 1).astype(wide)
+        ).astype(x.dtype)
         return jnp.where(positive, x - projected, x)
 
     return _map_leaves(leaf_prox, x, strength, scaling, _all_axes)
@@ -274,7 +285,8 @@ def nuclear(x, strength, *, scaling=1.0):
 def _singular_value_thresholding(x: jax.Array, threshold: jax.Array) -> jax.Array:
     """``U diag(max(sigma - threshold, 0)) V^T``; ``threshold`` has shape ``(..., 1)``."""
     u, sigma, vh = jnp.linalg.svd(x, full_matrices=False)
-    return (u * jnp.maximum(sigma - threshold, 0)[..., None, :]) @ vh
+    thresholded = (u * jnp.maximum(sigma - threshold, 0)[..., None, :]) @ vh
+    return jnp.where(threshold[..., None] > 0, thresholded, x)
 
 
 @_singular_value_thresholding.defjvp
@@ -301,11 +313,14 @@ def _singular_value_thresholding_jvp(primals, tangents):
 
     si, sj = sigma[..., :, None], sigma[..., None, :]
     fi, fj = f[..., :, None], f[..., None, :]
+    # f is linear between two singular values of equal slope, so their divided difference is that
+    # slope; computing it would cancel catastrophically at (numerically) repeated values.
+    slope_i, slope_j = jnp.broadcast_arrays(f_prime[..., :, None], f_prime[..., None, :])
+    same_slope = slope_i == slope_j
+    divided_difference = jnp.where(same_slope, slope_i, quotient(fi - fj, si - sj))
     dp = ut @ dx @ v
     dp_t = jnp.swapaxes(dp, -1, -2)
-    inner = (
-        quotient(fi - fj, si - sj) * (dp + dp_t) / 2 + quotient(fi + fj, si + sj) * (dp - dp_t) / 2
-    )
+    inner = divided_difference * (dp + dp_t) / 2 + quotient(fi + fj, si + sj) * (dp - dp_t) / 2
     ratio = _safe_divide(f, sigma, sigma > 0, f_prime)
     dy = (
         u @ inner @ vh
@@ -313,8 +328,8 @@ def _singular_value_thresholding_jvp(primals, tangents):
         + u @ (ratio[..., :, None] * (ut @ dx - dp @ vh))
         - (u * (active * dthreshold)[..., None, :]) @ vh
     )
-    y = (u * f[..., None, :]) @ vh
-    return y, dy
+    thresholding = threshold[..., None] > 0
+    return jnp.where(thresholding, (u * f[..., None, :]) @ vh, x), jnp.where(thresholding, dy, dx)
 
 
 def mcp(x, strength, *, scaling=1.0, gamma=3.0):
@@ -342,7 +357,7 @@ def mcp(x, strength, *, scaling=1.0, gamma=3.0):
     Examples:
       >>> import jax.numpy as jnp
       >>> from jreg import prox
-      >>> print(prox.mcp(jnp.array([0.5, 2.0, 4.0]), 1.0, gamma=3.0))
+      >>> print(jnp.round(prox.mcp(jnp.array([0.5, 2.0, 4.0]), 1.0, gamma=3.0), 4))
       [0.  1.5 4. ]
     """
     _check_gamma(gamma)
@@ -352,7 +367,7 @@ def mcp(x, strength, *, scaling=1.0, gamma=3.0):
         absx = jnp.abs(x)
         convex = g > c
         firm = _safe_divide(_soft_threshold(x, c * s), 1 - c / g, convex, 0)
-        hard = jnp.where(x**2 > s**2 * c * g, x, 0)
+        hard = jnp.where(absx > s * jnp.sqrt(c * g), x, 0)
         return jnp.where(convex, jnp.where(absx <= g * s, firm, x), hard)
 
     return _map_leaves(leaf_prox, x, strength, scaling)
