@@ -4,8 +4,31 @@ Penalties are pure functions on pytrees (:mod:`jreg.penalties`), each with its p
 (:mod:`jreg.prox`).
 """
 
-from jreg import penalties, prox
+from jreg import glm, penalties, prox
+from jreg.sweep import sweep
+from jreg.transforms import (
+    ProximalAdaptiveState,
+    ProximalState,
+    add_penalty_gradient,
+    projected,
+    proximal,
+    proximal_adagrad,
+    proximal_adam,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "penalties", "prox"]
+__all__ = [
+    "ProximalAdaptiveState",
+    "ProximalState",
+    "__version__",
+    "add_penalty_gradient",
+    "glm",
+    "penalties",
+    "projected",
+    "proximal",
+    "proximal_adagrad",
+    "proximal_adam",
+    "prox",
+    "sweep",
+]

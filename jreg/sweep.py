@@ -1,0 +1,154 @@
+r"""One compiled program over many hyperparameter values: :func:`sweep`.
+
+``sweep(fn, hyperparams)`` computes ``fn(h)`` for every row ``h`` of ``hyperparams`` as
+``jit(vmap(fn))``, in chunks of one shape (so one compile) and sharded over the devices.
+"""
+
+import functools
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+__all__ = ["sweep"]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _vmapped(fn: Callable, hyperparams: Any) -> Any:
+    """``vmap(fn)``, compiled once per ``fn`` object, shapes and shardings (jit's own cache)."""
+    return jax.vmap(fn)(hyperparams)
+
+
+def _sweep_length(leaves: list) -> int:
+    if not leaves:
+        raise ValueError("hyperparams must contain at least one array")
+    shapes = [np.shape(leaf) for leaf in leaves]
+    if any(len(shape) == 0 for shape in shapes):
+        raise ValueError(f"hyperparams: every leaf needs a leading sweep axis, got shapes {shapes}")
+    lengths = {shape[0] for shape in shapes}
+    if len(lengths) > 1:
+        raise ValueError(f"hyperparams: leaves must share their leading axis, got shapes {shapes}")
+    (length,) = lengths
+    if length == 0:
+        raise ValueError("hyperparams: empty sweep (leading axis of length 0)")
+    return length
+
+
+def _check_batch_size(batch_size: int | None) -> None:
+    if batch_size is None:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise TypeError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size}")
+
+
+def _sharding(mesh: Mesh | None) -> NamedSharding:
+    """Shards the leading axis over every axis of ``mesh`` (default: all devices, 1-D)."""
+    if mesh is None:
+        mesh = Mesh(np.asarray(jax.devices()), ("sweep",))
+    elif not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh must be a jax.sharding.Mesh or None, got {type(mesh).__name__}")
+    return NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))
+
+
+def _show_progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    print(
+        f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {done}/{total} chunks",
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def sweep(
+    fn: Callable[[Any], Any],
+    hyperparams: Any,
+    *,
+    batch_size: int | None = None,
+    mesh: Mesh | None = None,
+    progress: bool = False,
+) -> Any:
+    r"""Evaluates ``fn`` at many hyperparameter values as one compiled, batched program.
+
+    .. math:: \text{sweep}(f, h)_i = f(h_i), \qquad i = 0, \dots, k - 1
+
+    The program is ``jit(vmap(fn))``: a whole training run per value, e.g. over 100 strengths,
+    runs as one XLA computation. It is compiled once per ``fn`` *object* and input shape, so a
+    second call with new values of the same shape does not recompile; define ``fn`` once (a new
+    ``lambda`` or ``functools.partial`` per call compiles anew). ``jax.clear_caches()`` frees the
+    compiled programs.
+
+    The leading axis is padded (by repeating the last value) to the chunk size, so every chunk
+    has the same shape, and sharded over the devices of ``mesh``
+    (``jax.sharding.NamedSharding``); the padding is dropped from the result. The same call
+    scales to several hosts: start every process with ``jax.distributed.initialize()``, build
+    ``mesh`` over ``jax.devices()`` (all hosts' devices), and call ``sweep`` with the same
+    arguments in every process; the result is then a global array, sharded across hosts (gather
+    it with ``jax.experimental.multihost_utils.process_allgather``).
+
+    Args:
+      fn: a function of one hyperparameter value (a pytree of arrays without the leading axis)
+        returning a pytree of arrays, e.g. a whole training run.
+      hyperparams: an array, or a pytree of arrays (e.g. ``{"strength": s, "lr": lr}``), whose
+        leaves share a leading axis of length :math:`k \ge 1` (copied to the host to be chunked).
+      batch_size: the number of values per compiled call, to bound memory (rounded up to a
+        multiple of the number of devices); ``None`` runs all :math:`k` at once.
+      mesh: a ``jax.sharding.Mesh`` whose devices share the leading axis (over all its axes);
+        ``None`` uses every device of ``jax.devices()``.
+      progress: show a progress bar over the chunks on stderr, when stderr is a terminal.
+
+    Returns:
+      The pytree of ``fn``'s outputs, each stacked on a leading axis of length :math:`k`.
+
+    Raises:
+      ValueError: ``hyperparams`` is empty or its leaves do not share a leading axis, or
+        ``batch_size < 1``.
+      TypeError: ``batch_size`` is not an int or ``mesh`` is not a ``jax.sharding.Mesh``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jreg
+      >>> def ridge(strength):  # closed-form ridge on a 2-point problem
+      ...     X, y = jnp.eye(2), jnp.array([1.0, 2.0])
+      ...     return jnp.linalg.solve(X.T @ X + strength * jnp.eye(2), X.T @ y)
+      >>> print(jreg.sweep(ridge, jnp.array([0.0, 1.0, 3.0])))
+      [[1.   2.  ]
+       [0.5  1.  ]
+       [0.25 0.5 ]]
+    """
+    leaves, treedef = jax.tree.flatten(hyperparams)
+    length = _sweep_length(leaves)
+    _check_batch_size(batch_size)
+    sharding = _sharding(mesh)
+    n_devices = sharding.mesh.size
+    chunk = n_devices * math.ceil(min(batch_size or length, length) / n_devices)
+    n_chunks = math.ceil(length / chunk)
+    padded = [
+        np.concatenate([leaf, np.repeat(leaf[-1:], n_chunks * chunk - length, axis=0)])
+        for leaf in map(np.asarray, leaves)
+    ]
+    show_progress = progress and sys.stderr.isatty()
+    results = []
+    for i in range(n_chunks):
+        chunk_leaves = [
+            jax.make_array_from_callback(rows.shape, sharding, lambda index, rows=rows: rows[index])
+            for rows in (leaf[i * chunk : (i + 1) * chunk] for leaf in padded)
+        ]
+        results.append(_vmapped(fn, jax.tree.unflatten(treedef, chunk_leaves)))
+        if show_progress:
+            jax.block_until_ready(results[-1])
+            _show_progress(i + 1, n_chunks)
+    if n_chunks == 1:
+        stacked = results[0]
+    else:
+        stacked = jax.tree.map(lambda *chunks: jnp.concatenate(chunks), *results)
+    return jax.tree.map(lambda x: x[:length], stacked)
