@@ -161,6 +161,7 @@ class _Evaluation(NamedTuple):
     grad_w: jax.Array
     grad_b: jax.Array
     dual: Callable[[jax.Array], jax.Array]
+    dual_point: jax.Array | None = None  # X^T theta at kappa = 1; None: -grad_w
 
 
 class _Smooth(NamedTuple):
@@ -183,7 +184,7 @@ class _Datafit(NamedTuple):
 
 def _top_eigenvalue(matvec: Callable, size: int, dtype, *, n_iter: int = 64) -> jax.Array:
     """Upper estimate of the largest eigenvalue of a PSD operator by power iteration."""
-    v = jnp.ones(size, dtype) / np.sqrt(size) + 0.01 * jnp.sin(jnp.arange(size, dtype=dtype))
+    v = jnp.ones(size, dtype) / float(np.sqrt(size)) + 0.01 * jnp.sin(jnp.arange(size, dtype=dtype))
 
     def step(v, _):
         u = matvec(v)
@@ -263,12 +264,21 @@ def _logistic_smooth(X, y, a, *, fit_intercept: bool) -> _Smooth:
         u = jax.nn.sigmoid(-margin)  # in (0, 1); theta_i = a_i y_i u_i
         grad_z = -a * y * u
         grad_b = jnp.sum(grad_z) if fit_intercept else jnp.zeros((), X.dtype)
+        if fit_intercept:  # a dual point must satisfy sum_i theta_i = 0 (b is unpenalized):
+            # shrink the heavier class's u (stays in [0, 1]); exact at the optimum (grad_b = 0)
+            mass_pos, mass_neg = a @ jnp.where(y > 0, u, 0), a @ jnp.where(y > 0, 0, u)
+            u = u * jnp.where(
+                y > 0,
+                jnp.minimum(1, _ratio(mass_neg, mass_pos)),
+                jnp.minimum(1, _ratio(mass_pos, mass_neg)),
+            )
 
         def dual(kappa):
             v = kappa * u
             return -(a @ (jax.scipy.special.xlogy(v, v) + jax.scipy.special.xlog1py(1 - v, -v)))
 
-        return _Evaluation(a @ jnp.logaddexp(0, -margin), X.T @ grad_z, grad_b, dual)
+        loss = a @ jnp.logaddexp(0, -margin)
+        return _Evaluation(loss, X.T @ grad_z, grad_b, dual, X.T @ (a * y * u))
 
     def normal(v):  # [X 1]^T diag(a) [X 1] on (w, b) stacked
         z = X @ v[:p] + v[p] * fit_intercept
@@ -445,11 +455,15 @@ def _gap(smooth: _Smooth, penalty: _Penalty, w, b, lam) -> jax.Array:
 def _gap_at(evaluation: _Evaluation, lipschitz, penalty: _Penalty, w, lam) -> jax.Array:
     """:func:`_gap` from an evaluation of the datafit at ``(w, b)``."""
     if penalty.convex:
-        v = -evaluation.grad_w
+        v = -evaluation.grad_w if evaluation.dual_point is None else evaluation.dual_point
         kappa = penalty.dual_scale(v, lam)
         primal = evaluation.loss + penalty.value(w, lam)
         dual = evaluation.dual(kappa) - penalty.conjugate(kappa * v, lam)
-        return jnp.maximum(primal - dual, 0)
+        # unpenalized features (factor 0) constrain the dual point (X_j^T theta = 0), which the
+        # scaling above cannot meet: count their squared gradient mapping instead
+        unpenalized = lam == 0 if lam.shape == w.shape else jnp.zeros(w.shape, bool)
+        free = jnp.sum(jnp.where(unpenalized, evaluation.grad_w, 0) ** 2) / (2 * lipschitz)
+        return jnp.maximum(primal - dual, 0) + free
     step = 1 / lipschitz
     mapped = penalty.prox(w - step * evaluation.grad_w, lam, step)
     return (jnp.sum((w - mapped) ** 2) + (step * evaluation.grad_b) ** 2) / (2 * step)
@@ -600,8 +614,20 @@ def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Pat
 def _strength_max_arrays(data: _Data, penalty_factor, config: _Config) -> jax.Array:
     datafit = _datafit(data, config)
     penalty, group_factor = _make_penalty(config, data.X.shape[1], data.X.dtype)
-    factor = penalty_factor if group_factor is None else group_factor
-    return penalty.zero_threshold(datafit.grad_at_zero, factor)
+    if group_factor is not None:
+        return penalty.zero_threshold(datafit.grad_at_zero, group_factor)
+    top = penalty.zero_threshold(datafit.grad_at_zero, penalty_factor)
+
+    def after_unpenalized_fit(_):
+        """glmnet's rule: the threshold at the fit of the unpenalized features alone (every
+        penalized feature held at zero by a strength far above ``top``)."""
+        lam = penalty_factor * (1e6 * (top + 1))
+        w = jnp.zeros_like(penalty_factor)
+        tight = config._replace(tol=float(100 * jnp.finfo(w.dtype).eps))
+        fit = _solve(datafit, penalty, lam, w, datafit.intercept_at_zero, tight)
+        return penalty.zero_threshold(datafit.smooth.evaluate(fit.w, fit.b).grad_w, penalty_factor)
+
+    return jax.lax.cond(jnp.any(penalty_factor == 0), after_unpenalized_fit, lambda _: top, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -733,7 +759,7 @@ def strength_max(
     """
     data, factor, config = _setup(
         X, y, sample_weight, penalty_factor, datafit=datafit, penalty=penalty,
-        fit_intercept=fit_intercept, tol=1e-6, max_iter=1, l1_ratio=l1_ratio, gamma=3.0, a=3.7,
+        fit_intercept=fit_intercept, tol=1e-6, max_iter=10_000, l1_ratio=l1_ratio, gamma=3.0, a=3.7,
         groups=groups, group_weights=group_weights,
     )  # fmt: skip
     return _strength_max_jit(data, factor, config=config)
@@ -869,11 +895,14 @@ def cross_validate(X, y, *, n_folds=5, seed=0, **path_kwargs) -> CrossValidation
       True
     """
     data, factor, config, grid = _setup_path(X, y, **path_kwargs)
-    if not isinstance(n_folds, int) or not 2 <= n_folds <= data.X.shape[0]:
-        raise ValueError(f"n_folds must be an int in [2, n_samples], got {n_folds!r}")
+    strata = _strata(data, config)
+    limit = min(rows.size for rows in strata)  # so that no fold holds out nothing of a stratum
+    if not isinstance(n_folds, int) or not 2 <= n_folds <= limit:
+        what = "the smallest class" if config.datafit == "logistic" else "n_samples"
+        raise ValueError(f"n_folds must be an int in [2, {what} = {limit}], got {n_folds!r}")
     rng = np.random.default_rng(seed)
     fold = np.full(data.X.shape[0], -1)
-    for rows in _strata(data, config):
+    for rows in strata:
         fold[rng.permutation(rows)] = np.arange(rows.size) % n_folds
     held_out = jnp.asarray(fold[None, :] == np.arange(n_folds)[:, None], data.X.dtype)
     weights = data.weights[None, :] * (1 - held_out)

@@ -1,0 +1,934 @@
+"""Tests of jreg.glm: optimality at every strength, references, options, CV, stability, errors.
+
+The optimality (KKT) conditions are checked directly, with gradients computed here in numpy from
+the returned coefficients and intercepts, for every datafit x penalty pair on two data sets
+(n >> p, and correlated features) and, for the pairs with a reference, on a third (p >> n). The
+KKT tolerance follows from the stopping rule: a gap (or squared gradient mapping) at most
+``tol * F(0)`` bounds the optimality residual by about ``2 sqrt(2 L tol F(0))``, ``L`` the
+Lipschitz constant of the datafit's gradient (see ``kkt_tolerance``).
+
+References: scikit-learn (``lasso_path``, ``enet_path``, ``LogisticRegression``, ``Ridge``),
+celer (``GroupLasso``, optional) and, for mcp and scad, exact coordinate descent written here
+(Breheny and Huang's closed-form coordinate updates; skglm's ``MCPenalty``/``SCAD`` agree with it,
+but compiling skglm with numba costs more than this whole file). Ours must reach an objective no
+worse than theirs up to our stopping tolerance, and the same coefficients.
+
+Compiled programs are shared between tests: the data sets have two shapes (the correlated one is
+"tall"), the grids six strengths, and the float64 solver settings are ``TIGHT``.
+"""
+
+import functools
+import warnings
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.special
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge, enet_path, lasso_path
+
+from jreg import glm
+
+TOL = 1e-12
+MAX_ITER = 100_000
+TIGHT = dict(tol=TOL, max_iter=MAX_ITER)  # the float64 solver settings of every test
+# The grid, as fractions of strength_max: 0.99 checks that strength_max is the smallest strength
+# with an all-zero solution.
+RATIOS = np.array([1.0, 0.99, 0.6, 0.3, 0.1, 0.03])
+L1_RATIO = 0.5
+GAMMA, A = 3.0, 3.7  # jreg's defaults for mcp and scad (also ncvreg's and skglm's usual values)
+DATAFITS = ("squared", "logistic")
+PENALTIES = ("l1", "elastic_net", "group_lasso", "mcp", "scad", "l2")
+SHAPES = {"tall": (200, 20), "wide": (30, 100), "correlated": (200, 20)}
+BETA = {0: 2.0, 3: -1.5, 7: 1.0, 12: 0.5}  # the true coefficients; every other one is 0
+
+
+class Data(NamedTuple):
+    X: np.ndarray
+    y: np.ndarray  # regression targets
+    labels: np.ndarray  # {0, 1}
+    groups: np.ndarray  # interleaved groups of unequal sizes, non-consecutive ids
+
+    def target(self, datafit):
+        return self.y if datafit == "squared" else self.labels
+
+
+@functools.cache
+def dataset(name: str) -> Data:
+    n, p = SHAPES[name]
+    rng = np.random.default_rng(list(SHAPES).index(name))
+    X = rng.standard_normal((n, p))
+    if name == "correlated":  # Toeplitz covariance rho^|i - j|, rho = 0.9
+        X = X @ np.linalg.cholesky(scipy.linalg.toeplitz(0.9 ** np.arange(p))).T
+    beta = np.zeros(p)
+    beta[list(BETA)] = list(BETA.values())
+    z = X @ beta + 0.3
+    y = z + 0.5 * rng.standard_normal(n)
+    labels = (rng.random(n) < scipy.special.expit(z)).astype(float)
+    groups = 10 * (np.arange(p) % (6 if p == 20 else 30))
+    return Data(X, y, labels, groups)
+
+
+def options(penalty: str, groups) -> dict:
+    return {"elastic_net": {"l1_ratio": L1_RATIO}, "group_lasso": {"groups": groups}}.get(
+        penalty, {}
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Independent numpy model of the objective.
+
+
+def normalized(weights, n):
+    return np.full(n, 1 / n) if weights is None else np.asarray(weights, float) / np.sum(weights)
+
+
+def datafit_and_gradients(X, y, w, b, datafit, weights=None):
+    """Datafit value and its gradients in w and b, at (w, b); labels mapped to {-1, 1}."""
+    a = normalized(weights, X.shape[0])
+    z = X @ w + b
+    if datafit == "squared":
+        r = z - y
+        return 0.5 * a @ r**2, X.T @ (a * r), a @ r
+    signs = np.where(y > 0, 1.0, -1.0)
+    u = scipy.special.expit(-signs * z)
+    return a @ np.logaddexp(0, -signs * z), -X.T @ (a * signs * u), -a @ (signs * u)
+
+
+def group_sizes(groups):
+    return {g: np.sum(groups == g) for g in np.unique(groups)}
+
+
+def penalty_value(w, strength, penalty, groups=None):
+    lam, aw = np.full_like(w, strength), np.abs(w)
+    if penalty == "l1":
+        return lam @ aw
+    if penalty == "l2":
+        return lam @ w**2 / 2
+    if penalty == "elastic_net":
+        return lam @ (L1_RATIO * aw + (1 - L1_RATIO) / 2 * w**2)
+    if penalty == "mcp":
+        return np.sum(
+            np.where(aw <= GAMMA * lam, lam * aw - aw**2 / (2 * GAMMA), GAMMA * lam**2 / 2)
+        )
+    if penalty == "scad":
+        middle = (2 * A * lam * aw - aw**2 - lam**2) / (2 * (A - 1))
+        return np.sum(
+            np.where(aw <= lam, lam * aw, np.where(aw <= A * lam, middle, (A + 1) * lam**2 / 2))
+        )
+    sizes = group_sizes(groups)
+    return strength * sum(np.sqrt(sizes[g]) * np.linalg.norm(w[groups == g]) for g in sizes)
+
+
+def objective(X, y, w, b, datafit, strength, penalty, groups=None):
+    value = datafit_and_gradients(X, y, w, b, datafit)[0]
+    return value + penalty_value(w, strength, penalty, groups)
+
+
+def kkt_violation(grad, w, strength, penalty, factor=None, groups=None) -> float:
+    """Largest violation of ``0 in grad + dP(w)``, coordinate-wise (per group for the group lasso).
+
+    At ``w_j = 0`` the condition is ``|grad_j| <= P'(0+) = lam_j`` (``l1_ratio * lam_j`` for the
+    elastic net); elsewhere ``grad_j = -P'(w_j)``. ``lam_j = strength * factor_j``; for the group
+    lasso ``factor`` holds the group weights (by sorted id), by default sqrt(group size).
+    """
+    lam = strength * (np.ones_like(w) if factor is None else factor)
+    if penalty == "group_lasso":
+        worst = 0.0
+        for i, (g, size) in enumerate(group_sizes(groups).items()):
+            members, weight = groups == g, np.sqrt(size) if factor is None else factor[i]
+            lam_g, norm = strength * weight, np.linalg.norm(w[members])
+            if norm == 0:
+                worst = max(worst, np.linalg.norm(grad[members]) - lam_g)
+            else:
+                worst = max(worst, np.linalg.norm(grad[members] + lam_g * w[members] / norm))
+        return worst
+    if penalty == "l2":
+        return np.max(np.abs(grad + lam * w))
+    if penalty == "elastic_net":
+        grad, lam = grad + (1 - L1_RATIO) * lam * w, L1_RATIO * lam
+    aw = np.abs(w)
+    slope = {  # P'(|w|) for w != 0
+        "l1": lam,
+        "elastic_net": lam,
+        "mcp": np.maximum(lam - aw / GAMMA, 0),
+        "scad": np.where(aw <= lam, lam, np.maximum(A * lam - aw, 0) / (A - 1)),
+    }[penalty]
+    return np.max(np.where(w == 0, np.abs(grad) - lam, np.abs(grad + np.sign(w) * slope)))
+
+
+def value_at_zero(y, datafit, weights=None, fit_intercept=True):
+    """The objective at w = 0 and the best intercept (what ``tol`` is relative to)."""
+    a = normalized(weights, y.size)
+    if datafit == "squared":
+        return 0.5 * a @ (y - (a @ y if fit_intercept else 0)) ** 2
+    q = a @ (y > 0)
+    return -(q * np.log(q) + (1 - q) * np.log1p(-q)) if fit_intercept else np.log(2)
+
+
+def lipschitz(X, datafit, weights=None, fit_intercept=True):
+    a = normalized(weights, X.shape[0])
+    if datafit == "squared":
+        Xc = X - a @ X if fit_intercept else X
+        return np.linalg.eigvalsh(Xc.T @ (a[:, None] * Xc))[-1]
+    Xb = np.column_stack([X, np.ones(X.shape[0])]) if fit_intercept else X
+    return np.linalg.eigvalsh(Xb.T @ (a[:, None] * Xb))[-1] / 4
+
+
+def kkt_tolerance(X, y, datafit, tol, weights=None, fit_intercept=True):
+    """``3 sqrt(2 L tol F(0))``: a squared gradient mapping ``|G|^2 / (2 L')`` at most
+    ``tol F(0)`` (``L' ~ 1.1 L`` the solver's step constant) leaves a residual at most
+    ``2 |G| ~ 2.1 sqrt(2 L tol F(0))`` at the proximal point; a duality gap that small, in
+    practice, less. (Observed: at most ``1.0 sqrt(2 L tol F(0))`` over every path here.)"""
+    f0 = value_at_zero(y, datafit, weights, fit_intercept)
+    return 3 * np.sqrt(2 * lipschitz(X, datafit, weights, fit_intercept) * tol * f0)
+
+
+def assert_optimal(
+    fit, X, y, datafit, penalty, tol, *, factor=None, groups=None, weights=None, fit_intercept=True
+):
+    """The KKT conditions at every strength of ``fit``, and the intercept's gradient is 0."""
+    bound = kkt_tolerance(X, y, datafit, tol, weights, fit_intercept)
+    for k, strength in enumerate(np.asarray(fit.strengths, float)):
+        w, b = np.asarray(fit.coef[k], float), float(fit.intercept[k])
+        _, grad, grad_b = datafit_and_gradients(X, y, w, b, datafit, weights)
+        violation = kkt_violation(grad, w, strength, penalty, factor, groups)
+        assert violation <= bound, f"strength #{k}: KKT violation {violation:.3g} > {bound:.3g}"
+        if fit_intercept:
+            assert abs(grad_b) <= bound, f"strength #{k}: intercept gradient {grad_b:.3g}"
+        else:
+            assert b == 0
+
+
+def grid(X, y, datafit, penalty, **kw):
+    """``RATIOS`` times strength_max (the lasso's for ``l2``, whose own is glmnet's convention)."""
+    top = glm.strength_max(
+        X, y, datafit=datafit, penalty="l1" if penalty == "l2" else penalty, **kw
+    )
+    return float(top) * RATIOS
+
+
+@functools.cache
+def fitted(name: str, datafit: str, penalty: str) -> glm.Path:
+    data = dataset(name)
+    y, kw = data.target(datafit), options(penalty, data.groups)
+    fit = glm.path(
+        data.X,
+        y,
+        datafit=datafit,
+        penalty=penalty,
+        strengths=grid(data.X, y, datafit, penalty, **kw),
+        **TIGHT,
+        **kw,
+    )
+    return jax.tree.map(np.asarray, fit)
+
+
+ALL_PAIRS = [(datafit, penalty) for datafit in DATAFITS for penalty in PENALTIES]
+# p >> n exercises the solver on X (not the Gram matrix) and its working sets (p >= 64). Each
+# (shape, pair) is a compiled program: on "wide", the pairs the reference tests use.
+WIDE_PAIRS = [
+    ("squared", "l1"),
+    ("squared", "elastic_net"),
+    ("squared", "group_lasso"),
+    ("squared", "l2"),
+    ("logistic", "l1"),
+    ("logistic", "l2"),
+]
+KKT_CASES = [(name, *pair) for name in ("tall", "correlated") for pair in ALL_PAIRS] + [
+    ("wide", *pair) for pair in WIDE_PAIRS
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Optimality at every strength.
+
+
+@pytest.mark.parametrize("name, datafit, penalty", KKT_CASES)
+def test_kkt_conditions_hold_at_every_strength(name, datafit, penalty):
+    data = dataset(name)
+    y, fit = data.target(datafit), fitted(name, datafit, penalty)
+    assert fit.coef.shape == (RATIOS.size, data.X.shape[1])
+    assert_optimal(fit, data.X, y, datafit, penalty, TOL, groups=data.groups)
+    # The stopping rule was met, within the iteration budget.
+    assert np.all(fit.gap >= 0)
+    assert np.all(fit.gap <= TOL * value_at_zero(y, datafit) * (1 + 1e-6)), fit.gap
+    assert np.all(fit.n_iter < MAX_ITER)
+    # The solver moved wherever the solution changed along the path (warm starts).
+    assert np.any(fit.coef[-1] != 0) and np.any(fit.n_iter > 0)
+    previous = np.vstack([np.zeros_like(fit.coef[:1]), fit.coef[:-1]])
+    unchanged = np.all(fit.coef == previous, axis=1)
+    assert np.all(unchanged[fit.n_iter == 0]), fit.n_iter
+
+
+@pytest.mark.parametrize("name, datafit, penalty", [case for case in KKT_CASES if case[2] != "l2"])
+def test_strength_max_is_the_smallest_strength_with_zero_solution(name, datafit, penalty):
+    data = dataset(name)
+    y, fit = data.target(datafit), fitted(name, datafit, penalty)
+    # The closed form: the largest |gradient at 0| (group norm / sqrt(size)), over l1_ratio.
+    a = normalized(None, y.size)
+    q = a @ (y > 0)
+    b0 = a @ y if datafit == "squared" else np.log(q / (1 - q))
+    _, grad0, _ = datafit_and_gradients(data.X, y, np.zeros(data.X.shape[1]), b0, datafit)
+    if penalty == "group_lasso":
+        expected = max(
+            np.linalg.norm(grad0[data.groups == g]) / np.sqrt(size)
+            for g, size in group_sizes(data.groups).items()
+        )
+    else:
+        expected = np.max(np.abs(grad0)) / (L1_RATIO if penalty == "elastic_net" else 1)
+    np.testing.assert_allclose(fit.strengths[0], expected, rtol=1e-10)
+    # All zeros at strength_max, with the intercept-only model; not all zeros just below.
+    np.testing.assert_array_equal(fit.coef[0], 0)
+    np.testing.assert_allclose(fit.intercept[0], b0, rtol=1e-10)
+    assert np.any(fit.coef[1] != 0), "strength_max is not the smallest such strength"
+
+
+@pytest.mark.parametrize("datafit", DATAFITS)
+def test_strength_max_for_ridge_is_glmnet_convention(datafit):
+    """Ridge solutions are never exactly 0: ``strength_max`` for ``l2`` is the elastic net's at
+    ``l1_ratio = 1e-3`` (glmnet's convention), where the coefficients are small but non-zero."""
+    data = dataset("tall")
+    y = data.target(datafit)
+    top = float(glm.strength_max(data.X, y, datafit=datafit, penalty="l2"))
+    lasso_top = float(glm.strength_max(data.X, y, datafit=datafit))
+    np.testing.assert_allclose(top, lasso_top / 1e-3, rtol=1e-12)
+    fit = glm.path(data.X, y, datafit=datafit, penalty="l2", strengths=top * RATIOS, **TIGHT)
+    coef = np.asarray(fit.coef[0])
+    assert np.all(coef != 0)
+    # |w| <= |grad F(0)| / strength for the strongly convex ridge objective.
+    assert np.linalg.norm(coef) <= np.sqrt(data.X.shape[1]) * lasso_top / top
+
+
+# --------------------------------------------------------------------------------------------
+# Agreement with scikit-learn, celer and exact coordinate descent.
+
+
+def assert_matches_reference(fit, problem, coefs, intercepts, *, atol, condition=1.0, first=0):
+    """At every strength (from ``first`` on), ours is no worse than the reference up to our
+    tolerance, and the coefficients and intercepts agree to ``atol``.
+
+    ``problem`` is ``(X, y, datafit, penalty, groups)``. A duality gap at most ``TOL * F(0)``
+    bounds our suboptimality; for mcp and scad the stopping rule bounds the squared gradient
+    mapping instead, which bounds the suboptimality of a strongly convex objective
+    ``condition = L / mu`` times as much.
+    """
+    X, y, datafit, penalty, groups = problem
+    slack = TOL * value_at_zero(y, datafit) * (2 * condition if condition > 1 else 1) + 1e-14
+    for k in range(first, RATIOS.size):
+        strength = float(fit.strengths[k])
+        ours = objective(X, y, fit.coef[k], fit.intercept[k], datafit, strength, penalty, groups)
+        theirs = objective(X, y, coefs[k], intercepts[k], datafit, strength, penalty, groups)
+        assert ours <= theirs + slack, (k, ours - theirs)
+        np.testing.assert_allclose(fit.coef[k], coefs[k], rtol=0, atol=atol, err_msg=f"#{k}")
+        np.testing.assert_allclose(fit.intercept[k], intercepts[k], rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("name", SHAPES)
+@pytest.mark.parametrize("penalty", ["l1", "elastic_net"])
+def test_squared_matches_sklearn_lasso_and_enet_path(name, penalty):
+    """On centered data (``lasso_path`` fits no intercept), then ``b = mean(y) - mean(X) w``."""
+    data = dataset(name)
+    fit = fitted(name, "squared", penalty)
+    x_mean, y_mean = data.X.mean(axis=0), data.y.mean()
+    solve = lasso_path if penalty == "l1" else functools.partial(enet_path, l1_ratio=L1_RATIO)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # tol=1e-14 may not be reached
+        Xc, yc = data.X - x_mean, data.y - y_mean
+        coefs = solve(Xc, yc, alphas=fit.strengths, tol=1e-14, max_iter=100_000)[1].T
+    problem = (data.X, data.y, "squared", penalty, None)
+    assert_matches_reference(fit, problem, coefs, y_mean - coefs @ x_mean, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_squared_l2_matches_sklearn_ridge(name):
+    """``Ridge(alpha = n * strength)``."""
+    data = dataset(name)
+    fit = fitted(name, "squared", "l2")
+    n = data.X.shape[0]
+    models = [Ridge(alpha=n * s, solver="cholesky").fit(data.X, data.y) for s in fit.strengths]
+    coefs, intercepts = [m.coef_ for m in models], [m.intercept_ for m in models]
+    problem = (data.X, data.y, "squared", "l2", None)
+    assert_matches_reference(fit, problem, coefs, intercepts, atol=1e-5)
+
+
+def logistic_regression(X, y, strength, penalty, **kw):
+    """scikit-learn's ``LogisticRegression`` with ``C = 1 / (n strength)``: saga for L1 (seeded:
+    it is stochastic), newton-cholesky for L2; both leave the intercept unpenalized, as we do."""
+    C = 1 / (X.shape[0] * strength)
+    if penalty == "l1":
+        kw.update(l1_ratio=1.0, solver="saga", max_iter=50_000, random_state=0)
+    else:
+        kw.update(solver="newton-cholesky")
+    return LogisticRegression(C=C, tol=1e-12, **kw).fit(X, y)
+
+
+@pytest.mark.parametrize("name", SHAPES)
+@pytest.mark.parametrize("penalty", ["l1", "l2"])
+def test_logistic_matches_sklearn_logistic_regression(name, penalty):
+    """Saga's stopping rule (on the change of the coefficients) stops it early when they are all
+    zero: the L1 comparison starts below strength_max (whose intercept is checked in closed form
+    by the strength_max test)."""
+    data = dataset(name)
+    fit = fitted(name, "logistic", penalty)
+    models = [logistic_regression(data.X, data.labels, s, penalty) for s in fit.strengths]
+    coefs, intercepts = [m.coef_[0] for m in models], [m.intercept_[0] for m in models]
+    problem = (data.X, data.labels, "logistic", penalty, None)
+    first = 1 if penalty == "l1" else 0
+    assert_matches_reference(fit, problem, coefs, intercepts, atol=5e-5, first=first)
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_group_lasso_matches_celer(name):
+    """celer's ``GroupLasso(alpha = strength, weights = sqrt(group sizes))``."""
+    celer = pytest.importorskip("celer")
+    data = dataset(name)
+    fit = fitted(name, "squared", "group_lasso")
+    sizes = group_sizes(data.groups)
+    members = [np.flatnonzero(data.groups == g).tolist() for g in sizes]
+    weights = np.sqrt(list(sizes.values()))
+    coefs, intercepts = [], []
+    for strength in fit.strengths:
+        model = celer.GroupLasso(
+            groups=members,
+            alpha=strength,
+            weights=weights,
+            tol=1e-14,
+            max_iter=1_000,
+            max_epochs=100_000,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # celer's sklearn base class may warn
+            model.fit(data.X, data.y)
+        coefs.append(model.coef_)
+        intercepts.append(model.intercept_)
+    problem = (data.X, data.y, "squared", "group_lasso", data.groups)
+    assert_matches_reference(fit, problem, coefs, intercepts, atol=1e-5)
+
+
+def coordinate_descent(X, y, strengths, penalty, *, sweeps=20_000):
+    """Squared loss + mcp/scad with an intercept by cyclic coordinate descent, warm-started down
+    the path. Each coordinate is minimized exactly (firm thresholding, Breheny and Huang 2011),
+    which needs the column's curvature above the penalty's largest negative curvature."""
+    n = y.size
+    Xc, yc = X - X.mean(axis=0), y - y.mean()
+    curvature = (Xc**2).sum(axis=0) / n
+    concavity = 1 / GAMMA if penalty == "mcp" else 1 / (A - 1)
+    assert np.all(curvature > concavity)
+    w, coefs = np.zeros(X.shape[1]), []
+    for lam in strengths:
+        residual = yc - Xc @ w
+        for _ in range(sweeps):
+            largest_step = 0.0
+            for j, v in enumerate(curvature):
+                z = Xc[:, j] @ residual / n + v * w[j]
+                soft = np.sign(z) * max(abs(z) - lam, 0.0)
+                if penalty == "mcp":
+                    new = soft / (v - 1 / GAMMA) if abs(z) <= GAMMA * lam * v else z / v
+                elif abs(z) <= lam * (1 + v):
+                    new = soft / v
+                elif abs(z) <= A * lam * v:
+                    new = np.sign(z) * max(abs(z) - A * lam / (A - 1), 0.0) / (v - 1 / (A - 1))
+                else:
+                    new = z / v
+                residual -= Xc[:, j] * (new - w[j])
+                largest_step = max(largest_step, abs(new - w[j]))
+                w[j] = new
+            if largest_step < 1e-13:
+                break
+        coefs.append(w.copy())
+    coefs = np.array(coefs)
+    return coefs, y.mean() - coefs @ X.mean(axis=0)
+
+
+@pytest.mark.parametrize("penalty", ["mcp", "scad"])
+def test_mcp_and_scad_match_coordinate_descent(penalty):
+    """On "tall" the objective is strongly convex despite the concave penalty (the smallest
+    eigenvalue of the centered covariance exceeds the penalty's largest negative curvature), so
+    its minimizer is unique and any two solvers must agree, to the KKT tolerance over mu, the
+    objective's strong convexity. (Elsewhere, e.g. with correlated features, the paths may end at
+    different stationary points; the KKT test covers those.)"""
+    data = dataset("tall")
+    Xc = data.X - data.X.mean(axis=0)
+    eigenvalues = np.linalg.eigvalsh(Xc.T @ Xc / Xc.shape[0])
+    mu = eigenvalues[0] - (1 / GAMMA if penalty == "mcp" else 1 / (A - 1))
+    assert mu > 0
+    fit = fitted("tall", "squared", penalty)
+    coefs, intercepts = coordinate_descent(data.X, data.y, fit.strengths, penalty)
+    atol = kkt_tolerance(data.X, data.y, "squared", TOL) / mu
+    problem = (data.X, data.y, "squared", penalty, None)
+    assert_matches_reference(
+        fit, problem, coefs, intercepts, atol=atol, condition=eigenvalues[-1] / mu
+    )
+
+
+@pytest.mark.parametrize("datafit", DATAFITS)
+def test_without_intercept_matches_sklearn(datafit):
+    data = dataset("tall")
+    y = data.target(datafit)
+    strengths = float(glm.strength_max(data.X, y, datafit=datafit, fit_intercept=False)) * RATIOS
+    fit = glm.path(data.X, y, datafit=datafit, strengths=strengths, fit_intercept=False, **TIGHT)
+    np.testing.assert_array_equal(fit.intercept, 0)
+    assert_optimal(fit, data.X, y, datafit, "l1", TOL, fit_intercept=False)
+    np.testing.assert_array_equal(fit.coef[0], 0)
+    assert np.any(fit.coef[1] != 0)
+    if datafit == "squared":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            coefs = lasso_path(data.X, y, alphas=strengths, tol=1e-14, max_iter=100_000)[1].T
+    else:
+        models = [logistic_regression(data.X, y, s, "l1", fit_intercept=False) for s in strengths]
+        coefs = [m.coef_[0] for m in models]
+    problem = (data.X, y, datafit, "l1", None)
+    assert_matches_reference(fit, problem, coefs, np.zeros(RATIOS.size), atol=5e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# Dtypes and jit.
+
+TOL32 = 1e-6
+FLOAT32_CASES = [("squared", "l1"), ("logistic", "l1")]
+
+
+@pytest.mark.parametrize("datafit, penalty", FLOAT32_CASES)
+def test_float32_inputs_give_float32_solutions(datafit, penalty):
+    data = dataset("tall")
+    y, kw = data.target(datafit), options(penalty, data.groups)
+    fit64 = fitted("tall", datafit, penalty)
+    X32, y32 = jnp.asarray(data.X, jnp.float32), jnp.asarray(y, jnp.float32)
+    fit = glm.path(
+        X32,
+        y32,
+        datafit=datafit,
+        penalty=penalty,
+        strengths=fit64.strengths,
+        tol=TOL32,
+        max_iter=MAX_ITER,
+        **kw,
+    )
+    for name in ("strengths", "coef", "intercept", "gap"):
+        assert getattr(fit, name).dtype == jnp.float32, name
+    assert glm.strength_max(X32, y32, datafit=datafit, **kw).dtype == jnp.float32
+    assert np.all(np.asarray(fit.n_iter) < MAX_ITER)
+    # Optimal to float32 accuracy: the stopping rule's bound plus rounding of the gradients.
+    X, y = np.asarray(X32, float), np.asarray(y32, float)
+    scale = float(fit64.strengths[0])
+    loose = kkt_tolerance(X, y, datafit, TOL32) + 1e-5 * scale
+    for k, strength in enumerate(np.asarray(fit.strengths, float)):
+        w, b = np.asarray(fit.coef[k], float), float(fit.intercept[k])
+        _, grad, grad_b = datafit_and_gradients(X, y, w, b, datafit)
+        assert kkt_violation(grad, w, strength, penalty, groups=data.groups) <= loose, k
+        assert abs(grad_b) <= loose
+    np.testing.assert_allclose(fit.coef, fit64.coef, rtol=0, atol=2e-3 * np.abs(fit64.coef).max())
+    np.testing.assert_array_equal(np.asarray(fit.coef[0]), 0)
+
+
+def test_path_under_jit_matches_eager():
+    """Logistic: the label checks are skipped on traced labels; the default grid is traced."""
+    datafit = "logistic"
+    data = dataset("tall")
+    y = data.target(datafit)
+    kw = dict(datafit=datafit, n_strengths=RATIOS.size, strength_min_ratio=0.03, **TIGHT)
+    eager = glm.path(data.X, y, **kw)
+    jitted = jax.jit(lambda X, y: glm.path(X, y, **kw))(data.X, y)
+    np.testing.assert_allclose(jitted.strengths, eager.strengths, rtol=1e-12)
+    np.testing.assert_allclose(jitted.coef, eager.coef, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(jitted.intercept, eager.intercept, rtol=0, atol=1e-8)
+    assert_optimal(jitted, data.X, y, datafit, "l1", TOL)
+
+
+# --------------------------------------------------------------------------------------------
+# Sample weights and penalty factors.
+
+
+@pytest.mark.parametrize("datafit, penalty", ALL_PAIRS)
+def test_integer_sample_weights_equal_repeated_rows(datafit, penalty):
+    """Weights w_i (here 0 to 4, summing to n) fit the data with row i repeated w_i times."""
+    data = dataset("tall")
+    y, kw = data.target(datafit), options(penalty, data.groups)
+    n = y.size
+    counts = np.random.default_rng(7).multinomial(n, np.full(n, 1 / n))
+    assert counts.sum() == n and counts.min() == 0 and counts.max() > 1
+    X_rep, y_rep = np.repeat(data.X, counts, axis=0), np.repeat(y, counts)
+    strengths = grid(X_rep, y_rep, datafit, penalty, **kw)
+    np.testing.assert_allclose(
+        grid(data.X, y, datafit, penalty, sample_weight=counts, **kw), strengths, rtol=1e-10
+    )
+    common = dict(datafit=datafit, penalty=penalty, strengths=strengths, **TIGHT, **kw)
+    weighted = glm.path(data.X, y, sample_weight=3.0 * counts, **common)
+    repeated = glm.path(X_rep, y_rep, **common)
+    assert_optimal(weighted, data.X, y, datafit, penalty, TOL, groups=data.groups, weights=counts)
+    atol = 1e-5 * max(1.0, np.abs(repeated.coef).max())
+    np.testing.assert_allclose(weighted.coef, repeated.coef, rtol=0, atol=atol)
+    np.testing.assert_allclose(weighted.intercept, repeated.intercept, rtol=0, atol=atol)
+
+
+FACTOR_PENALTIES = ["l1", "elastic_net", "mcp", "scad", "l2"]
+
+
+@pytest.mark.parametrize("datafit", DATAFITS)
+@pytest.mark.parametrize("penalty", FACTOR_PENALTIES)
+def test_penalty_factor_scales_each_feature_strength(datafit, penalty):
+    data = dataset("tall")
+    y, kw = data.target(datafit), options(penalty, data.groups)
+    factor = np.random.default_rng(3).uniform(0.3, 3.0, data.X.shape[1])
+    strengths = grid(data.X, y, datafit, penalty, penalty_factor=factor, **kw)
+    fit = glm.path(
+        data.X,
+        y,
+        datafit=datafit,
+        penalty=penalty,
+        strengths=strengths,
+        penalty_factor=factor,
+        **TIGHT,
+        **kw,
+    )
+    assert_optimal(fit, data.X, y, datafit, penalty, TOL, factor=factor)
+    if penalty != "l2":  # strength_max is max_j |grad_j(0)| / factor_j (over l1_ratio)
+        np.testing.assert_array_equal(fit.coef[0], 0)
+        assert np.any(fit.coef[1] != 0)
+    # A constant factor c is the same as the strength times c.
+    scaled = glm.path(
+        data.X,
+        y,
+        datafit=datafit,
+        penalty=penalty,
+        strengths=strengths,
+        penalty_factor=np.full(data.X.shape[1], 2.5),
+        **TIGHT,
+        **kw,
+    )
+    plain = glm.path(
+        data.X, y, datafit=datafit, penalty=penalty, strengths=2.5 * strengths, **TIGHT, **kw
+    )
+    np.testing.assert_allclose(scaled.coef, plain.coef, rtol=0, atol=1e-6)
+
+
+def test_l1_penalty_factor_equals_rescaled_columns():
+    """Lasso: factor_j |w_j| = |v_j| with column j divided by factor_j, v_j = factor_j w_j."""
+    data = dataset("tall")
+    factor = np.random.default_rng(4).uniform(0.3, 3.0, data.X.shape[1])
+    strengths = grid(data.X, data.y, "squared", "l1", penalty_factor=factor)
+    fit = glm.path(data.X, data.y, strengths=strengths, penalty_factor=factor, **TIGHT)
+    rescaled = glm.path(data.X / factor, data.y, strengths=strengths, **TIGHT)
+    np.testing.assert_allclose(np.asarray(fit.coef) * factor, rescaled.coef, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(fit.intercept, rescaled.intercept, rtol=0, atol=1e-6)
+
+
+def test_group_weights_scale_each_group_strength():
+    data = dataset("tall")
+    weights = np.random.default_rng(6).uniform(0.5, 3.0, len(group_sizes(data.groups)))
+    kw = dict(groups=data.groups, group_weights=weights)
+    strengths = grid(data.X, data.y, "squared", "group_lasso", **kw)
+    fit = glm.path(data.X, data.y, penalty="group_lasso", strengths=strengths, **kw, **TIGHT)
+    assert_optimal(
+        fit, data.X, data.y, "squared", "group_lasso", TOL, factor=weights, groups=data.groups
+    )
+    grad0 = -data.X.T @ (data.y - data.y.mean()) / data.y.size
+    norms = [np.linalg.norm(grad0[data.groups == g]) for g in group_sizes(data.groups)]
+    np.testing.assert_allclose(strengths[0], np.max(np.array(norms) / weights), rtol=1e-10)
+    np.testing.assert_array_equal(fit.coef[0], 0)
+    assert np.any(fit.coef[1] != 0)
+
+
+@pytest.mark.parametrize("datafit", DATAFITS)
+def test_zero_penalty_factor_leaves_feature_unpenalized(datafit):
+    data = dataset("tall")
+    y = data.target(datafit)
+    factor = np.ones(data.X.shape[1])
+    factor[[0, 5]] = 0  # a true feature and a noise feature
+    strengths = float(glm.strength_max(data.X, y, datafit=datafit)) * RATIOS
+    fit = glm.path(data.X, y, datafit=datafit, strengths=strengths, penalty_factor=factor, **TIGHT)
+    assert np.all(np.asarray(fit.coef)[:, [0, 5]] != 0)
+    assert_optimal(fit, data.X, y, datafit, "l1", TOL, factor=factor)
+
+
+def test_strength_max_with_unpenalized_features():
+    data = dataset("correlated")  # feature 1 is correlated with the unpenalized feature 0
+    factor = np.ones(data.X.shape[1])
+    factor[0] = 0
+    # The residual of the least-squares fit on the unpenalized feature and the intercept.
+    U = np.column_stack([np.ones(data.y.size), data.X[:, 0]])
+    residual = data.y - U @ np.linalg.lstsq(U, data.y, rcond=None)[0]
+    expected = np.max(np.abs(data.X[:, 1:].T @ residual) / data.y.size)
+    np.testing.assert_allclose(
+        glm.strength_max(data.X, data.y, penalty_factor=factor), expected, rtol=1e-6
+    )
+
+
+def test_labels_minus_one_one_equal_zero_one():
+    data = dataset("tall")
+    fit = fitted("tall", "logistic", "l1")
+    signed = glm.path(
+        data.X, 2 * data.labels - 1, datafit="logistic", strengths=fit.strengths, **TIGHT
+    )
+    np.testing.assert_allclose(signed.coef, fit.coef, rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# The default grid.
+
+
+@pytest.mark.parametrize("n, p, bottom", [(20, 20, 1e-3), (10, 30, 1e-2)])
+def test_default_grid_is_glmnet_grid(n, p, bottom):
+    rng = np.random.default_rng(n + p)
+    X = rng.standard_normal((n, p))
+    y = X[:, 0] - X[:, 1] + rng.standard_normal(n)
+    fit = glm.path(X, y)
+    strengths = np.asarray(fit.strengths)
+    assert strengths.shape == (100,) and fit.coef.shape == (100, p)
+    np.testing.assert_allclose(strengths[0], glm.strength_max(X, y), rtol=1e-12)
+    np.testing.assert_allclose(strengths[-1] / strengths[0], bottom, rtol=1e-10)
+    np.testing.assert_allclose(np.diff(np.log(strengths)), np.log(bottom) / 99, rtol=1e-8)
+
+
+def test_grid_options():
+    data = dataset("tall")
+    fit = glm.path(data.X, data.y, n_strengths=RATIOS.size, strength_min_ratio=0.05, **TIGHT)
+    top = float(glm.strength_max(data.X, data.y))
+    np.testing.assert_allclose(fit.strengths, top * np.geomspace(1, 0.05, RATIOS.size), rtol=1e-12)
+    # An explicit grid is fitted from largest to smallest.
+    shuffled = glm.path(data.X, data.y, strengths=top * RATIOS[::-1], **TIGHT)
+    np.testing.assert_allclose(shuffled.strengths, top * RATIOS, rtol=1e-15)
+    np.testing.assert_allclose(shuffled.coef, fitted("tall", "squared", "l1").coef, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-validation.
+
+
+def assert_cv_summary(cv, n_folds):
+    """best_strength is the argmin of the mean score; strength_1se the largest strength whose
+    mean score is within one standard error (std with ddof=1 over sqrt(n_folds)) of the best."""
+    strengths, scores = np.asarray(cv.strengths), np.asarray(cv.scores)
+    assert scores.shape == (n_folds, strengths.size)
+    assert np.all(np.isfinite(scores)) and np.all(scores >= 0)
+    mean = scores.mean(axis=0)
+    best = np.argmin(mean)
+    assert float(cv.best_strength) == strengths[best]
+    standard_error = scores[:, best].std(ddof=1) / np.sqrt(n_folds)
+    assert float(cv.strength_1se) == strengths[mean <= mean[best] + standard_error].max()
+    assert cv.strength_1se >= cv.best_strength
+
+
+def test_cross_validate_summary_and_path():
+    data = dataset("tall")
+    fit = fitted("tall", "squared", "l1")
+    cv = glm.cross_validate(data.X, data.y, n_folds=5, strengths=fit.strengths, **TIGHT)
+    np.testing.assert_allclose(cv.strengths, fit.strengths, rtol=1e-15)
+    assert_cv_summary(cv, 5)
+    # The path is the path on all the data; the best model beats the intercept-only one.
+    np.testing.assert_allclose(cv.path.coef, fit.coef, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(cv.path.intercept, fit.intercept, rtol=0, atol=1e-8)
+    mean = np.asarray(cv.scores).mean(axis=0)
+    assert mean.min() < 0.5 * mean[0]
+    # Another seed, other folds.
+    other = glm.cross_validate(data.X, data.y, n_folds=5, seed=1, strengths=fit.strengths, **TIGHT)
+    assert not np.allclose(other.scores, cv.scores)
+
+
+SMALL_STRENGTHS = dict(n_strengths=RATIOS.size, strength_min_ratio=0.05, **TIGHT)
+
+
+def small_data(datafit):
+    """Twelve rows (squared); eight, four of each class (logistic)."""
+    rng = np.random.default_rng(5)
+    if datafit == "squared":
+        X = rng.standard_normal((12, 4))
+        return X, X[:, 0] - 0.5 * X[:, 1] + 0.5 * rng.standard_normal(12)
+    return rng.standard_normal((8, 3)), np.tile([0.0, 1.0], 4)
+
+
+def held_out_loss(datafit, X, y, fit):
+    z = X @ np.asarray(fit.coef).T + np.asarray(fit.intercept)  # (rows, k)
+    if datafit == "squared":
+        return (y[:, None] - z) ** 2
+    return np.logaddexp(0, -np.where(y > 0, 1.0, -1.0)[:, None] * z)
+
+
+@functools.cache
+def fits_without(datafit, dropped: tuple, strengths: tuple):
+    """The path fitted on the small data set without the rows ``dropped`` (deleted, not
+    weighted)."""
+    X, y = small_data(datafit)
+    keep = ~np.isin(np.arange(y.size), dropped)
+    fit = glm.path(X[keep], y[keep], datafit=datafit, strengths=strengths, **TIGHT)
+    return jax.tree.map(np.asarray, fit)
+
+
+def held_out_sets(datafit):
+    """Leave one out (squared); leave one of each class out (logistic, stratified)."""
+    _, y = small_data(datafit)
+    if datafit == "squared":
+        return [(i,) for i in range(y.size)]
+    return [(i, j) for i in np.flatnonzero(y > 0) for j in np.flatnonzero(y == 0)]
+
+
+@pytest.mark.parametrize("datafit", DATAFITS)
+def test_cross_validate_folds_are_fits_on_the_training_rows(datafit):
+    """Leave-one-out (squared, n_folds = n), or four folds of four positives and four negatives
+    (logistic: stratification puts one of each class in every fold). Whatever the assignment of
+    rows to folds, each fold's scores must be the held-out loss of the path fitted on the other
+    rows, one candidate held-out set per fold, covering every row once."""
+    X, y = small_data(datafit)
+    n_folds = y.size if datafit == "squared" else 4
+    cv = glm.cross_validate(X, y, datafit=datafit, n_folds=n_folds, **SMALL_STRENGTHS)
+    assert_cv_summary(cv, n_folds)
+    strengths = tuple(np.asarray(cv.strengths).tolist())
+    candidates = {
+        rows: held_out_loss(
+            datafit, X[list(rows)], y[list(rows)], fits_without(datafit, rows, strengths)
+        ).mean(axis=0)
+        for rows in held_out_sets(datafit)
+    }
+    matched = []
+    for row in np.asarray(cv.scores):
+        errors = {rows: np.abs(row - value).max() for rows, value in candidates.items()}
+        rows = min(errors, key=errors.get)
+        assert errors[rows] <= 1e-7 * max(1.0, np.abs(row).max()), (row, errors[rows])
+        matched.extend(rows)
+    assert sorted(matched) == list(range(y.size))
+
+
+def test_cross_validate_logistic_needs_n_folds_at_most_the_smallest_class():
+    """With more folds than members of a class, some fold holds out no row of it (and with more
+    than the larger class, none at all: a NaN score): a clear error instead."""
+    X, y = small_data("logistic")
+    with pytest.raises(ValueError, match="n_folds"):
+        glm.cross_validate(X, y, datafit="logistic", n_folds=5, n_strengths=3)
+
+
+# --------------------------------------------------------------------------------------------
+# Stability selection.
+
+
+def test_stability_selection_probabilities():
+    data = dataset("tall")
+    fit = fitted("tall", "squared", "l1")
+    kw = dict(n_subsamples=20, strengths=fit.strengths, **TIGHT)
+    result = glm.stability_selection(data.X, data.y, fraction=0.5, **kw)
+    probabilities = np.asarray(result.probabilities)
+    assert probabilities.shape == (RATIOS.size, data.X.shape[1])
+    np.testing.assert_allclose(result.strengths, fit.strengths, rtol=1e-15)
+    assert np.all((probabilities >= 0) & (probabilities <= 1))
+    np.testing.assert_allclose(probabilities * 20, np.round(probabilities * 20), atol=1e-9)
+    # The strongest true feature is always selected at moderate strengths; noise rarely.
+    np.testing.assert_array_equal(probabilities[2:, 0], 1)
+    noise = np.setdiff1d(np.arange(data.X.shape[1]), list(BETA))
+    assert np.all(probabilities[1:3, noise] <= 0.2), probabilities[1:3, noise]
+    assert np.any((probabilities > 0) & (probabilities < 1))
+    # With every row in every subsample, the probabilities are the full path's support.
+    everything = glm.stability_selection(data.X, data.y, fraction=1.0, **kw)
+    np.testing.assert_array_equal(everything.probabilities, fit.coef != 0)
+
+
+@pytest.mark.parametrize("datafit", DATAFITS)
+def test_stability_selection_subsample_is_a_fit_on_its_rows(datafit):
+    """One subsample leaving one row out (one row of each class for logistic, stratified): its
+    selection pattern is the support of the path fitted on the remaining rows."""
+    X, y = small_data(datafit)
+    fraction = 11 / 12 if datafit == "squared" else 3 / 4
+    result = glm.stability_selection(
+        X, y, datafit=datafit, n_subsamples=1, fraction=fraction, **SMALL_STRENGTHS
+    )
+    strengths = tuple(np.asarray(result.strengths).tolist())
+    supports = [fits_without(datafit, rows, strengths).coef != 0 for rows in held_out_sets(datafit)]
+    probabilities = np.asarray(result.probabilities)
+    assert any(np.array_equal(probabilities, support) for support in supports)
+    # Not a trivial match: the supports differ between held-out sets.
+    assert any(not np.array_equal(supports[0], support) for support in supports)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad inputs.
+
+_rng = np.random.default_rng(11)
+_X, _y = _rng.standard_normal((10, 3)), _rng.standard_normal(10)
+_labels = np.tile([0.0, 1.0], 5)
+
+
+def _with(array, index, value):
+    array = np.array(array)
+    array[index] = value
+    return array
+
+
+BAD_INPUTS = [
+    # (function, X, y, keywords, the argument named in the message)
+    (glm.path, _with(_X, (0, 0), np.nan), _y, {}, "X"),
+    (glm.path, _with(_X, (1, 2), np.inf), _y, {}, "X"),
+    (glm.path, _X, _with(_y, 3, np.nan), {}, "y"),
+    (glm.path, _X, _y[:-1], {}, "y"),
+    (glm.path, _X, _y[:, None], {}, "y"),
+    (glm.path, _X[:, 0], _y, {}, "X"),
+    (glm.path, _X[:0], _y[:0], {}, "X"),
+    (glm.path, _X, np.ones(10), {"datafit": "logistic"}, "y"),
+    (glm.path, _X, np.arange(10.0) % 3, {"datafit": "logistic"}, "y"),
+    (glm.path, _X, _y, {"penalty": "lasso"}, "penalty"),
+    (glm.path, _X, _y, {"datafit": "poisson"}, "datafit"),
+    (glm.path, _X, _y, {"strengths": []}, "strengths"),
+    (glm.path, _X, _y, {"strengths": [0.1, -0.1]}, "strengths"),
+    (glm.path, _X, _y, {"strengths": [0.1, np.nan]}, "strengths"),
+    (glm.path, _X, _y, {"strengths": [[0.1]]}, "strengths"),
+    (glm.path, _X, _y, {"n_strengths": 0}, "n_strengths"),
+    (glm.path, _X, _y, {"strength_min_ratio": 1.5}, "strength_min_ratio"),
+    (glm.path, _X, _y, {"penalty": "elastic_net", "l1_ratio": 1.5}, "l1_ratio"),
+    (glm.path, _X, _y, {"penalty": "elastic_net", "l1_ratio": -0.1}, "l1_ratio"),
+    (glm.path, _X, _y, {"penalty_factor": [1.0, -1.0, 1.0]}, "penalty_factor"),
+    (glm.path, _X, _y, {"penalty_factor": [1.0, 1.0]}, "penalty_factor"),
+    (glm.path, _X, _y, {"penalty": "group_lasso"}, "groups"),
+    (glm.path, _X, _y, {"penalty": "group_lasso", "groups": [0, 1]}, "groups"),
+    (glm.path, _X, _y, {"penalty": "group_lasso", "groups": [0.0, 1.0, 1.0]}, "groups"),
+    (glm.path, _X, _y, {"penalty": "l1", "groups": [0, 1, 1]}, "groups"),
+    (
+        glm.path,
+        _X,
+        _y,
+        {"penalty": "group_lasso", "groups": [0, 1, 1], "group_weights": [1.0]},
+        "group_weights",
+    ),
+    (
+        glm.path,
+        _X,
+        _y,
+        {"penalty": "group_lasso", "groups": [0, 1, 1], "penalty_factor": [1.0] * 3},
+        "penalty_factor",
+    ),
+    (glm.path, _X, _y, {"tol": 0.0}, "tol"),
+    (glm.path, _X, _y, {"tol": -1e-6}, "tol"),
+    (glm.path, _X, _y, {"max_iter": 0}, "max_iter"),
+    (glm.path, _X, _y, {"penalty": "mcp", "gamma": 1.0}, "gamma"),
+    (glm.path, _X, _y, {"penalty": "scad", "a": 2.0}, "a"),
+    (glm.path, _X, _y, {"sample_weight": _with(np.ones(10), 0, -1.0)}, "sample_weight"),
+    (glm.path, _X, _y, {"sample_weight": np.zeros(10)}, "sample_weight"),
+    (glm.path, _X, _y, {"sample_weight": np.ones(9)}, "sample_weight"),
+    (glm.strength_max, _X, _y, {"penalty": "ridge"}, "penalty"),
+    (
+        glm.strength_max,
+        _X,
+        _labels,
+        {"datafit": "logistic", "penalty_factor": [1, 1, -1]},
+        "penalty_factor",
+    ),
+    (glm.cross_validate, _X, _y, {"n_folds": 1}, "n_folds"),
+    (glm.cross_validate, _X, _y, {"n_folds": 11}, "n_folds"),
+    (glm.cross_validate, _X, _y, {"n_folds": 2.5}, "n_folds"),
+    (glm.cross_validate, _X, _y, {"strengths": []}, "strengths"),
+    (glm.stability_selection, _X, _y, {"fraction": 0.0}, "fraction"),
+    (glm.stability_selection, _X, _y, {"fraction": 1.5}, "fraction"),
+    (glm.stability_selection, _X, _y, {"n_subsamples": 0}, "n_subsamples"),
+    (glm.stability_selection, _X, np.ones(10), {"datafit": "logistic"}, "y"),
+]
+
+
+@pytest.mark.parametrize(
+    "function, X, y, kwargs, argument",
+    BAD_INPUTS,
+    ids=[f"{f.__name__}-{arg}-{i}" for i, (f, _, _, _, arg) in enumerate(BAD_INPUTS)],
+)
+def test_bad_input_raises_value_error_naming_the_argument(function, X, y, kwargs, argument):
+    with pytest.raises(ValueError, match=rf"(^|\W){argument}\W"):
+        function(X, y, **kwargs)
