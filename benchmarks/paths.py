@@ -135,9 +135,9 @@ def _logistic_peers(X, y, strengths, tol):
 
 def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target):
     X, y = _centered(X, y) if datafit == "squared" else (np.asfortranarray(X), y)
-    strengths = np.asarray(
-        glm.path(X, y, datafit=datafit, fit_intercept=False, n_strengths=n_strengths).strengths
-    )
+    top = float(glm.strength_max(X, y, datafit=datafit, fit_intercept=False))
+    ratio = 1e-3 if X.shape[0] >= X.shape[1] else 1e-2
+    strengths = top * np.logspace(0, np.log10(ratio), n_strengths)
 
     def run_jreg():
         return glm.path(

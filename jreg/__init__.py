@@ -4,7 +4,7 @@ Penalties are pure functions on pytrees (:mod:`jreg.penalties`), each with its p
 (:mod:`jreg.prox`).
 """
 
-from jreg import glm, penalties, prox
+from jreg import glm, penalties, plot, prox
 from jreg.sweep import sweep
 from jreg.transforms import (
     ProximalAdaptiveState,
@@ -25,6 +25,7 @@ __all__ = [
     "add_penalty_gradient",
     "glm",
     "penalties",
+    "plot",
     "projected",
     "proximal",
     "proximal_adagrad",

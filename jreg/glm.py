@@ -13,11 +13,14 @@ with :math:`P` = ``jreg.penalties.<penalty>(w, strength * penalty_factor)``; the
 :math:`b` is never penalized. ``strength`` is scikit-learn's ``alpha`` (``Lasso``,
 ``ElasticNet``) and glmnet's ``lambda``; ``LogisticRegression(C)`` is ``strength = 1/(n C)``.
 
-Solver: accelerated proximal gradient (FISTA with gradient-based restart) on the Gram matrix when
-the loss is squared and :math:`n \ge p`, on :math:`X` otherwise, warm-started down the path and
-stopped when the duality gap (convex penalties) or the squared gradient mapping
-:math:`\tfrac{L}{2}\|w - \operatorname{prox}(w - \nabla F(w)/L)\|^2` (``mcp``, ``scad``) falls
-below ``tol`` times the objective at :math:`w = 0`. Cross-validation folds and stability-selection
+Solvers: for the squared loss with :math:`n \ge p`, accelerated proximal gradient (FISTA with
+gradient restart) on the Gram matrix; for the squared loss with :math:`p > n` and a sparse
+penalty (``l1``, ``elastic_net``, ``mcp``, ``scad``), coordinate descent on working sets with
+Anderson acceleration; otherwise (logistic, ``l2``, ``group_lasso``) FISTA on :math:`X`. All are
+warm-started down the path and stop when the duality gap (convex penalties) or the squared
+gradient mapping :math:`\tfrac{L}{2}\|w - \operatorname{prox}(w - \nabla F(w)/L)\|^2`
+(``mcp``, ``scad``) falls below ``tol`` times the objective at :math:`w = 0`; unpenalized
+features add their squared gradient mapping. Cross-validation folds and stability-selection
 subsamples are sample weights (0 for held-out rows), so all of them run as one vmapped program.
 """
 
@@ -136,14 +139,14 @@ def _prepare(X, y, sample_weight, datafit: str) -> _Data:
         _check("sample_weight", jnp.sum(weights), lambda s: s > 0, "not all zero")
         weights = weights / jnp.sum(weights)
     if datafit == "logistic":
-        y = _signed_labels(y)
+        y = _signed_labels(y, weights)
     return _Data(X, y, weights)
 
 
-def _signed_labels(y: jax.Array) -> jax.Array:
-    """Maps labels {0, 1} or {-1, 1} to {-1, 1}; checks both classes are present."""
-    if not isinstance(y, jax.core.Tracer):
-        classes = np.unique(np.asarray(y))
+def _signed_labels(y: jax.Array, weights: jax.Array) -> jax.Array:
+    """Maps labels {0, 1} or {-1, 1} to {-1, 1}; checks both classes have weight."""
+    if not isinstance(y, jax.core.Tracer) and not isinstance(weights, jax.core.Tracer):
+        classes = np.unique(np.asarray(y)[np.asarray(weights) > 0])
         if not (set(classes) <= {0.0, 1.0} or set(classes) <= {-1.0, 1.0}):
             raise ValueError(f"y must hold labels in {{0, 1}} or {{-1, 1}}, got {classes[:5]}")
         if classes.size < 2:
@@ -225,32 +228,25 @@ def _squared(data: _Data, *, fit_intercept: bool) -> _Datafit:
     n, p = X.shape
     x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)
     y_mean = a @ y if fit_intercept else jnp.zeros((), X.dtype)
-    yc = y - y_mean
+    Xc, yc = X - x_mean[None, :], y - y_mean  # centred explicitly: no float32 cancellation
     y_sq = a @ yc**2
+    grad_at_zero = -(Xc.T @ (a * yc))
 
     if n >= p:  # Gram form: one p x p matrix-vector product per FISTA iteration
-        gram = X.T @ (a[:, None] * X) - jnp.outer(x_mean, x_mean)
-        smooth = _squared_on_gram(gram, X.T @ (a * y) - x_mean * y_mean, y_sq)
+        smooth = _squared_on_gram(Xc.T @ (a[:, None] * Xc), -grad_at_zero, y_sq)
         sparse_solver = None
     else:  # X form: coordinate descent on working sets
-
-        def matvec(w):
-            return X @ w - x_mean @ w
-
-        def rmatvec(u):
-            return X.T @ u - x_mean * jnp.sum(u)
-
-        lipschitz = _top_eigenvalue(lambda v: rmatvec(a * matvec(v)), p, X.dtype)
-        smooth = _squared_on_residual(matvec, rmatvec, yc, a, lipschitz)
-        columns = _Columns(X.T, x_mean, a @ X**2 - x_mean**2)
-        sparse_solver = functools.partial(_coordinate_descent, smooth, columns, yc, a)
+        rows = Xc.T  # (p, n): a feature's column is a contiguous row
+        lipschitz = _top_eigenvalue(lambda v: rows @ (a * (v @ rows)), p, X.dtype)
+        smooth = _squared_on_residual(lambda w: w @ rows, lambda u: rows @ u, yc, a, lipschitz)
+        sparse_solver = functools.partial(_coordinate_descent, smooth, rows, a @ Xc**2, yc, a)
 
     return _Datafit(
         smooth=smooth,
         sparse_solver=sparse_solver,
         intercept=lambda w, b: y_mean - x_mean @ w,
         value_at_zero=y_sq / 2,
-        grad_at_zero=-(X.T @ (a * yc)),
+        grad_at_zero=grad_at_zero,
         intercept_at_zero=y_mean,
     )
 
@@ -382,7 +378,7 @@ def _group_penalty(groups, group_weights, p: int) -> tuple[_Penalty, np.ndarray]
         raise ValueError(
             f"group_weights must have one weight per group ({ids.size}), got {group_weights.shape}"
         )
-    _check("group_weights", group_weights, lambda g: np.isfinite(g) & (g >= 0), "finite, >= 0")
+    _check("group_weights", group_weights, lambda g: np.isfinite(g) & (g > 0), "finite, > 0")
 
     def gather(w):
         return jnp.append(w, 0)[index]
@@ -511,14 +507,6 @@ def _anderson(iterates: jax.Array) -> jax.Array:
     return (weights / jnp.sum(weights)) @ iterates[1:]
 
 
-class _Columns(NamedTuple):
-    """Feature columns for coordinate descent: ``X.T`` ``(p, n)``, means, weighted variances."""
-
-    rows: jax.Array
-    mean: jax.Array
-    curvature: jax.Array
-
-
 class _Sweep(NamedTuple):
     w: jax.Array
     grad: jax.Array
@@ -527,7 +515,7 @@ class _Sweep(NamedTuple):
 
 
 def _coordinate_descent(
-    smooth: _Smooth, columns: _Columns, yc, a, penalty: _Penalty, lam, w, b, target, max_iter
+    smooth: _Smooth, rows, curvature, yc, a, penalty: _Penalty, lam, w, b, target, max_iter
 ):
     r"""Coordinate descent on working sets with Anderson acceleration (squared loss, X form).
 
@@ -537,15 +525,16 @@ def _coordinate_descent(
     violators of the optimality condition at zero, twice as many as the non-zero ones (as in
     celer and skglm), in a dynamic loop so that the shapes stay static; then the iterates are
     extrapolated (Anderson, kept if it lowers the objective) and the full gap is checked.
-    ``n_iter`` counts epochs.
+    ``rows`` are the centred features transposed, ``(p, n)``; ``curvature`` their weighted
+    squared norms. ``n_iter`` counts epochs.
     """
     p = w.size
-    curvature = jnp.where(columns.curvature > 0, columns.curvature, 1)
+    curvature = jnp.where(curvature > 0, curvature, 1)
 
     def coordinate(t, state):
         w, r, order = state
         j = order[t]
-        x_j = columns.rows[j] - columns.mean[j]
+        x_j = rows[j]
         new = penalty.prox(w[j] + x_j @ (a * r) / curvature[j], lam[j], 1 / curvature[j])
         return w.at[j].set(new), r - (new - w[j]) * x_j, order
 
@@ -566,7 +555,7 @@ def _coordinate_descent(
             w, r = jax.lax.fori_loop(0, size, coordinate, (*state, order))[:2]
             return (w, r), w
 
-        residual = yc - (columns.rows.T @ sweep.w - columns.mean @ sweep.w)
+        residual = yc - sweep.w @ rows
         (w, _), iterates = jax.lax.scan(epoch, (sweep.w, residual), length=_ANDERSON)
         extrapolated = _anderson(jnp.concatenate([sweep.w[None], iterates]))
         w = jnp.where(objective(extrapolated) < objective(w), extrapolated, w)
@@ -689,6 +678,13 @@ def _grid(data, factor, config, strengths, n_strengths, strength_min_ratio) -> j
         strength_min_ratio = 1e-3 if n >= p else 1e-2
     _check("strength_min_ratio", strength_min_ratio, lambda r: (r > 0) & (r < 1), "in (0, 1)")
     top = _strength_max_jit(data, factor, config=config)
+    _check(
+        "strength_max",
+        top,
+        lambda t: t > 0,
+        "> 0 for a default grid (the solution at "
+        "strength 0 is already all zeros: constant X or y, or every penalty_factor 0?)",
+    )
     return top * jnp.logspace(0, np.log10(strength_min_ratio), n_strengths, dtype=data.X.dtype)
 
 

@@ -51,15 +51,21 @@ __all__ = [
 
 
 def _map_leaves(leaf_prox, x, strength, scaling, axes_of=_no_axes):
-    """Applies ``leaf_prox(leaf, axes, strength, scaling)`` to each leaf of ``x``."""
+    """Applies ``leaf_prox(leaf, axes, strength, scaling)`` to each leaf of ``x``.
+
+    Where ``scaling * strength`` is 0 the result is the leaf itself, so that the prox is the
+    identity there with the identity as its derivative (an exempt leaf, such as a bias).
+    """
+
+    def one(leaf, args):
+        compute_leaf, _, s, c = args
+        out = jnp.where(c * s > 0, leaf_prox(*args), compute_leaf)
+        return out.astype(jnp.result_type(leaf))
+
     leaves, treedef = jax.tree.flatten(x)
     arguments = _leaf_arguments(x, strength, axes_of, scaling=scaling)
     return jax.tree.unflatten(
-        treedef,
-        [
-            leaf_prox(*args).astype(jnp.result_type(leaf))
-            for leaf, args in zip(leaves, arguments, strict=True)
-        ],
+        treedef, [one(leaf, args) for leaf, args in zip(leaves, arguments, strict=True)]
     )
 
 

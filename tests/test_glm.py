@@ -18,6 +18,9 @@ Compiled programs are shared between tests: the data sets have two shapes (the c
 """
 
 import functools
+import os
+import subprocess
+import sys
 import warnings
 from typing import NamedTuple
 
@@ -932,3 +935,29 @@ BAD_INPUTS = [
 def test_bad_input_raises_value_error_naming_the_argument(function, X, y, kwargs, argument):
     with pytest.raises(ValueError, match=rf"(^|\W){argument}\W"):
         function(X, y, **kwargs)
+
+
+def test_float32_without_x64_on_uncentered_features():
+    """The default (x64 off) path in float32 on features with a large mean matches sklearn."""
+    script = """
+import numpy as np
+from sklearn.linear_model import lasso_path
+from jreg import glm
+rng = np.random.default_rng(0)
+for n, p in [(200, 20), (40, 100)]:
+    X = rng.standard_normal((n, p)) + 2000.0
+    y = X[:, 0] - X[:, 1] + 0.1 * rng.standard_normal(n)
+    fit = glm.path(X, y, n_strengths=10, tol=1e-8)
+    assert fit.coef.dtype == np.float32
+    Xc, yc = X - X.mean(0), y - y.mean()
+    _, ref, _ = lasso_path(Xc, yc, alphas=np.asarray(fit.strengths, float), tol=1e-12)
+    scale = np.abs(ref).max()
+    assert np.abs(np.asarray(fit.coef) - ref.T).max() < 2e-3 * scale, (n, p)
+print("ok")
+"""
+    env = {**os.environ, "JAX_ENABLE_X64": "0"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"

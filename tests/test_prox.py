@@ -364,26 +364,8 @@ def test_jacobian_finite_at_zero_and_zero_strength(name, dtype):
         assert np.all(np.isfinite(gx)) and np.all(np.isfinite(gs)), (point, s)
 
 
-# At x == 0 and strength == 0 these return a zero Jacobian (the derivative of the kink of the
-# thresholding rule), while prox(., 0) is the identity map, whose Jacobian is the identity.
-# Minor: a measure-zero point, reported rather than fixed.
-_ZERO_JACOBIAN = ("l1", "elastic_net", "l0", "mcp", "scad")
-
-
-@pytest.mark.parametrize(
-    ("name", "point"),
-    [(name, "random") for name in NAMES]
-    + [
-        pytest.param(
-            name,
-            "zero",
-            marks=pytest.mark.xfail(
-                name in _ZERO_JACOBIAN, strict=True, reason="Jacobian 0, not I, at x=0, s=0"
-            ),
-        )
-        for name in NAMES
-    ],
-)
+@pytest.mark.parametrize("point", ["random", "zero"])
+@pytest.mark.parametrize("name", NAMES)
 def test_jacobian_at_zero_strength_is_identity(name, point):
     rng = np.random.default_rng(29)
     x = rng.normal(size=SHAPE) if point == "random" else np.zeros(SHAPE)
