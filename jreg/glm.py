@@ -25,6 +25,7 @@ subsamples are sample weights (0 for held-out rows), so all of them run as one v
 """
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -688,40 +689,24 @@ def _grid(data, factor, config, strengths, n_strengths, strength_min_ratio) -> j
     return top * jnp.logspace(0, np.log10(strength_min_ratio), n_strengths, dtype=data.X.dtype)
 
 
-def _setup(X, y, sample_weight, penalty_factor, **config_kw):
-    config = _config(**config_kw)
-    data = _prepare(X, y, sample_weight, config.datafit)
-    factor = _penalty_factor(penalty_factor, config, data.X.shape[1], data.X.dtype)
-    return data, factor, config
+def _setup(X, y, **kwargs):
+    """Validated data, penalty factors, static config and the arguments of :func:`path` (its
+    defaults filling in what ``kwargs`` leaves out; an unknown keyword is a ``TypeError``)."""
+    bound = inspect.signature(path).bind(X, y, **kwargs)
+    bound.apply_defaults()
+    args = bound.arguments
+    config = _config(**{field: args[field] for field in _Config._fields})
+    data = _prepare(X, y, args["sample_weight"], config.datafit)
+    factor = _penalty_factor(args["penalty_factor"], config, data.X.shape[1], data.X.dtype)
+    return data, factor, config, args
 
 
-def _setup_path(
-    X,
-    y,
-    *,
-    datafit="squared",
-    penalty="l1",
-    strengths=None,
-    n_strengths=100,
-    strength_min_ratio=None,
-    l1_ratio=1.0,
-    fit_intercept=True,
-    tol=1e-6,
-    max_iter=10_000,
-    sample_weight=None,
-    penalty_factor=None,
-    groups=None,
-    group_weights=None,
-    gamma=3.0,
-    a=3.7,
-):
-    """Validated data, penalty factors, static config and grid of a path (see :func:`path`)."""
-    data, factor, config = _setup(
-        X, y, sample_weight, penalty_factor, datafit=datafit, penalty=penalty,
-        fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, l1_ratio=l1_ratio, gamma=gamma,
-        a=a, groups=groups, group_weights=group_weights,
-    )  # fmt: skip
-    grid = _grid(data, factor, config, strengths, n_strengths, strength_min_ratio)
+def _setup_path(X, y, **kwargs):
+    """:func:`_setup` and the grid of strengths of the path."""
+    data, factor, config, args = _setup(X, y, **kwargs)
+    grid = _grid(
+        data, factor, config, args["strengths"], args["n_strengths"], args["strength_min_ratio"]
+    )
     return data, factor, config, grid
 
 
@@ -753,11 +738,7 @@ def strength_max(
       >>> print(glm.strength_max(X, y))
       0.6666...
     """
-    data, factor, config = _setup(
-        X, y, sample_weight, penalty_factor, datafit=datafit, penalty=penalty,
-        fit_intercept=fit_intercept, tol=1e-6, max_iter=10_000, l1_ratio=l1_ratio, gamma=3.0, a=3.7,
-        groups=groups, group_weights=group_weights,
-    )  # fmt: skip
+    data, factor, config, _ = _setup(**locals())  # the arguments above; path's other defaults
     return _strength_max_jit(data, factor, config=config)
 
 
@@ -825,12 +806,7 @@ def path(
       >>> int(n_selected[0]), int(n_selected[10]), int(n_selected[-1])
       (0, 2, 5)
     """
-    data, factor, config, grid = _setup_path(
-        X, y, datafit=datafit, penalty=penalty, strengths=strengths, n_strengths=n_strengths,
-        strength_min_ratio=strength_min_ratio, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
-        tol=tol, max_iter=max_iter, sample_weight=sample_weight, penalty_factor=penalty_factor,
-        groups=groups, group_weights=group_weights, gamma=gamma, a=a,
-    )  # fmt: skip
+    data, factor, config, grid = _setup_path(**locals())  # exactly the arguments above
     return _path_jit(data, grid, factor, config=config)
 
 
