@@ -35,6 +35,7 @@ import numpy as np
 
 from jreg import penalties, prox
 from jreg.penalties import _check
+from jreg.prox import _safe_divide
 
 __all__ = [
     "CrossValidation",
@@ -315,9 +316,8 @@ class _Penalty(NamedTuple):
 
 
 def _ratio(numerator, denominator):
-    """``numerator / denominator`` with 0 where the denominator is 0."""
-    positive = denominator > 0
-    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0)
+    """``numerator / denominator`` with 0 where the denominator is 0 (or negative)."""
+    return _safe_divide(numerator, denominator, denominator > 0, 0)
 
 
 def _feasible_scale(v_norms, lam):
