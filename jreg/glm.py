@@ -511,6 +511,7 @@ def _anderson(iterates: jax.Array) -> jax.Array:
 class _Sweep(NamedTuple):
     w: jax.Array
     grad: jax.Array
+    objective: jax.Array
     gap: jax.Array
     n_iter: jax.Array
 
@@ -539,13 +540,11 @@ def _coordinate_descent(
         new = penalty.prox(w[j] + x_j @ (a * r) / curvature[j], lam[j], 1 / curvature[j])
         return w.at[j].set(new), r - (new - w[j]) * x_j, order
 
-    def objective(w):
-        return smooth.evaluate(w, b).loss + penalty.value(w, lam)
-
     def evaluated(w, n_iter) -> _Sweep:
         evaluation = smooth.evaluate(w, b)
+        objective = evaluation.loss + penalty.value(w, lam)
         gap = _gap_at(evaluation, smooth.lipschitz, penalty, w, lam)
-        return _Sweep(w, evaluation.grad_w, gap, n_iter)
+        return _Sweep(w, evaluation.grad_w, objective, gap, n_iter)
 
     def block(sweep: _Sweep) -> _Sweep:
         score = jnp.where(sweep.w != 0, jnp.inf, penalty.violation(sweep.grad, lam))
@@ -559,8 +558,10 @@ def _coordinate_descent(
         residual = yc - sweep.w @ rows
         (w, _), iterates = jax.lax.scan(epoch, (sweep.w, residual), length=_ANDERSON)
         extrapolated = _anderson(jnp.concatenate([sweep.w[None], iterates]))
-        w = jnp.where(objective(extrapolated) < objective(w), extrapolated, w)
-        return evaluated(w, sweep.n_iter + _ANDERSON)
+        n_iter = sweep.n_iter + _ANDERSON
+        plain, accelerated = evaluated(w, n_iter), evaluated(extrapolated, n_iter)
+        better = accelerated.objective < plain.objective
+        return jax.tree.map(lambda x, y: jnp.where(better, x, y), accelerated, plain)
 
     def not_done(sweep: _Sweep):
         return (sweep.gap > target) & (sweep.n_iter < max_iter)
