@@ -37,6 +37,15 @@ def _median_time(fn, repeats):
     return float(np.median(times))
 
 
+def _compile_and_median_time(fn, repeats):
+    """(median of warm runs, compilation time: the first call's excess over the median)."""
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - start
+    median = _median_time(fn, repeats)
+    return median, first - median
+
+
 def _objective(X, y, coef, strength, datafit):
     """The (sklearn) objective without intercept, evaluated in float64 numpy."""
     z = X @ coef
@@ -144,10 +153,7 @@ def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target):
             X, y, datafit=datafit, strengths=strengths, fit_intercept=False, tol=tol
         ).coef
 
-    start = time.perf_counter()
-    jax.block_until_ready(run_jreg())
-    first = time.perf_counter() - start
-    jreg_time = _median_time(run_jreg, repeats)
+    jreg_time, compile_time = _compile_and_median_time(run_jreg, repeats)
     jreg_coef = np.asarray(run_jreg(), float)
     peers = (_lasso_peers if datafit == "squared" else _logistic_peers)(X, y, strengths, tol)
     p0 = _objective(X, y, np.zeros(X.shape[1]), 0.0, datafit)
@@ -163,7 +169,7 @@ def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target):
         "n_strengths": int(strengths.size),
         "tol": tol,
         "jreg": jreg_time,
-        "jreg_compile": first - jreg_time,
+        "jreg_compile": compile_time,
         "peers": {},
         "excess": {},
         "target": target,
@@ -187,10 +193,7 @@ def _cv_problem(name, X, y, *, n_folds, n_strengths, tol, repeats, target):
             X, y, n_folds=n_folds, n_strengths=n_strengths, fit_intercept=False, tol=tol
         ).scores
 
-    start = time.perf_counter()
-    jax.block_until_ready(run_jreg())
-    first = time.perf_counter() - start
-    jreg_time = _median_time(run_jreg, repeats)
+    jreg_time, compile_time = _compile_and_median_time(run_jreg, repeats)
     folds = KFold(n_folds, shuffle=True, random_state=0)
     sklearn = LassoCV(cv=folds, alphas=n_strengths, fit_intercept=False, tol=tol)
     with warnings.catch_warnings():
@@ -202,7 +205,7 @@ def _cv_problem(name, X, y, *, n_folds, n_strengths, tol, repeats, target):
         "n_strengths": n_strengths,
         "tol": tol,
         "jreg": jreg_time,
-        "jreg_compile": first - jreg_time,
+        "jreg_compile": compile_time,
         "peers": {"scikit-learn LassoCV": sklearn_time},
         "excess": {},
         "target": target,
