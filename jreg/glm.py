@@ -16,12 +16,16 @@ with :math:`P` = ``jreg.penalties.<penalty>(w, strength * penalty_factor)``; the
 Solvers: for the squared loss with :math:`n \ge p`, accelerated proximal gradient (FISTA with
 gradient restart) on the Gram matrix; for the squared loss with :math:`p > n` and a sparse
 penalty (``l1``, ``elastic_net``, ``mcp``, ``scad``), coordinate descent on working sets with
-Anderson acceleration; otherwise (logistic, ``l2``, ``group_lasso``) FISTA on :math:`X`. All are
+Anderson acceleration; otherwise (logistic, ``l2``, ``group_lasso``) FISTA on :math:`X`. For the
+squared loss with ``l1`` or ``elastic_net``, Newton steps of an active-set method (the support
+and the worst violators, signs held, solved by Cholesky in padded static sizes) finish what
+those find (p > n) or take over where FISTA is slow (n >= p). All are
 warm-started down the path and stop when the duality gap (convex penalties) or the squared
 gradient mapping :math:`\tfrac{L}{2}\|w - \operatorname{prox}(w - \nabla F(w)/L)\|^2`
-(``mcp``, ``scad``) falls below ``tol`` times the objective at :math:`w = 0`; unpenalized
-features add their squared gradient mapping. Cross-validation folds and stability-selection
-subsamples are sample weights (0 for held-out rows), so all of them run as one vmapped program.
+(``mcp``, ``scad``; coordinate descent uses each coordinate's curvature for :math:`L`) falls
+below ``tol`` times the objective at :math:`w = 0`; unpenalized features add their squared
+gradient mapping. Cross-validation folds and stability-selection subsamples are sample weights
+(0 for held-out rows), so all of them run as one vmapped program (without the Newton steps).
 """
 
 import functools
@@ -170,10 +174,13 @@ class _Evaluation(NamedTuple):
 
 
 class _Smooth(NamedTuple):
-    """What the solver needs of a datafit: its evaluation and a Lipschitz constant."""
+    """What the solver needs of a datafit: its evaluation, a Lipschitz constant and, for a
+    quadratic datafit, its Hessian on a set of indices (``p`` pads: zero rows and columns)."""
 
     evaluate: Callable[[jax.Array, jax.Array], _Evaluation]
     lipschitz: jax.Array
+    hessian_block: Callable[[jax.Array], jax.Array] | None = None
+    newton_size: int = 0  # the largest support a Newton step solves on (static)
 
 
 class _Datafit(NamedTuple):
@@ -209,20 +216,28 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array) -> _Smoo
         r_r = r_y + grad @ w  # ||r||_a^2 = y_sq - 2 corr.w + w.G.w
         return _Evaluation(r_r / 2, grad, zero, lambda k: k * r_y - k**2 * r_r / 2)
 
-    return _Smooth(evaluate, _top_eigenvalue(lambda v: gram @ v, corr.size, gram.dtype))
+    def hessian_block(index):
+        return gram.at[index[:, None], index[None, :]].get(mode="fill", fill_value=0)
+
+    lipschitz = _top_eigenvalue(lambda v: gram @ v, corr.size, gram.dtype)
+    return _Smooth(evaluate, lipschitz, hessian_block, min(_NEWTON_MAX, corr.size))
 
 
-def _squared_on_residual(matvec, rmatvec, yc, a, lipschitz) -> _Smooth:
-    """Squared loss through the residual: ``matvec(w)`` is :math:`X_c w`, ``rmatvec`` its
-    transpose."""
+def _squared_on_rows(rows, yc, a, lipschitz) -> _Smooth:
+    """Squared loss through the residual; ``rows`` are the centred features transposed,
+    ``(p, n)``."""
     zero = jnp.zeros((), yc.dtype)
 
     def evaluate(w, b):
-        r = yc - matvec(w)
+        r = yc - w @ rows
         r_y, r_r = a @ (r * yc), a @ r**2
-        return _Evaluation(r_r / 2, -rmatvec(a * r), zero, lambda k: k * r_y - k**2 * r_r / 2)
+        return _Evaluation(r_r / 2, -(rows @ (a * r)), zero, lambda k: k * r_y - k**2 * r_r / 2)
 
-    return _Smooth(evaluate, lipschitz)
+    def hessian_block(index):
+        taken = rows.at[index].get(mode="fill", fill_value=0)
+        return (taken * a[None, :]) @ taken.T
+
+    return _Smooth(evaluate, lipschitz, hessian_block, min(_NEWTON_MAX, rows.shape[0]))
 
 
 def _squared(data: _Data, *, fit_intercept: bool) -> _Datafit:
@@ -240,7 +255,7 @@ def _squared(data: _Data, *, fit_intercept: bool) -> _Datafit:
     else:  # X form: coordinate descent on working sets
         rows = Xc.T  # (p, n): a feature's column is a contiguous row
         lipschitz = _top_eigenvalue(lambda v: rows @ (a * (v @ rows)), p, X.dtype)
-        smooth = _squared_on_residual(lambda w: w @ rows, lambda u: rows @ u, yc, a, lipschitz)
+        smooth = _squared_on_rows(rows, yc, a, lipschitz)
         sparse_solver = functools.partial(_coordinate_descent, smooth, rows, a @ Xc**2, yc, a)
 
     return _Datafit(
@@ -313,6 +328,9 @@ class _Penalty(NamedTuple):
     conjugate: Callable[[jax.Array, jax.Array], jax.Array]  # R*(v), finite part
     zero_threshold: Callable[[jax.Array, jax.Array], jax.Array]  # strength_max from grad at 0
     violation: Callable[[jax.Array, jax.Array], jax.Array] | None  # > 0: 0 is not optimal
+    # on an orthant, a quadratic: (w, signs, lam) -> (gradient, curvature); None if the penalty
+    # is not quadratic on orthants
+    on_orthant: Callable[..., tuple[jax.Array, jax.Array]] | None
 
 
 def _ratio(numerator, denominator):
@@ -351,6 +369,11 @@ def _elementwise_penalty(name: str, *, l1_ratio: float, gamma: float, a: float) 
         conjugate = lambda v, lam: jnp.zeros((), v.dtype)  # noqa: E731
         dual_scale = lambda v, lam: _feasible_scale(jnp.abs(v), lam)  # noqa: E731
     slope_at_zero = l1_ratio if name == "elastic_net" else 1.0
+    ridge_part = 1 - l1_ratio if name == "elastic_net" else 0.0
+
+    def on_orthant(w, signs, lam):
+        return slope_at_zero * lam * signs + ridge_part * lam * w, ridge_part * lam
+
     return _Penalty(
         value=lambda w, lam: value_fn(w, lam, **kw),
         prox=lambda w, lam, step: prox_fn(w, lam, scaling=step, **kw),
@@ -359,6 +382,7 @@ def _elementwise_penalty(name: str, *, l1_ratio: float, gamma: float, a: float) 
         conjugate=conjugate,
         zero_threshold=zero_threshold,
         violation=None if name == "l2" else lambda g, lam: jnp.abs(g) - slope_at_zero * lam,
+        on_orthant=on_orthant if name in ("l1", "elastic_net") else None,
     )
 
 
@@ -398,6 +422,7 @@ def _group_penalty(groups, group_weights, p: int) -> tuple[_Penalty, np.ndarray]
         conjugate=lambda v, lam: jnp.zeros((), v.dtype),
         zero_threshold=lambda v, lam_factor: jnp.max(_ratio(norms(v), lam_factor), initial=0),
         violation=None,
+        on_orthant=None,
     )
     return penalty, group_weights
 
@@ -415,6 +440,9 @@ class _Config(NamedTuple):
     a: float
     groups: tuple | None
     group_weights: tuple | None
+    # Newton steps (squared loss, l1/elastic_net); off for vmapped paths: under vmap every
+    # system size runs, and XLA's CPU runtime was seen to hang on that program (jaxlib 0.10.2)
+    newton: bool = True
 
 
 def _make_penalty(config: _Config, p: int, dtype):
@@ -434,14 +462,11 @@ def _make_penalty(config: _Config, p: int, dtype):
 _CHECK_EVERY = 10  # FISTA iterations between two gap evaluations
 
 
-class _Iterate(NamedTuple):
+class _Solution(NamedTuple):
     w: jax.Array
     b: jax.Array
-    w_prev: jax.Array
-    b_prev: jax.Array
-    momentum: jax.Array
-    n_iter: jax.Array
     gap: jax.Array
+    n_iter: jax.Array
 
 
 def _gap(smooth: _Smooth, penalty: _Penalty, w, b, lam) -> jax.Array:
@@ -449,8 +474,12 @@ def _gap(smooth: _Smooth, penalty: _Penalty, w, b, lam) -> jax.Array:
     return _gap_at(smooth.evaluate(w, b), smooth.lipschitz, penalty, w, lam)
 
 
-def _gap_at(evaluation: _Evaluation, lipschitz, penalty: _Penalty, w, lam) -> jax.Array:
-    """:func:`_gap` from an evaluation of the datafit at ``(w, b)``."""
+def _gap_at(evaluation: _Evaluation, curvature, penalty: _Penalty, w, lam) -> jax.Array:
+    """:func:`_gap` from an evaluation of the datafit at ``(w, b)``; ``curvature`` is the
+    Lipschitz constant of the gradient, or per-coordinate curvatures (coordinate descent), the
+    inverse step of the gradient mapping."""
+    unpenalized = lam == 0 if lam.shape == w.shape else jnp.zeros(w.shape, bool)
+    intercept = evaluation.grad_b**2 / (2 * jnp.max(curvature))
     if penalty.convex:
         v = -evaluation.grad_w if evaluation.dual_point is None else evaluation.dual_point
         kappa = penalty.dual_scale(v, lam)
@@ -458,41 +487,157 @@ def _gap_at(evaluation: _Evaluation, lipschitz, penalty: _Penalty, w, lam) -> ja
         dual = evaluation.dual(kappa) - penalty.conjugate(kappa * v, lam)
         # unpenalized features (factor 0) constrain the dual point (X_j^T theta = 0), which the
         # scaling above cannot meet: count their squared gradient mapping instead
-        unpenalized = lam == 0 if lam.shape == w.shape else jnp.zeros(w.shape, bool)
-        free = jnp.sum(jnp.where(unpenalized, evaluation.grad_w, 0) ** 2) / (2 * lipschitz)
+        free = jnp.sum(jnp.where(unpenalized, evaluation.grad_w, 0) ** 2 / (2 * curvature))
         return jnp.maximum(primal - dual, 0) + free
-    step = 1 / lipschitz
+    step = 1 / curvature
     mapped = penalty.prox(w - step * evaluation.grad_w, lam, step)
-    return (jnp.sum((w - mapped) ** 2) + (step * evaluation.grad_b) ** 2) / (2 * step)
+    return jnp.sum((w - mapped) ** 2 * curvature / 2) + intercept
 
 
-def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _Iterate:
-    """FISTA with gradient restart from ``(w, b)`` until the gap is at most ``target``."""
+_NEWTON_MAX = 1024  # the largest support a Newton step solves on
+_NEWTON_BUCKETS = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768)  # smaller systems solve faster
+_NEWTON_ENTERING = 5  # the most features a Newton step lets into the support
+_NEWTON_AFTER = 30  # FISTA iterations at one strength before Newton steps are tried
+
+
+def _kth_largest(v: jax.Array, k: int) -> jax.Array:
+    """The ``k``-th largest entry of ``v`` for a small ``k`` (faster than a sort on CPU)."""
+    drop_largest = lambda _, v: v.at[jnp.argmax(v)].set(-jnp.inf)  # noqa: E731
+    return jnp.max(jax.lax.fori_loop(0, k - 1, drop_largest, v))
+
+
+def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam) -> jax.Array:
+    r"""Newton step of an active-set method (squared loss; ``l1``, ``elastic_net``).
+
+    The active set is the support of ``w`` and the ``_NEWTON_ENTERING`` zero features that
+    most violate the optimality condition at 0; on the orthant of the signs of ``w`` (of
+    :math:`-\nabla F` for the entering features) the objective restricted to the active set is
+    a convex quadratic. The step goes to its minimizer, with every coordinate that leaves its
+    orthant set to 0: when the active set and the signs are the solution's, that is the
+    solution. Not a descent method: callers keep the step only if it lowers the objective. The
+    system is solved in the smallest static size that holds the active set; a larger active set,
+    or a singular system, gives no step.
+    """
+    p = w.size
+    support = w != 0
+    violation = jnp.where(support, -jnp.inf, penalty.violation(grad, lam))
+    entering = _kth_largest(violation, min(_NEWTON_ENTERING, p))
+    active = support | ((violation > 0) & (violation >= entering))
+    signs = jnp.where(support, jnp.sign(w), -jnp.sign(grad))
+    penalty_grad, penalty_curvature = penalty.on_orthant(w, signs, lam)
+    grad = jnp.where(active, grad + penalty_grad, 0)
+
+    def step_in(m):
+        def step(_):
+            index = jnp.nonzero(active, size=m, fill_value=p)[0]
+            take = lambda v: v.at[index].get(mode="fill", fill_value=0)  # noqa: E731
+            hessian = smooth.hessian_block(index) + jnp.diag(take(penalty_curvature))
+            hessian = hessian + jnp.diag(jnp.where(index == p, 1, 0).astype(w.dtype))
+            # a relative jitter lets the factorization through singular (duplicated) features
+            jitter = 10 * jnp.finfo(w.dtype).eps * jnp.trace(hessian)
+            factor = jax.scipy.linalg.cho_factor(hessian + jitter * jnp.eye(m, dtype=w.dtype))
+            direction = jax.scipy.linalg.cho_solve(factor, -take(grad))
+            return jnp.zeros_like(w).at[index].set(direction, mode="drop")
+
+        return step
+
+    sizes = tuple(m for m in _NEWTON_BUCKETS if m < smooth.newton_size) + (smooth.newton_size,)
+    count = jnp.sum(active)
+    branch = jnp.searchsorted(jnp.asarray(sizes), count) + 1
+    branch = jnp.where((count == 0) | (count > sizes[-1]), 0, branch)
+    no_step = lambda _: jnp.zeros_like(w)  # noqa: E731
+    direction = jax.lax.switch(branch, [no_step, *map(step_in, sizes)], None)
+    target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
+    return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0)
+
+
+def _has_newton(smooth: _Smooth, penalty: _Penalty) -> bool:
+    return smooth.hessian_block is not None and penalty.on_orthant is not None
+
+
+def _pick(condition, if_true, if_false):
+    """``if_true`` where ``condition`` holds, else ``if_false`` (pytrees of arrays)."""
+    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), if_true, if_false)
+
+
+class _Fista(NamedTuple):
+    w: jax.Array
+    b: jax.Array
+    w_prev: jax.Array
+    b_prev: jax.Array
+    grad: jax.Array  # at w (quadratic datafits only)
+    grad_prev: jax.Array
+    momentum: jax.Array
+    n_iter: jax.Array
+    gap: jax.Array
+
+
+def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _Solution:
+    """FISTA with gradient restart from ``(w, b)`` until the gap is at most ``target``.
+
+    For a quadratic datafit the gradient is affine, so the gradient at the extrapolated point
+    is the same combination of the last two gradients: each iteration evaluates the datafit
+    once, at its new iterate, and checks the gap there; a strength that takes more than
+    ``_NEWTON_AFTER`` iterations (an ill-conditioned problem) tries a Newton step every
+    ``_CHECK_EVERY`` iterations (when the penalty has one). Otherwise the gap is checked every
+    ``_CHECK_EVERY`` iterations.
+    """
     step = 1 / smooth.lipschitz
+    quadratic = smooth.hessian_block is not None
 
-    def fista_step(_, it: _Iterate) -> _Iterate:
+    def fista_step(it: _Fista) -> _Fista:
         momentum = (1 + jnp.sqrt(1 + 4 * it.momentum**2)) / 2
         beta = (it.momentum - 1) / momentum
         w_ex = it.w + beta * (it.w - it.w_prev)
         b_ex = it.b + beta * (it.b - it.b_prev)
-        evaluation = smooth.evaluate(w_ex, b_ex)
-        w_new = penalty.prox(w_ex - step * evaluation.grad_w, lam, step)
-        b_new = b_ex - step * evaluation.grad_b
+        if quadratic:  # the intercept is fixed (centred data): its gradient is 0
+            grad_w, grad_b = it.grad + beta * (it.grad - it.grad_prev), jnp.zeros_like(b_ex)
+        else:
+            evaluation = smooth.evaluate(w_ex, b_ex)
+            grad_w, grad_b = evaluation.grad_w, evaluation.grad_b
+        w_new = penalty.prox(w_ex - step * grad_w, lam, step)
+        b_new = b_ex - step * grad_b
         restart = jnp.vdot(w_ex - w_new, w_new - it.w) + (b_ex - b_new) * (b_new - it.b) > 0
-        momentum = jnp.where(restart, 1.0, momentum)
-        return _Iterate(w_new, b_new, it.w, it.b, momentum.astype(it.momentum.dtype),
-                        it.n_iter + 1, it.gap)  # fmt: skip
+        momentum = jnp.where(restart, 1, momentum).astype(it.momentum.dtype)
+        it = _Fista(w_new, b_new, it.w, it.b, it.grad, it.grad, momentum, it.n_iter + 1, it.gap)
+        return at(it.w, it.b, it) if quadratic else it
 
-    def block(it: _Iterate) -> _Iterate:
-        it = jax.lax.fori_loop(0, _CHECK_EVERY, fista_step, it)
-        return it._replace(gap=_gap(smooth, penalty, it.w, it.b, lam))
+    def at(w, b, it: _Fista) -> _Fista:
+        """``it`` moved to ``(w, b)`` with its gradient and gap there."""
+        evaluation = smooth.evaluate(w, b)
+        gap = _gap_at(evaluation, smooth.lipschitz, penalty, w, lam)
+        return it._replace(w=w, b=b, grad=evaluation.grad_w, gap=gap)
 
-    def not_done(it: _Iterate):
+    def objective(it: _Fista):
+        return smooth.evaluate(it.w, it.b).loss + penalty.value(it.w, lam)
+
+    def newton(it: _Fista) -> _Fista:
+        candidate = _newton(smooth, penalty, it.w, it.grad, lam)
+        moved = at(candidate, it.b, it)
+        moved = moved._replace(
+            w_prev=candidate, grad_prev=moved.grad, momentum=jnp.ones_like(it.momentum)
+        )
+        return _pick(objective(moved) < objective(it), moved, it)
+
+    def block(it: _Fista) -> _Fista:
+        if not quadratic:
+            it = jax.lax.fori_loop(0, _CHECK_EVERY, lambda _, it: fista_step(it), it)
+            return it._replace(gap=_gap(smooth, penalty, it.w, it.b, lam))
+        stop = it.n_iter + _CHECK_EVERY
+        it = jax.lax.while_loop(lambda it: not_done(it) & (it.n_iter < stop), fista_step, it)
+        if not _has_newton(smooth, penalty):
+            return it
+        slow = it.n_iter >= _NEWTON_AFTER
+        return jax.lax.cond(not_done(it) & slow, newton, lambda it: it, it)
+
+    def not_done(it: _Fista):
         return (it.gap > target) & (it.n_iter < max_iter)
 
-    one = jnp.ones((), w.dtype)
-    start = _Iterate(w, b, w, b, one, jnp.zeros((), jnp.int32), _gap(smooth, penalty, w, b, lam))
-    return jax.lax.while_loop(not_done, block, start)
+    one, zero = jnp.ones((), w.dtype), jnp.zeros((), jnp.int32)
+    start = at(w, b, _Fista(w, b, w, b, w, w, one, zero, one))
+    start = start._replace(grad_prev=start.grad)
+    it = jax.lax.while_loop(not_done, block, start)
+    return _Solution(it.w, it.b, it.gap, it.n_iter)
 
 
 _ANDERSON = 5  # coordinate-descent epochs between two Anderson extrapolations
@@ -526,7 +671,10 @@ def _coordinate_descent(
     place. Each block of epochs visits only the working set, the non-zero features and the worst
     violators of the optimality condition at zero, twice as many as the non-zero ones (as in
     celer and skglm), in a dynamic loop so that the shapes stay static; then the iterates are
-    extrapolated (Anderson, kept if it lowers the objective) and the full gap is checked.
+    extrapolated (Anderson, kept if it lowers the objective) and the full gap is checked. For
+    ``l1`` and ``elastic_net`` a Newton step on the active set (:func:`_newton`) comes first
+    and the epochs run only when it does not lower the objective: the epochs find the support,
+    the Newton steps solve on it.
     ``rows`` are the centred features transposed, ``(p, n)``; ``curvature`` their weighted
     squared norms. ``n_iter`` counts epochs.
     """
@@ -543,8 +691,14 @@ def _coordinate_descent(
     def evaluated(w, n_iter) -> _Sweep:
         evaluation = smooth.evaluate(w, b)
         objective = evaluation.loss + penalty.value(w, lam)
-        gap = _gap_at(evaluation, smooth.lipschitz, penalty, w, lam)
+        gap = _gap_at(evaluation, curvature, penalty, w, lam)
         return _Sweep(w, evaluation.grad_w, objective, gap, n_iter)
+
+    def newton_or_epochs(sweep: _Sweep) -> _Sweep:
+        newton = evaluated(_newton(smooth, penalty, sweep.w, sweep.grad, lam), sweep.n_iter + 1)
+        improved = newton.objective < sweep.objective
+        sweep = _pick(improved, newton, sweep)
+        return jax.lax.cond(not_done(sweep) & ~improved, block, lambda sweep: sweep, sweep)
 
     def block(sweep: _Sweep) -> _Sweep:
         score = jnp.where(sweep.w != 0, jnp.inf, penalty.violation(sweep.grad, lam))
@@ -560,17 +714,17 @@ def _coordinate_descent(
         extrapolated = _anderson(jnp.concatenate([sweep.w[None], iterates]))
         n_iter = sweep.n_iter + _ANDERSON
         plain, accelerated = evaluated(w, n_iter), evaluated(extrapolated, n_iter)
-        better = accelerated.objective < plain.objective
-        return jax.tree.map(lambda x, y: jnp.where(better, x, y), accelerated, plain)
+        return _pick(accelerated.objective < plain.objective, accelerated, plain)
 
     def not_done(sweep: _Sweep):
         return (sweep.gap > target) & (sweep.n_iter < max_iter)
 
-    sweep = jax.lax.while_loop(not_done, block, evaluated(w, jnp.zeros((), jnp.int32)))
-    return _Iterate(sweep.w, b, sweep.w, b, jnp.ones((), w.dtype), sweep.n_iter, sweep.gap)
+    step = newton_or_epochs if _has_newton(smooth, penalty) else block
+    sweep = jax.lax.while_loop(not_done, step, evaluated(w, jnp.zeros((), jnp.int32)))
+    return _Solution(sweep.w, b, sweep.gap, sweep.n_iter)
 
 
-def _solve(datafit: _Datafit, penalty: _Penalty, lam, w, b, config: _Config) -> _Iterate:
+def _solve(datafit: _Datafit, penalty: _Penalty, lam, w, b, config: _Config) -> _Solution:
     """Minimizes at one strength from ``(w, b)``: coordinate descent where the datafit has it
     and the penalty is sparse, FISTA otherwise."""
     target = config.tol * datafit.value_at_zero
@@ -589,6 +743,8 @@ def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Pat
     datafit = _datafit(data, config)
     p = data.X.shape[1]
     penalty, group_factor = _make_penalty(config, p, data.X.dtype)
+    if not config.newton:
+        penalty = penalty._replace(on_orthant=None)
     factor = penalty_factor if group_factor is None else group_factor
 
     def at_strength(carry, strength):
@@ -696,7 +852,7 @@ def _setup(X, y, **kwargs):
     bound = inspect.signature(path).bind(X, y, **kwargs)
     bound.apply_defaults()
     args = bound.arguments
-    config = _config(**{field: args[field] for field in _Config._fields})
+    config = _config(**{field: args[field] for field in _Config._fields if field in args})
     data = _prepare(X, y, args["sample_weight"], config.datafit)
     factor = _penalty_factor(args["penalty_factor"], config, data.X.shape[1], data.X.dtype)
     return data, factor, config, args
@@ -814,6 +970,7 @@ def path(
 def _batched_paths(data: _Data, weights, grid, factor, config: _Config) -> Path:
     """Paths for a batch of sample weights ``(B, n)``, one vmapped program."""
     weights = weights / jnp.sum(weights, axis=1, keepdims=True)
+    config = config._replace(newton=False)
     return jax.vmap(lambda a: _path_arrays(data._replace(weights=a), grid, factor, config))(weights)
 
 

@@ -490,6 +490,63 @@ def test_without_intercept_matches_sklearn(datafit):
 
 
 # --------------------------------------------------------------------------------------------
+# The Newton step of the active-set solver (squared loss, l1 and elastic net).
+
+
+@pytest.mark.parametrize("name", ["tall", "wide"])  # the Gram form and the X form
+@pytest.mark.parametrize("penalty", ["l1", "elastic_net"])
+def test_newton_step_from_the_solutions_support_lands_on_the_solution(name, penalty):
+    """From a point with the solution's support and signs where no zero feature violates the
+    optimality condition (so that none enters), one step solves the problem."""
+    data = dataset(name)
+    fit = fitted(name, "squared", penalty)
+    config = glm._config(
+        datafit="squared", penalty=penalty, fit_intercept=True, tol=TOL, max_iter=MAX_ITER,
+        l1_ratio=L1_RATIO if penalty == "elastic_net" else 1.0, gamma=GAMMA, a=A, groups=None,
+        group_weights=None,
+    )  # fmt: skip
+    datafit = glm._datafit(glm._prepare(data.X, data.y, None, "squared"), config)
+    penalty_fn, _ = glm._make_penalty(config, data.X.shape[1], jnp.float64)
+    rng = np.random.default_rng(0)
+    for k in (2, 4, 5):
+        solution = np.asarray(fit.coef[k])
+        lam = jnp.full(solution.size, float(fit.strengths[k]))
+        noise = rng.uniform(-0.5, 0.5, solution.size)
+        for spread in 0.5 ** np.arange(12):  # same support and signs, shrunk until none enters
+            start = jnp.asarray(solution * (1 + spread * noise))
+            grad = datafit.smooth.evaluate(start, 0.0).grad_w
+            if np.all(np.asarray(penalty_fn.violation(grad, lam))[solution == 0] < 0):
+                break
+        assert np.all(np.asarray(penalty_fn.violation(grad, lam))[solution == 0] < 0)
+        assert np.abs(start - solution).max() > 1e-4 * np.abs(solution).max()
+        step = glm._newton(datafit.smooth, penalty_fn, start, grad, lam)
+        np.testing.assert_array_equal(np.asarray(step) != 0, solution != 0)
+        np.testing.assert_allclose(step, solution, rtol=0, atol=1e-5)  # the path's accuracy
+        w = np.asarray(step, float)  # optimal to rounding (the path only to its tolerance)
+        b = data.y.mean() - data.X.mean(axis=0) @ w
+        _, grad, _ = datafit_and_gradients(data.X, data.y, w, b, "squared")
+        assert kkt_violation(grad, w, float(fit.strengths[k]), penalty) < 1e-12
+
+
+def test_duplicated_features_are_solved_like_sklearn():
+    """A singular Gram matrix (a feature twice, as a binary feature and its square): the Newton
+    step's factorization goes through, and the path is as optimal as scikit-learn's."""
+    data = dataset("correlated")
+    X = np.column_stack([data.X, data.X[:, [0, 3]]])
+    Xc, yc = X - X.mean(axis=0), data.y - data.y.mean()
+    strengths = float(glm.strength_max(X, data.y)) * RATIOS
+    fit = jax.tree.map(np.asarray, glm.path(X, data.y, strengths=strengths, **TIGHT))
+    assert_optimal(fit, X, data.y, "squared", "l1", TOL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        coefs = lasso_path(Xc, yc, alphas=strengths, tol=1e-14, max_iter=100_000)[1].T
+    for k, strength in enumerate(strengths):
+        ours = objective(X, data.y, fit.coef[k], fit.intercept[k], "squared", strength, "l1")
+        theirs = objective(Xc, yc, coefs[k], 0.0, "squared", strength, "l1")
+        assert ours <= theirs + TOL * value_at_zero(data.y, "squared") + 1e-14, k
+
+
+# --------------------------------------------------------------------------------------------
 # Dtypes and jit.
 
 TOL32 = 1e-6
