@@ -453,7 +453,7 @@ def _make_penalty(config: _Config, p: int, dtype):
     penalty = _elementwise_penalty(
         config.penalty, l1_ratio=config.l1_ratio, gamma=config.gamma, a=config.a
     )
-    return penalty, None
+    return (penalty if config.newton else penalty._replace(on_orthant=None)), None
 
 
 # --------------------------------------------------------------------------------------------
@@ -743,8 +743,6 @@ def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Pat
     datafit = _datafit(data, config)
     p = data.X.shape[1]
     penalty, group_factor = _make_penalty(config, p, data.X.dtype)
-    if not config.newton:
-        penalty = penalty._replace(on_orthant=None)
     factor = penalty_factor if group_factor is None else group_factor
 
     def at_strength(carry, strength):
@@ -759,6 +757,7 @@ def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Pat
 
 
 def _strength_max_arrays(data: _Data, penalty_factor, config: _Config) -> jax.Array:
+    config = config._replace(newton=False)  # one rare solve: not worth compiling Newton systems
     datafit = _datafit(data, config)
     penalty, group_factor = _make_penalty(config, data.X.shape[1], data.X.dtype)
     if group_factor is not None:
