@@ -65,7 +65,8 @@ class Path(NamedTuple):
       intercept: ``(k,)`` intercepts (0 when ``fit_intercept=False``).
       gap: ``(k,)`` duality gap (convex penalties) or squared gradient mapping (``mcp``,
         ``scad``) at the returned solution, in objective units.
-      n_iter: ``(k,)`` solver iterations spent at each strength.
+      n_iter: ``(k,)`` solver iterations spent at each strength (FISTA iterations; coordinate
+        descent epochs; Newton steps).
     """
 
     strengths: jax.Array
@@ -676,7 +677,7 @@ def _coordinate_descent(
     and the epochs run only when it does not lower the objective: the epochs find the support,
     the Newton steps solve on it.
     ``rows`` are the centred features transposed, ``(p, n)``; ``curvature`` their weighted
-    squared norms. ``n_iter`` counts epochs.
+    squared norms. ``n_iter`` counts epochs and Newton steps.
     """
     p = w.size
     curvature = jnp.where(curvature > 0, curvature, 1)
