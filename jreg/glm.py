@@ -479,8 +479,6 @@ def _gap_at(evaluation: _Evaluation, curvature, penalty: _Penalty, w, lam) -> ja
     """:func:`_gap` from an evaluation of the datafit at ``(w, b)``; ``curvature`` is the
     Lipschitz constant of the gradient, or per-coordinate curvatures (coordinate descent), the
     inverse step of the gradient mapping."""
-    unpenalized = lam == 0 if lam.shape == w.shape else jnp.zeros(w.shape, bool)
-    intercept = evaluation.grad_b**2 / (2 * jnp.max(curvature))
     if penalty.convex:
         v = -evaluation.grad_w if evaluation.dual_point is None else evaluation.dual_point
         kappa = penalty.dual_scale(v, lam)
@@ -488,10 +486,12 @@ def _gap_at(evaluation: _Evaluation, curvature, penalty: _Penalty, w, lam) -> ja
         dual = evaluation.dual(kappa) - penalty.conjugate(kappa * v, lam)
         # unpenalized features (factor 0) constrain the dual point (X_j^T theta = 0), which the
         # scaling above cannot meet: count their squared gradient mapping instead
+        unpenalized = lam == 0 if lam.shape == w.shape else jnp.zeros(w.shape, bool)
         free = jnp.sum(jnp.where(unpenalized, evaluation.grad_w, 0) ** 2 / (2 * curvature))
         return jnp.maximum(primal - dual, 0) + free
     step = 1 / curvature
     mapped = penalty.prox(w - step * evaluation.grad_w, lam, step)
+    intercept = evaluation.grad_b**2 / (2 * jnp.max(curvature))
     return jnp.sum((w - mapped) ** 2 * curvature / 2) + intercept
 
 
@@ -568,6 +568,7 @@ class _Fista(NamedTuple):
     b_prev: jax.Array
     grad: jax.Array  # at w (quadratic datafits only)
     grad_prev: jax.Array
+    objective: jax.Array  # at w (quadratic datafits only)
     momentum: jax.Array
     n_iter: jax.Array
     gap: jax.Array
@@ -600,17 +601,16 @@ def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _
         b_new = b_ex - step * grad_b
         restart = jnp.vdot(w_ex - w_new, w_new - it.w) + (b_ex - b_new) * (b_new - it.b) > 0
         momentum = jnp.where(restart, 1, momentum).astype(it.momentum.dtype)
-        it = _Fista(w_new, b_new, it.w, it.b, it.grad, it.grad, momentum, it.n_iter + 1, it.gap)
+        it = it._replace(w=w_new, b=b_new, w_prev=it.w, b_prev=it.b, grad_prev=it.grad,
+                         momentum=momentum, n_iter=it.n_iter + 1)  # fmt: skip
         return at(it.w, it.b, it) if quadratic else it
 
     def at(w, b, it: _Fista) -> _Fista:
-        """``it`` moved to ``(w, b)`` with its gradient and gap there."""
+        """``it`` moved to ``(w, b)`` with its gradient, objective and gap there."""
         evaluation = smooth.evaluate(w, b)
+        objective = evaluation.loss + penalty.value(w, lam)
         gap = _gap_at(evaluation, smooth.lipschitz, penalty, w, lam)
-        return it._replace(w=w, b=b, grad=evaluation.grad_w, gap=gap)
-
-    def objective(it: _Fista):
-        return smooth.evaluate(it.w, it.b).loss + penalty.value(it.w, lam)
+        return it._replace(w=w, b=b, grad=evaluation.grad_w, objective=objective, gap=gap)
 
     def newton(it: _Fista) -> _Fista:
         candidate = _newton(smooth, penalty, it.w, it.grad, lam)
@@ -618,7 +618,7 @@ def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _
         moved = moved._replace(
             w_prev=candidate, grad_prev=moved.grad, momentum=jnp.ones_like(it.momentum)
         )
-        return _pick(objective(moved) < objective(it), moved, it)
+        return _pick(moved.objective < it.objective, moved, it)
 
     def block(it: _Fista) -> _Fista:
         if not quadratic:
@@ -635,7 +635,7 @@ def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _
         return (it.gap > target) & (it.n_iter < max_iter)
 
     one, zero = jnp.ones((), w.dtype), jnp.zeros((), jnp.int32)
-    start = at(w, b, _Fista(w, b, w, b, w, w, one, zero, one))
+    start = at(w, b, _Fista(w, b, w, b, w, w, one, one, zero, one))
     start = start._replace(grad_prev=start.grad)
     it = jax.lax.while_loop(not_done, block, start)
     return _Solution(it.w, it.b, it.gap, it.n_iter)
