@@ -176,11 +176,14 @@ class _Evaluation(NamedTuple):
 
 class _Smooth(NamedTuple):
     """What the solver needs of a datafit: its evaluation, a Lipschitz constant and, for a
-    quadratic datafit, its Hessian on a set of indices (``p`` pads: zero rows and columns)."""
+    quadratic datafit, its Hessian on a set of indices (``p`` pads: zero rows and columns),
+    ``hessian_block(hessian_data, index)``, a function of the arrays it reads (so that a batch
+    of Newton systems can be solved one after the other, see :func:`_newton`)."""
 
     evaluate: Callable[[jax.Array, jax.Array], _Evaluation]
     lipschitz: jax.Array
-    hessian_block: Callable[[jax.Array], jax.Array] | None = None
+    hessian_block: Callable[[tuple, jax.Array], jax.Array] | None = None
+    hessian_data: tuple = ()
     newton_size: int = 0  # the largest support a Newton step solves on (static)
 
 
@@ -217,11 +220,12 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array) -> _Smoo
         r_r = r_y + grad @ w  # ||r||_a^2 = y_sq - 2 corr.w + w.G.w
         return _Evaluation(r_r / 2, grad, zero, lambda k: k * r_y - k**2 * r_r / 2)
 
-    def hessian_block(index):
+    def hessian_block(data, index):
+        (gram,) = data
         return gram.at[index[:, None], index[None, :]].get(mode="fill", fill_value=0)
 
     lipschitz = _top_eigenvalue(lambda v: gram @ v, corr.size, gram.dtype)
-    return _Smooth(evaluate, lipschitz, hessian_block, min(_NEWTON_MAX, corr.size))
+    return _Smooth(evaluate, lipschitz, hessian_block, (gram,), min(_NEWTON_MAX, corr.size))
 
 
 def _squared_on_rows(rows, yc, a, lipschitz) -> _Smooth:
@@ -234,11 +238,12 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> _Smooth:
         r_y, r_r = a @ (r * yc), a @ r**2
         return _Evaluation(r_r / 2, -(rows @ (a * r)), zero, lambda k: k * r_y - k**2 * r_r / 2)
 
-    def hessian_block(index):
+    def hessian_block(data, index):
+        rows, a = data
         taken = rows.at[index].get(mode="fill", fill_value=0)
         return (taken * a[None, :]) @ taken.T
 
-    return _Smooth(evaluate, lipschitz, hessian_block, min(_NEWTON_MAX, rows.shape[0]))
+    return _Smooth(evaluate, lipschitz, hessian_block, (rows, a), min(_NEWTON_MAX, rows.shape[0]))
 
 
 def _squared(data: _Data, *, fit_intercept: bool) -> _Datafit:
@@ -441,9 +446,7 @@ class _Config(NamedTuple):
     a: float
     groups: tuple | None
     group_weights: tuple | None
-    # Newton steps (squared loss, l1/elastic_net); off for vmapped paths: under vmap every
-    # system size runs, and XLA's CPU runtime was seen to hang on that program (jaxlib 0.10.2)
-    newton: bool = True
+    newton: bool = True  # Newton steps (squared loss, l1 and elastic net)
 
 
 def _make_penalty(config: _Config, p: int, dtype):
@@ -498,7 +501,8 @@ def _gap_at(evaluation: _Evaluation, curvature, penalty: _Penalty, w, lam) -> ja
 _NEWTON_MAX = 1024  # the largest support a Newton step solves on
 _NEWTON_BUCKETS = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768)  # smaller systems solve faster
 _NEWTON_ENTERING = 5  # the most features a Newton step lets into the support
-_NEWTON_AFTER = 30  # FISTA iterations at one strength before Newton steps are tried
+_NEWTON_AFTER = 30  # FISTA iterations at one strength after which Newton steps are tried
+_NEWTON_CHEAP = 16  # (FISTA) below m^3 <= _NEWTON_CHEAP p^2, a Newton step is tried first
 
 
 def _kth_largest(v: jax.Array, k: int) -> jax.Array:
@@ -507,7 +511,7 @@ def _kth_largest(v: jax.Array, k: int) -> jax.Array:
     return jnp.max(jax.lax.fori_loop(0, k - 1, drop_largest, v))
 
 
-def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam) -> jax.Array:
+def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam, worth=True) -> jax.Array:
     r"""Newton step of an active-set method (squared loss; ``l1``, ``elastic_net``).
 
     The active set is the support of ``w`` and the ``_NEWTON_ENTERING`` zero features that
@@ -517,7 +521,9 @@ def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam) -> jax.Array:
     orthant set to 0: when the active set and the signs are the solution's, that is the
     solution. Not a descent method: callers keep the step only if it lowers the objective. The
     system is solved in the smallest static size that holds the active set; a larger active set,
-    or a singular system, gives no step.
+    a singular system, or ``worth`` false gives no step. Under ``vmap`` the systems of a batch
+    are solved one after the other, each in its own size (a batched ``lax.switch`` would solve
+    every size for every member).
     """
     p = w.size
     support = w != 0
@@ -527,27 +533,47 @@ def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam) -> jax.Array:
     signs = jnp.where(support, jnp.sign(w), -jnp.sign(grad))
     penalty_grad, penalty_curvature = penalty.on_orthant(w, signs, lam)
     grad = jnp.where(active, grad + penalty_grad, 0)
+    sizes = tuple(m for m in _NEWTON_BUCKETS if m < smooth.newton_size) + (smooth.newton_size,)
+    count = jnp.sum(active)
+    branch = jnp.searchsorted(jnp.asarray(sizes), count) + 1
+    branch = jnp.where(worth & (count > 0) & (count <= sizes[-1]), branch, 0)
 
     def step_in(m):
-        def step(_):
+        def step(active, grad, curvature, data):
             index = jnp.nonzero(active, size=m, fill_value=p)[0]
             take = lambda v: v.at[index].get(mode="fill", fill_value=0)  # noqa: E731
-            hessian = smooth.hessian_block(index) + jnp.diag(take(penalty_curvature))
+            hessian = smooth.hessian_block(data, index) + jnp.diag(take(curvature))
             hessian = hessian + jnp.diag(jnp.where(index == p, 1, 0).astype(w.dtype))
             # a relative jitter lets the factorization through singular (duplicated) features
             jitter = 10 * jnp.finfo(w.dtype).eps * jnp.trace(hessian)
             factor = jax.scipy.linalg.cho_factor(hessian + jitter * jnp.eye(m, dtype=w.dtype))
             direction = jax.scipy.linalg.cho_solve(factor, -take(grad))
-            return jnp.zeros_like(w).at[index].set(direction, mode="drop")
+            return jnp.zeros(p, w.dtype).at[index].set(direction, mode="drop")
 
         return step
 
-    sizes = tuple(m for m in _NEWTON_BUCKETS if m < smooth.newton_size) + (smooth.newton_size,)
-    count = jnp.sum(active)
-    branch = jnp.searchsorted(jnp.asarray(sizes), count) + 1
-    branch = jnp.where((count == 0) | (count > sizes[-1]), 0, branch)
-    no_step = lambda _: jnp.zeros_like(w)  # noqa: E731
-    direction = jax.lax.switch(branch, [no_step, *map(step_in, sizes)], None)
+    def solve(branch, operands, batched, member):
+        """One member's direction; a batched operand is read at ``member`` inside the branch
+        that solves, so that the members that take no step copy nothing."""
+        read = lambda: jax.tree.map(lambda x, b: x[member] if b else x, operands, batched)  # noqa: E731
+        steps = [lambda: jnp.zeros(p, w.dtype)] + [lambda m=m: step_in(m)(*read()) for m in sizes]
+        return jax.lax.switch(branch, steps)
+
+    @jax.custom_batching.custom_vmap
+    def direction_of(branch, *operands):
+        return solve(branch, operands, jax.tree.map(lambda _: False, operands), None)
+
+    @direction_of.def_vmap
+    def _(batch_size, batched, branch, *operands):
+        batched = jax.tree.unflatten(
+            jax.tree.structure((branch, operands)), jax.tree.leaves(batched)
+        )
+        pick = lambda i: branch[i] if batched[0] else branch  # noqa: E731
+        member = lambda i, out: out.at[i].set(solve(pick(i), operands, batched[1], i))  # noqa: E731
+        return jax.lax.fori_loop(0, batch_size, member, jnp.zeros((batch_size, p), w.dtype)), True
+
+    curvature = jnp.broadcast_to(penalty_curvature, w.shape)
+    direction = direction_of(branch, active, grad, curvature, smooth.hessian_data)
     target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
     return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0)
 
@@ -559,6 +585,14 @@ def _has_newton(smooth: _Smooth, penalty: _Penalty) -> bool:
 def _pick(condition, if_true, if_false):
     """``if_true`` where ``condition`` holds, else ``if_false`` (pytrees of arrays)."""
     return jax.tree.map(lambda x, y: jnp.where(condition, x, y), if_true, if_false)
+
+
+def _maybe(condition, f, operand):
+    """``f(operand)`` if ``condition`` else ``operand``. Unlike ``lax.cond``, which under
+    ``vmap`` runs ``f`` for every member, ``f`` runs only when some member's condition holds (a
+    while loop of at most one trip; members whose condition is false keep ``operand``)."""
+    body = lambda state: (jnp.zeros_like(state[0]), f(state[1]))  # noqa: E731
+    return jax.lax.while_loop(lambda state: state[0], body, (condition, operand))[1]
 
 
 class _Fista(NamedTuple):
@@ -579,10 +613,12 @@ def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _
 
     For a quadratic datafit the gradient is affine, so the gradient at the extrapolated point
     is the same combination of the last two gradients: each iteration evaluates the datafit
-    once, at its new iterate, and checks the gap there; a strength that takes more than
-    ``_NEWTON_AFTER`` iterations (an ill-conditioned problem) tries a Newton step every
-    ``_CHECK_EVERY`` iterations (when the penalty has one). Otherwise the gap is checked every
-    ``_CHECK_EVERY`` iterations.
+    once, at its new iterate, and checks the gap there. When the penalty has Newton steps
+    (:func:`_newton`), each block of ``_CHECK_EVERY`` iterations is preceded by a Newton step,
+    and replaced by it when it lowers the objective, where the step is cheap (a small support:
+    early in a path) or the iterations are slow (more than ``_NEWTON_AFTER`` at one strength:
+    an ill-conditioned problem). Otherwise the gap is checked every ``_CHECK_EVERY``
+    iterations.
     """
     step = 1 / smooth.lipschitz
     quadratic = smooth.hessian_block is not None
@@ -612,24 +648,33 @@ def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _
         gap = _gap_at(evaluation, smooth.lipschitz, penalty, w, lam)
         return it._replace(w=w, b=b, grad=evaluation.grad_w, objective=objective, gap=gap)
 
-    def newton(it: _Fista) -> _Fista:
-        candidate = _newton(smooth, penalty, it.w, it.grad, lam)
+    def newton(it: _Fista, worth) -> _Fista:
+        candidate = _newton(smooth, penalty, it.w, it.grad, lam, worth)
         moved = at(candidate, it.b, it)
         moved = moved._replace(
-            w_prev=candidate, grad_prev=moved.grad, momentum=jnp.ones_like(it.momentum)
+            w_prev=candidate,
+            grad_prev=moved.grad,
+            momentum=jnp.ones_like(it.momentum),
+            n_iter=it.n_iter + 1,
         )
         return _pick(moved.objective < it.objective, moved, it)
+
+    def iterations(it: _Fista, count=_CHECK_EVERY) -> _Fista:
+        stop = it.n_iter + count
+        return jax.lax.while_loop(lambda it: not_done(it) & (it.n_iter < stop), fista_step, it)
 
     def block(it: _Fista) -> _Fista:
         if not quadratic:
             it = jax.lax.fori_loop(0, _CHECK_EVERY, lambda _, it: fista_step(it), it)
             return it._replace(gap=_gap(smooth, penalty, it.w, it.b, lam))
-        stop = it.n_iter + _CHECK_EVERY
-        it = jax.lax.while_loop(lambda it: not_done(it) & (it.n_iter < stop), fista_step, it)
         if not _has_newton(smooth, penalty):
-            return it
-        slow = it.n_iter >= _NEWTON_AFTER
-        return jax.lax.cond(not_done(it) & slow, newton, lambda it: it, it)
+            return iterations(it)
+        # a Newton step costs ~m^3 / 3 for m active features, an iteration ~2 p^2
+        active = jnp.sum(it.w != 0) + _NEWTON_ENTERING
+        worth = (it.n_iter >= _NEWTON_AFTER) | (active**3 <= _NEWTON_CHEAP * it.w.size**2)
+        tried = _maybe(worth, lambda it: newton(it, worth), it)
+        failed = tried.n_iter == it.n_iter  # no step, or one that did not lower the objective
+        return iterations(tried, jnp.where(failed, _CHECK_EVERY, 0))
 
     def not_done(it: _Fista):
         return (it.gap > target) & (it.n_iter < max_iter)
@@ -699,7 +744,7 @@ def _coordinate_descent(
         newton = evaluated(_newton(smooth, penalty, sweep.w, sweep.grad, lam), sweep.n_iter + 1)
         improved = newton.objective < sweep.objective
         sweep = _pick(improved, newton, sweep)
-        return jax.lax.cond(not_done(sweep) & ~improved, block, lambda sweep: sweep, sweep)
+        return _maybe(not_done(sweep) & ~improved, block, sweep)
 
     def block(sweep: _Sweep) -> _Sweep:
         score = jnp.where(sweep.w != 0, jnp.inf, penalty.violation(sweep.grad, lam))
@@ -970,7 +1015,6 @@ def path(
 def _batched_paths(data: _Data, weights, grid, factor, config: _Config) -> Path:
     """Paths for a batch of sample weights ``(B, n)``, one vmapped program."""
     weights = weights / jnp.sum(weights, axis=1, keepdims=True)
-    config = config._replace(newton=False)
     return jax.vmap(lambda a: _path_arrays(data._replace(weights=a), grid, factor, config))(weights)
 
 

@@ -528,6 +528,38 @@ def test_newton_step_from_the_solutions_support_lands_on_the_solution(name, pena
         assert kkt_violation(grad, w, float(fit.strengths[k]), penalty) < 1e-12
 
 
+@pytest.mark.parametrize("shape", [(120, 80), (50, 100)])  # the Gram form and the X form
+def test_batched_newton_steps_are_the_members_steps(shape):
+    """Under vmap (cross-validation folds) each member's system is solved in its own size: the
+    batched step equals each member's own step, members spanning several system sizes."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal(shape), rng.standard_normal(shape[0])
+    prepared = glm._prepare(X, y, None, "squared")
+    config = glm._config(
+        datafit="squared", penalty="l1", fit_intercept=True, tol=TOL, max_iter=MAX_ITER,
+        l1_ratio=1.0, gamma=GAMMA, a=A, groups=None, group_weights=None,
+    )  # fmt: skip
+    penalty, _ = glm._make_penalty(config, shape[1], jnp.float64)
+    weights = jnp.asarray(rng.uniform(0.5, 1.5, (3, shape[0])))
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    supports = [3, 30, 45]  # system sizes 32, 48 and 64 with the entering features
+    starts = jnp.asarray(
+        rng.standard_normal((3, shape[1])) * (np.arange(shape[1]) < np.c_[supports])
+    )
+    strength = 0.01 * float(np.abs(X.T @ y).max()) / shape[0]
+
+    def step(weights, start):
+        smooth = glm._datafit(prepared._replace(weights=weights), config).smooth
+        lam = jnp.full(start.shape, strength)
+        return glm._newton(smooth, penalty, start, smooth.evaluate(start, 0.0).grad_w, lam)
+
+    batched = jax.jit(jax.vmap(step))(weights, starts)
+    for i in range(3):
+        alone = jax.jit(step)(weights[i], starts[i])
+        assert np.sum(np.asarray(alone) != np.asarray(starts[i])) > supports[i] // 2  # a step
+        np.testing.assert_allclose(batched[i], alone, rtol=1e-10, atol=1e-12)
+
+
 def test_duplicated_features_are_solved_like_sklearn():
     """A singular Gram matrix (a feature twice, as a binary feature and its square): the Newton
     step's factorization goes through, and the path is as optimal as scikit-learn's."""
