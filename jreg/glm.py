@@ -174,17 +174,26 @@ class _Evaluation(NamedTuple):
     dual_point: jax.Array | None = None  # X^T theta at kappa = 1; None: -grad_w
 
 
+class _Hessians(NamedTuple):
+    """The last Hessian block computed (X form), for the next one to reuse."""
+
+    index: jax.Array  # (K,) its features, ascending; p pads
+    block: jax.Array  # (K, K), meaningful on the features of ``index``
+
+
 class _Smooth(NamedTuple):
     """What the solver needs of a datafit: its evaluation, a Lipschitz constant and, for a
     quadratic datafit, its Hessian on a set of indices (``p`` pads: zero rows and columns),
-    ``hessian_block(hessian_data, index)``, a function of the arrays it reads (so that a batch
-    of Newton systems can be solved one after the other, see :func:`_newton`)."""
+    ``hessian_block(hessian_data, index, hessians) -> (block, hessians)``, a function of the
+    arrays it reads (so that a batch of Newton systems can be solved one after the other, see
+    :func:`_newton`) and of the last block computed (``hessians``, None: not kept)."""
 
     evaluate: Callable[[jax.Array, jax.Array], _Evaluation]
     lipschitz: jax.Array
-    hessian_block: Callable[[tuple, jax.Array], jax.Array] | None = None
+    hessian_block: Callable[..., tuple[jax.Array, _Hessians | None]] | None = None
     hessian_data: tuple = ()
     newton_size: int = 0  # the largest support a Newton step solves on (static)
+    hessians: _Hessians | None = None  # before the first block
 
 
 class _Datafit(NamedTuple):
@@ -220,9 +229,9 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array) -> _Smoo
         r_r = r_y + grad @ w  # ||r||_a^2 = y_sq - 2 corr.w + w.G.w
         return _Evaluation(r_r / 2, grad, zero, lambda k: k * r_y - k**2 * r_r / 2)
 
-    def hessian_block(data, index):
+    def hessian_block(data, index, hessians):
         (gram,) = data
-        return gram.at[index[:, None], index[None, :]].get(mode="fill", fill_value=0)
+        return gram.at[index[:, None], index[None, :]].get(mode="fill", fill_value=0), hessians
 
     lipschitz = _top_eigenvalue(lambda v: gram @ v, corr.size, gram.dtype)
     return _Smooth(evaluate, lipschitz, hessian_block, (gram,), min(_NEWTON_MAX, corr.size))
@@ -238,12 +247,34 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> _Smooth:
         r_y, r_r = a @ (r * yc), a @ r**2
         return _Evaluation(r_r / 2, -(rows @ (a * r)), zero, lambda k: k * r_y - k**2 * r_r / 2)
 
-    def hessian_block(data, index):
+    def hessian_block(data, index, last: _Hessians):
+        """The block from the last one where their features overlap (along a path, all but the
+        few that enter), computing only the rows of the others, up to ``_FRESH_ROWS``."""
         rows, a = data
+        p, m = rows.shape[0], index.size
         taken = rows.at[index].get(mode="fill", fill_value=0)
-        return (taken * a[None, :]) @ taken.T
+        position = jnp.minimum(jnp.searchsorted(last.index, index), last.index.size - 1)
+        known = (last.index[position] == index) & (index < p)
+        fresh = ~known & (index < p)
 
-    return _Smooth(evaluate, lipschitz, hessian_block, (rows, a), min(_NEWTON_MAX, rows.shape[0]))
+        def update():
+            slots = jnp.nonzero(fresh, size=_FRESH_ROWS, fill_value=m)[0]
+            cross = (taken.at[slots].get(mode="fill", fill_value=0) * a[None, :]) @ taken.T
+            block = last.block.at[position[:, None], position[None, :]].get()
+            block = jnp.where(known[:, None] & known[None, :], block, 0)
+            return block.at[slots].set(cross, mode="drop").at[:, slots].set(cross.T, mode="drop")
+
+        full = lambda: (taken * a[None, :]) @ taken.T  # noqa: E731
+        block = jax.lax.cond(jnp.sum(fresh) <= _FRESH_ROWS, update, full)
+        kept = _Hessians(
+            jnp.full_like(last.index, p).at[:m].set(index), last.block.at[:m, :m].set(block)
+        )
+        return block, kept
+
+    # a lasso solution has at most n non-zeros (Tibshirani, 2013): larger systems are singular
+    size = min(_NEWTON_MAX, rows.shape[0], rows.shape[1] + _NEWTON_ENTERING)
+    empty = _Hessians(jnp.full(size, rows.shape[0]), jnp.zeros((size, size), rows.dtype))
+    return _Smooth(evaluate, lipschitz, hessian_block, (rows, a), size, empty)
 
 
 def _squared(data: _Data, *, fit_intercept: bool) -> _Datafit:
@@ -471,6 +502,7 @@ class _Solution(NamedTuple):
     b: jax.Array
     gap: jax.Array
     n_iter: jax.Array
+    hessians: _Hessians | None = None  # the last Hessian block (coordinate descent)
 
 
 def _gap(smooth: _Smooth, penalty: _Penalty, w, b, lam) -> jax.Array:
@@ -503,6 +535,7 @@ _NEWTON_BUCKETS = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768)  # smaller syst
 _NEWTON_ENTERING = 5  # the most features a Newton step lets into the support
 _NEWTON_AFTER = 30  # FISTA iterations at one strength after which Newton steps are tried
 _NEWTON_CHEAP = 16  # (FISTA) below m^3 <= _NEWTON_CHEAP p^2, a Newton step is tried first
+_FRESH_ROWS = 16  # the most Hessian rows computed anew (X form); more: the whole block
 
 
 def _kth_largest(v: jax.Array, k: int) -> jax.Array:
@@ -511,7 +544,7 @@ def _kth_largest(v: jax.Array, k: int) -> jax.Array:
     return jnp.max(jax.lax.fori_loop(0, k - 1, drop_largest, v))
 
 
-def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam, worth=True) -> jax.Array:
+def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam, worth=True, hessians=None):
     r"""Newton step of an active-set method (squared loss; ``l1``, ``elastic_net``).
 
     The active set is the support of ``w`` and the ``_NEWTON_ENTERING`` zero features that
@@ -523,9 +556,11 @@ def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam, worth=True) -> jax
     system is solved in the smallest static size that holds the active set; a larger active set,
     a singular system, or ``worth`` false gives no step. Under ``vmap`` the systems of a batch
     are solved one after the other, each in its own size (a batched ``lax.switch`` would solve
-    every size for every member).
+    every size for every member). Returns the new point and the Hessian block kept for the next
+    step (``hessians``, see :class:`_Smooth`).
     """
     p = w.size
+    hessians = smooth.hessians if hessians is None else hessians
     support = w != 0
     violation = jnp.where(support, -jnp.inf, penalty.violation(grad, lam))
     entering = _kth_largest(violation, min(_NEWTON_ENTERING, p))
@@ -539,43 +574,62 @@ def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam, worth=True) -> jax
     branch = jnp.where(worth & (count > 0) & (count <= sizes[-1]), branch, 0)
 
     def step_in(m):
-        def step(active, grad, curvature, data):
+        def step(active, grad, curvature, data, hessians):
             index = jnp.nonzero(active, size=m, fill_value=p)[0]
             take = lambda v: v.at[index].get(mode="fill", fill_value=0)  # noqa: E731
-            hessian = smooth.hessian_block(data, index) + jnp.diag(take(curvature))
+            block, hessians = smooth.hessian_block(data, index, hessians)
+            hessian = block + jnp.diag(take(curvature))
             hessian = hessian + jnp.diag(jnp.where(index == p, 1, 0).astype(w.dtype))
             # a relative jitter lets the factorization through singular (duplicated) features
             jitter = 10 * jnp.finfo(w.dtype).eps * jnp.trace(hessian)
             factor = jax.scipy.linalg.cho_factor(hessian + jitter * jnp.eye(m, dtype=w.dtype))
             direction = jax.scipy.linalg.cho_solve(factor, -take(grad))
-            return jnp.zeros(p, w.dtype).at[index].set(direction, mode="drop")
+            return jnp.zeros(p, w.dtype).at[index].set(direction, mode="drop"), hessians
 
         return step
 
-    def solve(branch, operands, batched, member):
-        """One member's direction; a batched operand is read at ``member`` inside the branch
-        that solves, so that the members that take no step copy nothing."""
-        read = lambda: jax.tree.map(lambda x, b: x[member] if b else x, operands, batched)  # noqa: E731
-        steps = [lambda: jnp.zeros(p, w.dtype)] + [lambda m=m: step_in(m)(*read()) for m in sizes]
-        return jax.lax.switch(branch, steps)
+    def solve(branch, operands, batched, member, out):
+        """Writes the direction and the kept Hessians of one member of a batch (``member``;
+        None: no batch) into ``out``. Its operands are read inside the branch that solves, so
+        that the members that take no step copy nothing."""
+
+        def in_size(m):
+            def write(out):
+                read = jax.tree.map(lambda x, b: x[member] if b else x, operands, batched)
+                result = step_in(m)(*read)
+                if member is None:
+                    return result
+                return jax.tree.map(lambda o, r: o.at[member].set(r), out, result)
+
+            return write
+
+        return jax.lax.switch(branch, [lambda out: out, *map(in_size, sizes)], out)
 
     @jax.custom_batching.custom_vmap
     def direction_of(branch, *operands):
-        return solve(branch, operands, jax.tree.map(lambda _: False, operands), None)
+        out = (jnp.zeros(p, w.dtype), operands[-1])
+        return solve(branch, operands, jax.tree.map(lambda _: False, operands), None, out)
 
     @direction_of.def_vmap
     def _(batch_size, batched, branch, *operands):
         batched = jax.tree.unflatten(
             jax.tree.structure((branch, operands)), jax.tree.leaves(batched)
         )
+        stacked = lambda x, b: x if b else jnp.broadcast_to(x, (batch_size, *x.shape))  # noqa: E731
+        out = (
+            jnp.zeros((batch_size, p), w.dtype),
+            jax.tree.map(stacked, operands[-1], batched[1][-1]),
+        )
         pick = lambda i: branch[i] if batched[0] else branch  # noqa: E731
-        member = lambda i, out: out.at[i].set(solve(pick(i), operands, batched[1], i))  # noqa: E731
-        return jax.lax.fori_loop(0, batch_size, member, jnp.zeros((batch_size, p), w.dtype)), True
+        member = lambda i, out: solve(pick(i), operands, batched[1], i, out)  # noqa: E731
+        out = jax.lax.fori_loop(0, batch_size, member, out)
+        return out, jax.tree.map(lambda _: True, out)
 
     curvature = jnp.broadcast_to(penalty_curvature, w.shape)
-    direction = direction_of(branch, active, grad, curvature, smooth.hessian_data)
+    data = smooth.hessian_data
+    direction, hessians = direction_of(branch, active, grad, curvature, data, hessians)
     target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
-    return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0)
+    return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0), hessians
 
 
 def _has_newton(smooth: _Smooth, penalty: _Penalty) -> bool:
@@ -649,7 +703,7 @@ def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _
         return it._replace(w=w, b=b, grad=evaluation.grad_w, objective=objective, gap=gap)
 
     def newton(it: _Fista, worth) -> _Fista:
-        candidate = _newton(smooth, penalty, it.w, it.grad, lam, worth)
+        candidate, _ = _newton(smooth, penalty, it.w, it.grad, lam, worth)
         moved = at(candidate, it.b, it)
         moved = moved._replace(
             w_prev=candidate,
@@ -705,10 +759,22 @@ class _Sweep(NamedTuple):
     objective: jax.Array
     gap: jax.Array
     n_iter: jax.Array
+    hessians: _Hessians | None
 
 
 def _coordinate_descent(
-    smooth: _Smooth, rows, curvature, yc, a, penalty: _Penalty, lam, w, b, target, max_iter
+    smooth: _Smooth,
+    rows,
+    curvature,
+    yc,
+    a,
+    penalty: _Penalty,
+    lam,
+    w,
+    b,
+    target,
+    max_iter,
+    hessians,
 ):
     r"""Coordinate descent on working sets with Anderson acceleration (squared loss, X form).
 
@@ -734,16 +800,19 @@ def _coordinate_descent(
         new = penalty.prox(w[j] + x_j @ (a * r) / curvature[j], lam[j], 1 / curvature[j])
         return w.at[j].set(new), r - (new - w[j]) * x_j, order
 
-    def evaluated(w, n_iter) -> _Sweep:
+    def evaluated(w, n_iter, hessians) -> _Sweep:
         evaluation = smooth.evaluate(w, b)
         objective = evaluation.loss + penalty.value(w, lam)
         gap = _gap_at(evaluation, curvature, penalty, w, lam)
-        return _Sweep(w, evaluation.grad_w, objective, gap, n_iter)
+        return _Sweep(w, evaluation.grad_w, objective, gap, n_iter, hessians)
 
     def newton_or_epochs(sweep: _Sweep) -> _Sweep:
-        newton = evaluated(_newton(smooth, penalty, sweep.w, sweep.grad, lam), sweep.n_iter + 1)
+        candidate, hessians = _newton(
+            smooth, penalty, sweep.w, sweep.grad, lam, hessians=sweep.hessians
+        )
+        newton = evaluated(candidate, sweep.n_iter + 1, hessians)
         improved = newton.objective < sweep.objective
-        sweep = _pick(improved, newton, sweep)
+        sweep = _pick(improved, newton, sweep)._replace(hessians=hessians)
         return _maybe(not_done(sweep) & ~improved, block, sweep)
 
     def block(sweep: _Sweep) -> _Sweep:
@@ -759,24 +828,28 @@ def _coordinate_descent(
         (w, _), iterates = jax.lax.scan(epoch, (sweep.w, residual), length=_ANDERSON)
         extrapolated = _anderson(jnp.concatenate([sweep.w[None], iterates]))
         n_iter = sweep.n_iter + _ANDERSON
-        plain, accelerated = evaluated(w, n_iter), evaluated(extrapolated, n_iter)
+        plain = evaluated(w, n_iter, sweep.hessians)
+        accelerated = evaluated(extrapolated, n_iter, sweep.hessians)
         return _pick(accelerated.objective < plain.objective, accelerated, plain)
 
     def not_done(sweep: _Sweep):
         return (sweep.gap > target) & (sweep.n_iter < max_iter)
 
     step = newton_or_epochs if _has_newton(smooth, penalty) else block
-    sweep = jax.lax.while_loop(not_done, step, evaluated(w, jnp.zeros((), jnp.int32)))
-    return _Solution(sweep.w, b, sweep.gap, sweep.n_iter)
+    start = evaluated(w, jnp.zeros((), jnp.int32), hessians)
+    sweep = jax.lax.while_loop(not_done, step, start)
+    return _Solution(sweep.w, b, sweep.gap, sweep.n_iter, sweep.hessians)
 
 
-def _solve(datafit: _Datafit, penalty: _Penalty, lam, w, b, config: _Config) -> _Solution:
+def _solve(datafit: _Datafit, penalty: _Penalty, lam, w, b, config: _Config, hessians=None):
     """Minimizes at one strength from ``(w, b)``: coordinate descent where the datafit has it
-    and the penalty is sparse, FISTA otherwise."""
+    and the penalty is sparse, FISTA otherwise. ``hessians``: the last Hessian block of the
+    path (coordinate descent)."""
     target = config.tol * datafit.value_at_zero
     if penalty.violation is None or datafit.sparse_solver is None:
-        return _fista(datafit.smooth, penalty, lam, w, b, target, config.max_iter)
-    return datafit.sparse_solver(penalty, lam, w, b, target, config.max_iter)
+        fit = _fista(datafit.smooth, penalty, lam, w, b, target, config.max_iter)
+        return fit._replace(hessians=hessians)
+    return datafit.sparse_solver(penalty, lam, w, b, target, config.max_iter, hessians)
 
 
 def _datafit(data: _Data, config: _Config) -> _Datafit:
@@ -792,12 +865,12 @@ def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Pat
     factor = penalty_factor if group_factor is None else group_factor
 
     def at_strength(carry, strength):
-        w, b = carry
-        it = _solve(datafit, penalty, strength * factor, w, b, config)
+        w, b, hessians = carry
+        it = _solve(datafit, penalty, strength * factor, w, b, config, hessians)
         out = (it.w, datafit.intercept(it.w, it.b), it.gap, it.n_iter)
-        return (it.w, it.b), out
+        return (it.w, it.b, it.hessians), out
 
-    init = (jnp.zeros(p, data.X.dtype), datafit.intercept_at_zero)
+    init = (jnp.zeros(p, data.X.dtype), datafit.intercept_at_zero, datafit.smooth.hessians)
     _, (coef, intercept, gap, n_iter) = jax.lax.scan(at_strength, init, strengths)
     return Path(strengths, coef, intercept, gap, n_iter)
 

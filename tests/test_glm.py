@@ -519,7 +519,7 @@ def test_newton_step_from_the_solutions_support_lands_on_the_solution(name, pena
                 break
         assert np.all(np.asarray(penalty_fn.violation(grad, lam))[solution == 0] < 0)
         assert np.abs(start - solution).max() > 1e-4 * np.abs(solution).max()
-        step = glm._newton(datafit.smooth, penalty_fn, start, grad, lam)
+        step, _ = glm._newton(datafit.smooth, penalty_fn, start, grad, lam)
         np.testing.assert_array_equal(np.asarray(step) != 0, solution != 0)
         np.testing.assert_allclose(step, solution, rtol=0, atol=1e-5)  # the path's accuracy
         w = np.asarray(step, float)  # optimal to rounding (the path only to its tolerance)
@@ -551,7 +551,7 @@ def test_batched_newton_steps_are_the_members_steps(shape):
     def step(weights, start):
         smooth = glm._datafit(prepared._replace(weights=weights), config).smooth
         lam = jnp.full(start.shape, strength)
-        return glm._newton(smooth, penalty, start, smooth.evaluate(start, 0.0).grad_w, lam)
+        return glm._newton(smooth, penalty, start, smooth.evaluate(start, 0.0).grad_w, lam)[0]
 
     batched = jax.jit(jax.vmap(step))(weights, starts)
     for i in range(3):
