@@ -237,13 +237,24 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array) -> _Smoo
     return _Smooth(evaluate, lipschitz, hessian_block, (gram,), min(_NEWTON_MAX, corr.size))
 
 
+def _support_product(w, rows, size: int) -> jax.Array:
+    """``w @ rows`` from the rows of the support of ``w`` only, when it holds at most ``size``
+    (static) features."""
+    support = w != 0
+    index = jnp.nonzero(support, size=size, fill_value=rows.shape[0])[0]
+    take = lambda x: x.at[index].get(mode="fill", fill_value=0)  # noqa: E731
+    return _maybe(jnp.sum(support) > size, lambda _: w @ rows, take(w) @ take(rows))
+
+
 def _squared_on_rows(rows, yc, a, lipschitz) -> _Smooth:
     """Squared loss through the residual; ``rows`` are the centred features transposed,
     ``(p, n)``."""
     zero = jnp.zeros((), yc.dtype)
+    # a lasso solution has at most n non-zeros (Tibshirani, 2013): larger systems are singular
+    size = min(_NEWTON_MAX, rows.shape[0], rows.shape[1] + _NEWTON_ENTERING)
 
     def evaluate(w, b):
-        r = yc - w @ rows
+        r = yc - _support_product(w, rows, size)
         r_y, r_r = a @ (r * yc), a @ r**2
         return _Evaluation(r_r / 2, -(rows @ (a * r)), zero, lambda k: k * r_y - k**2 * r_r / 2)
 
@@ -271,8 +282,6 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> _Smooth:
         )
         return block, kept
 
-    # a lasso solution has at most n non-zeros (Tibshirani, 2013): larger systems are singular
-    size = min(_NEWTON_MAX, rows.shape[0], rows.shape[1] + _NEWTON_ENTERING)
     empty = _Hessians(jnp.full(size, rows.shape[0]), jnp.zeros((size, size), rows.dtype))
     return _Smooth(evaluate, lipschitz, hessian_block, (rows, a), size, empty)
 
@@ -824,7 +833,7 @@ def _coordinate_descent(
             w, r = jax.lax.fori_loop(0, size, coordinate, (*state, order))[:2]
             return (w, r), w
 
-        residual = yc - sweep.w @ rows
+        residual = yc - _support_product(sweep.w, rows, smooth.newton_size)
         (w, _), iterates = jax.lax.scan(epoch, (sweep.w, residual), length=_ANDERSON)
         extrapolated = _anderson(jnp.concatenate([sweep.w[None], iterates]))
         n_iter = sweep.n_iter + _ANDERSON
