@@ -170,7 +170,7 @@ class _Evaluation(NamedTuple):
     loss: jax.Array
     grad_w: jax.Array
     grad_b: jax.Array
-    dual: Callable[[jax.Array], jax.Array]
+    dual: Callable[[jax.Array], jax.Array]  # a Partial where it is carried across strengths
     dual_point: jax.Array | None = None  # X^T theta at kappa = 1; None: -grad_w
 
 
@@ -219,6 +219,11 @@ def _top_eigenvalue(matvec: Callable, size: int, dtype, *, n_iter: int = 64) -> 
     return 1.1 * jnp.vdot(v, matvec(v)) + jnp.finfo(dtype).tiny
 
 
+def _squared_dual(r_y, r_r, kappa):
+    """The squared loss's part of the dual objective, from ``<r, y_c>_a`` and ``||r||_a^2``."""
+    return kappa * r_y - kappa**2 * r_r / 2
+
+
 def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array) -> _Smooth:
     """Squared loss in Gram form: every evaluation is one p x p matrix-vector product."""
     zero = jnp.zeros((), gram.dtype)
@@ -227,7 +232,7 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array) -> _Smoo
         grad = gram @ w - corr
         r_y = y_sq - corr @ w  # <r, y_c>_a
         r_r = r_y + grad @ w  # ||r||_a^2 = y_sq - 2 corr.w + w.G.w
-        return _Evaluation(r_r / 2, grad, zero, lambda k: k * r_y - k**2 * r_r / 2)
+        return _Evaluation(r_r / 2, grad, zero, jax.tree_util.Partial(_squared_dual, r_y, r_r))
 
     def hessian_block(data, index, hessians):
         (gram,) = data
@@ -256,7 +261,8 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> _Smooth:
     def evaluate(w, b):
         r = yc - _support_product(w, rows, size)
         r_y, r_r = a @ (r * yc), a @ r**2
-        return _Evaluation(r_r / 2, -(rows @ (a * r)), zero, lambda k: k * r_y - k**2 * r_r / 2)
+        grad = -(rows @ (a * r))
+        return _Evaluation(r_r / 2, grad, zero, jax.tree_util.Partial(_squared_dual, r_y, r_r))
 
     def hessian_block(data, index, last: _Hessians):
         """The block from the last one where their features overlap (along a path, all but the
@@ -511,7 +517,7 @@ class _Solution(NamedTuple):
     b: jax.Array
     gap: jax.Array
     n_iter: jax.Array
-    hessians: _Hessians | None = None  # the last Hessian block (coordinate descent)
+    warm: "_Warm | None" = None  # what the solver carries to the next strength
 
 
 def _gap(smooth: _Smooth, penalty: _Penalty, w, b, lam) -> jax.Array:
@@ -762,9 +768,16 @@ def _anderson(iterates: jax.Array) -> jax.Array:
     return (weights / jnp.sum(weights)) @ iterates[1:]
 
 
+class _Warm(NamedTuple):
+    """What coordinate descent carries from one strength to the next, at the solution."""
+
+    evaluation: _Evaluation
+    hessians: _Hessians | None
+
+
 class _Sweep(NamedTuple):
     w: jax.Array
-    grad: jax.Array
+    evaluation: _Evaluation
     objective: jax.Array
     gap: jax.Array
     n_iter: jax.Array
@@ -772,19 +785,9 @@ class _Sweep(NamedTuple):
 
 
 def _coordinate_descent(
-    smooth: _Smooth,
-    rows,
-    curvature,
-    yc,
-    a,
-    penalty: _Penalty,
-    lam,
-    w,
-    b,
-    target,
-    max_iter,
-    hessians,
-):
+    smooth: _Smooth, rows, curvature, yc, a, penalty: _Penalty, lam, w, b, target, max_iter,
+    warm: _Warm,
+):  # fmt: skip
     r"""Coordinate descent on working sets with Anderson acceleration (squared loss, X form).
 
     Each coordinate moves to the exact minimizer along it: the penalty's prox with scaling
@@ -797,7 +800,8 @@ def _coordinate_descent(
     and the epochs run only when it does not lower the objective: the epochs find the support,
     the Newton steps solve on it.
     ``rows`` are the centred features transposed, ``(p, n)``; ``curvature`` their weighted
-    squared norms. ``n_iter`` counts epochs and Newton steps.
+    squared norms; ``warm`` the datafit's evaluation at ``w`` and the last Hessian block.
+    ``n_iter`` counts epochs and Newton steps.
     """
     p = w.size
     curvature = jnp.where(curvature > 0, curvature, 1)
@@ -809,15 +813,17 @@ def _coordinate_descent(
         new = penalty.prox(w[j] + x_j @ (a * r) / curvature[j], lam[j], 1 / curvature[j])
         return w.at[j].set(new), r - (new - w[j]) * x_j, order
 
-    def evaluated(w, n_iter, hessians) -> _Sweep:
-        evaluation = smooth.evaluate(w, b)
+    def scored(w, evaluation, n_iter, hessians) -> _Sweep:
         objective = evaluation.loss + penalty.value(w, lam)
         gap = _gap_at(evaluation, curvature, penalty, w, lam)
-        return _Sweep(w, evaluation.grad_w, objective, gap, n_iter, hessians)
+        return _Sweep(w, evaluation, objective, gap, n_iter, hessians)
+
+    def evaluated(w, n_iter, hessians) -> _Sweep:
+        return scored(w, smooth.evaluate(w, b), n_iter, hessians)
 
     def newton_or_epochs(sweep: _Sweep) -> _Sweep:
         candidate, hessians = _newton(
-            smooth, penalty, sweep.w, sweep.grad, lam, hessians=sweep.hessians
+            smooth, penalty, sweep.w, sweep.evaluation.grad_w, lam, hessians=sweep.hessians
         )
         newton = evaluated(candidate, sweep.n_iter + 1, hessians)
         improved = newton.objective < sweep.objective
@@ -825,7 +831,8 @@ def _coordinate_descent(
         return _maybe(not_done(sweep) & ~improved, block, sweep)
 
     def block(sweep: _Sweep) -> _Sweep:
-        score = jnp.where(sweep.w != 0, jnp.inf, penalty.violation(sweep.grad, lam))
+        violation = penalty.violation(sweep.evaluation.grad_w, lam)
+        score = jnp.where(sweep.w != 0, jnp.inf, violation)
         order = jnp.argsort(-score)
         size = jnp.minimum(p, jnp.maximum(2 * jnp.sum(sweep.w != 0), 10))
 
@@ -845,20 +852,27 @@ def _coordinate_descent(
         return (sweep.gap > target) & (sweep.n_iter < max_iter)
 
     step = newton_or_epochs if _has_newton(smooth, penalty) else block
-    start = evaluated(w, jnp.zeros((), jnp.int32), hessians)
+    start = scored(w, warm.evaluation, jnp.zeros((), jnp.int32), warm.hessians)
     sweep = jax.lax.while_loop(not_done, step, start)
-    return _Solution(sweep.w, b, sweep.gap, sweep.n_iter, sweep.hessians)
+    return _Solution(sweep.w, b, sweep.gap, sweep.n_iter, _Warm(sweep.evaluation, sweep.hessians))
 
 
-def _solve(datafit: _Datafit, penalty: _Penalty, lam, w, b, config: _Config, hessians=None):
-    """Minimizes at one strength from ``(w, b)``: coordinate descent where the datafit has it
-    and the penalty is sparse, FISTA otherwise. ``hessians``: the last Hessian block of the
-    path (coordinate descent)."""
-    target = config.tol * datafit.value_at_zero
+def _warm_start(datafit: _Datafit, penalty: _Penalty, w, b) -> _Warm | None:
+    """What the solver carries across strengths, at ``(w, b)``: None for FISTA."""
     if penalty.violation is None or datafit.sparse_solver is None:
-        fit = _fista(datafit.smooth, penalty, lam, w, b, target, config.max_iter)
-        return fit._replace(hessians=hessians)
-    return datafit.sparse_solver(penalty, lam, w, b, target, config.max_iter, hessians)
+        return None
+    return _Warm(datafit.smooth.evaluate(w, b), datafit.smooth.hessians)
+
+
+def _solve(datafit: _Datafit, penalty: _Penalty, lam, w, b, config: _Config, warm=None):
+    """Minimizes at one strength from ``(w, b)``: coordinate descent where the datafit has it
+    and the penalty is sparse, FISTA otherwise; ``warm`` from the last strength (None: from
+    scratch)."""
+    target = config.tol * datafit.value_at_zero
+    warm = _warm_start(datafit, penalty, w, b) if warm is None else warm
+    if warm is None:
+        return _fista(datafit.smooth, penalty, lam, w, b, target, config.max_iter)
+    return datafit.sparse_solver(penalty, lam, w, b, target, config.max_iter, warm)
 
 
 def _datafit(data: _Data, config: _Config) -> _Datafit:
@@ -874,12 +888,13 @@ def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Pat
     factor = penalty_factor if group_factor is None else group_factor
 
     def at_strength(carry, strength):
-        w, b, hessians = carry
-        it = _solve(datafit, penalty, strength * factor, w, b, config, hessians)
+        w, b, warm = carry
+        it = _solve(datafit, penalty, strength * factor, w, b, config, warm)
         out = (it.w, datafit.intercept(it.w, it.b), it.gap, it.n_iter)
-        return (it.w, it.b, it.hessians), out
+        return (it.w, it.b, it.warm), out
 
-    init = (jnp.zeros(p, data.X.dtype), datafit.intercept_at_zero, datafit.smooth.hessians)
+    w, b = jnp.zeros(p, data.X.dtype), datafit.intercept_at_zero
+    init = (w, b, _warm_start(datafit, penalty, w, b))
     _, (coef, intercept, gap, n_iter) = jax.lax.scan(at_strength, init, strengths)
     return Path(strengths, coef, intercept, gap, n_iter)
 
