@@ -292,6 +292,18 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> _Smooth:
     return _Smooth(evaluate, lipschitz, hessian_block, (rows, a), size, empty)
 
 
+def _weighted_gram(X, a) -> jax.Array:
+    """``X^T diag(a) X``, its lower-left block the transpose of its upper-right one (3/4 of the
+    products of ``X.T @ (a X)``)."""
+    half = X.shape[1] // 2
+    left, right = X[:, :half], X[:, half:]
+    weighted = a[:, None] * X
+    upper = left.T @ weighted[:, :half]
+    corner = left.T @ weighted[:, half:]
+    lower = right.T @ weighted[:, half:]
+    return jnp.block([[upper, corner], [corner.T, lower]])
+
+
 def _squared(data: _Data, *, fit_intercept: bool) -> _Datafit:
     X, y, a = data
     n, p = X.shape
@@ -302,7 +314,7 @@ def _squared(data: _Data, *, fit_intercept: bool) -> _Datafit:
     grad_at_zero = -(Xc.T @ (a * yc))
 
     if n >= p:  # Gram form: one p x p matrix-vector product per FISTA iteration
-        smooth = _squared_on_gram(Xc.T @ (a[:, None] * Xc), -grad_at_zero, y_sq)
+        smooth = _squared_on_gram(_weighted_gram(Xc, a), -grad_at_zero, y_sq)
         sparse_solver = None
     else:  # X form: coordinate descent on working sets
         rows = Xc.T  # (p, n): a feature's column is a contiguous row
