@@ -275,19 +275,23 @@ def main(argv=None):
                     target=target,
                 )
             )
-        X, y = _regression(1000 // scale, 300 // scale)
-        rows.append(
-            _cv_problem(
-                "5-fold CV lasso",
-                X,
-                y,
-                n_folds=5,
-                n_strengths=100,
-                tol=1e-6,
-                repeats=repeats,
-                target="<= 0.5 (LassoCV)",
+        cv_problems = [
+            ("5-fold CV lasso", _regression(1000 // scale, 300 // scale), "<= 0.5 (LassoCV)"),
+            ("5-fold CV lasso, diabetes x interactions", _diabetes_interactions(), "-"),
+        ]
+        for name, (X, y), target in cv_problems:
+            rows.append(
+                _cv_problem(
+                    name,
+                    X,
+                    y,
+                    n_folds=5,
+                    n_strengths=100,
+                    tol=1e-6,
+                    repeats=repeats,
+                    target=target,
+                )  # fmt: skip
             )
-        )
         X, y = _regression(5000 // scale, 200 // scale)
         labels = np.where(y > np.median(y), 1.0, -1.0)
         rows.append(
