@@ -812,9 +812,11 @@ def test_cross_validate_summary_and_path():
     cv = glm.cross_validate(data.X, data.y, n_folds=5, strengths=fit.strengths, **TIGHT)
     np.testing.assert_allclose(cv.strengths, fit.strengths, rtol=1e-15)
     assert_cv_summary(cv, 5)
-    # The path is the path on all the data; the best model beats the intercept-only one.
-    np.testing.assert_allclose(cv.path.coef, fit.coef, rtol=0, atol=1e-8)
-    np.testing.assert_allclose(cv.path.intercept, fit.intercept, rtol=0, atol=1e-8)
+    # The path is the path on all the data (optimal to the tolerance: batched, it may take other
+    # steps than glm.path); the best model beats the intercept-only one.
+    assert_optimal(cv.path, data.X, data.y, "squared", "l1", TOL)
+    np.testing.assert_allclose(cv.path.coef, fit.coef, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(cv.path.intercept, fit.intercept, rtol=0, atol=1e-6)
     mean = np.asarray(cv.scores).mean(axis=0)
     assert mean.min() < 0.5 * mean[0]
     # Another seed, other folds.
@@ -880,7 +882,9 @@ def test_cross_validate_folds_are_fits_on_the_training_rows(datafit):
     for row in np.asarray(cv.scores):
         errors = {rows: np.abs(row - value).max() for rows, value in candidates.items()}
         rows = min(errors, key=errors.get)
-        assert errors[rows] <= 1e-7 * max(1.0, np.abs(row).max()), (row, errors[rows])
+        # both fits are optimal to a gap of 1e-12 P(0), so to ~1e-6 in the coefficients (the
+        # batched one may take other steps); other held-out sets differ by far more
+        assert errors[rows] <= 1e-5 * max(1.0, np.abs(row).max()), (row, errors[rows])
         matched.extend(rows)
     assert sorted(matched) == list(range(y.size))
 
