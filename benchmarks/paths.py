@@ -2,9 +2,11 @@
 
 For each problem every solver computes the same path (same strengths, same tolerance) on the
 same machine in one run; times are medians of warm runs (jreg's compilation is reported apart),
-and every solution's objective is evaluated by one numpy function so that accuracy is compared
-too: ``excess`` is the largest ``(P_jreg - P_peer) / P(0)`` over the path (<= ~tol means jreg
-is at least as accurate as the peer).
+every repeat runs the solvers back to back, the ratio to the best peer is the median of the
+repeats' ratios (robust to a machine whose speed drifts), and every solution's objective is
+evaluated by one numpy function so that accuracy is compared too: ``excess`` is the largest
+``(P_jreg - P_peer) / P(0)`` over the path (<= ~tol means jreg is at least as accurate as the
+peer).
 
     python benchmarks/paths.py            # full run, writes benchmarks/results/paths.{json,md}
     python benchmarks/paths.py --quick    # tiny problems, proves the script works (CI)
@@ -28,22 +30,30 @@ from jreg import glm
 RESULTS = Path(__file__).parent / "results"
 
 
-def _median_time(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def _compile_and_median_time(fn, repeats):
-    """(median of warm runs, compilation time: the first call's excess over the median)."""
+def _elapsed(fn):
     start = time.perf_counter()
     jax.block_until_ready(fn())
-    first = time.perf_counter() - start
-    median = _median_time(fn, repeats)
-    return median, first - median
+    return time.perf_counter() - start
+
+
+def _timed(runs, repeats):
+    """Times every solver of ``runs`` (name -> function; jreg first), after one warm-up call
+    each (jreg's is its compilation), back to back within each repeat, so that the ratios of
+    one repeat share the machine's state. Returns the medians, jreg's compilation time (its
+    first call's excess over its median) and the median over repeats of jreg's time over the
+    best peer's (the one with the lowest median)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = {name: _elapsed(fn) for name, fn in runs.items()}
+        times = {name: [] for name in runs}
+        for _ in range(repeats):
+            for name, fn in runs.items():
+                times[name].append(_elapsed(fn))
+    medians = {name: float(np.median(t)) for name, t in times.items()}
+    peers = {name: value for name, value in medians.items() if name != "jreg"}
+    best = min(peers, key=peers.get)
+    ratio = float(np.median(np.divide(times["jreg"], times[best])))
+    return medians, first["jreg"] - medians["jreg"], ratio
 
 
 def _objective(X, y, coef, strength, datafit):
@@ -153,9 +163,9 @@ def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target):
             X, y, datafit=datafit, strengths=strengths, fit_intercept=False, tol=tol
         ).coef
 
-    jreg_time, compile_time = _compile_and_median_time(run_jreg, repeats)
-    jreg_coef = np.asarray(run_jreg(), float)
     peers = (_lasso_peers if datafit == "squared" else _logistic_peers)(X, y, strengths, tol)
+    medians, compile_time, ratio = _timed({"jreg": run_jreg, **peers}, repeats)
+    jreg_coef = np.asarray(run_jreg(), float)
     p0 = _objective(X, y, np.zeros(X.shape[1]), 0.0, datafit)
 
     def excess(coefs):
@@ -168,17 +178,16 @@ def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target):
         "shape": list(X.shape),
         "n_strengths": int(strengths.size),
         "tol": tol,
-        "jreg": jreg_time,
+        "jreg": medians.pop("jreg"),
         "jreg_compile": compile_time,
-        "peers": {},
+        "peers": medians,
+        "ratio": ratio,
         "excess": {},
         "target": target,
     }
-    for peer, run in peers.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            row["peers"][peer] = _median_time(run, repeats)
-            row["excess"][peer] = excess(run())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row["excess"] = {peer: excess(run()) for peer, run in peers.items()}
     return row
 
 
@@ -193,20 +202,19 @@ def _cv_problem(name, X, y, *, n_folds, n_strengths, tol, repeats, target):
             X, y, n_folds=n_folds, n_strengths=n_strengths, fit_intercept=False, tol=tol
         ).scores
 
-    jreg_time, compile_time = _compile_and_median_time(run_jreg, repeats)
     folds = KFold(n_folds, shuffle=True, random_state=0)
     sklearn = LassoCV(cv=folds, alphas=n_strengths, fit_intercept=False, tol=tol)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sklearn_time = _median_time(lambda: sklearn.fit(X, y), repeats)
+    runs = {"jreg": run_jreg, "scikit-learn LassoCV": lambda: sklearn.fit(X, y)}
+    medians, compile_time, ratio = _timed(runs, repeats)
     return {
         "problem": name,
         "shape": list(X.shape),
         "n_strengths": n_strengths,
         "tol": tol,
-        "jreg": jreg_time,
+        "jreg": medians.pop("jreg"),
         "jreg_compile": compile_time,
-        "peers": {"scikit-learn LassoCV": sklearn_time},
+        "peers": medians,
+        "ratio": ratio,
         "excess": {},
         "target": target,
     }
@@ -219,13 +227,12 @@ def _table(rows):
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        best = min(row["peers"].values())
         peers = ", ".join(f"{k} {v:.3f}" for k, v in row["peers"].items())
         excess = ", ".join(f"{k} {v:.1e}" for k, v in row["excess"].items()) or "-"
         shape = "x".join(map(str, row["shape"]))
         lines.append(
             f"| {row['problem']} | {shape} | {row['jreg']:.3f} | {row['jreg_compile']:.1f} | "
-            f"{peers} | {row['jreg'] / best:.2f} | {row['target']} | {excess} |"
+            f"{peers} | {row['ratio']:.2f} | {row['target']} | {excess} |"
         )
     return "\n".join(lines)
 
