@@ -19,13 +19,15 @@ penalty (``l1``, ``elastic_net``, ``mcp``, ``scad``), coordinate descent on work
 Anderson acceleration; otherwise (logistic, ``l2``, ``group_lasso``) FISTA on :math:`X`. For the
 squared loss with ``l1`` or ``elastic_net``, Newton steps of an active-set method (the support
 and the worst violators, signs held, solved by Cholesky in padded static sizes) finish what
-those find (p > n) or take over where FISTA is slow (n >= p). All are
+those find (p > n), or replace FISTA's iterations while the support is small or where they are
+slow (n >= p). All are
 warm-started down the path and stop when the duality gap (convex penalties) or the squared
 gradient mapping :math:`\tfrac{L}{2}\|w - \operatorname{prox}(w - \nabla F(w)/L)\|^2`
 (``mcp``, ``scad``; coordinate descent uses each coordinate's curvature for :math:`L`) falls
 below ``tol`` times the objective at :math:`w = 0`; unpenalized features add their squared
 gradient mapping. Cross-validation folds and stability-selection subsamples are sample weights
-(0 for held-out rows), so all of them run as one vmapped program (without the Newton steps).
+(0 for held-out rows), so all of them run as one vmapped program, whose members solve their
+Newton systems one after the other.
 """
 
 import functools
