@@ -56,6 +56,23 @@ def _timed(runs, repeats):
     return medians, first["jreg"] - medians["jreg"], ratio
 
 
+def _row(name, X, n_strengths, tol, timed, excess, target):
+    """A table row from :func:`_timed`'s results."""
+    medians, compile_time, ratio = timed
+    return {
+        "problem": name,
+        "shape": list(X.shape),
+        "n_strengths": n_strengths,
+        "tol": tol,
+        "jreg": medians.pop("jreg"),
+        "jreg_compile": compile_time,
+        "peers": medians,
+        "ratio": ratio,
+        "excess": excess,
+        "target": target,
+    }
+
+
 def _objective(X, y, coef, strength, datafit):
     """The (sklearn) objective without intercept, evaluated in float64 numpy."""
     z = X @ coef
@@ -164,7 +181,7 @@ def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target):
         ).coef
 
     peers = (_lasso_peers if datafit == "squared" else _logistic_peers)(X, y, strengths, tol)
-    medians, compile_time, ratio = _timed({"jreg": run_jreg, **peers}, repeats)
+    timed = _timed({"jreg": run_jreg, **peers}, repeats)
     jreg_coef = np.asarray(run_jreg(), float)
     p0 = _objective(X, y, np.zeros(X.shape[1]), 0.0, datafit)
 
@@ -173,22 +190,10 @@ def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target):
         theirs = [_objective(X, y, c, s, datafit) for c, s in zip(coefs, strengths, strict=True)]
         return float(np.max(np.subtract(ours, theirs)) / p0)
 
-    row = {
-        "problem": name,
-        "shape": list(X.shape),
-        "n_strengths": int(strengths.size),
-        "tol": tol,
-        "jreg": medians.pop("jreg"),
-        "jreg_compile": compile_time,
-        "peers": medians,
-        "ratio": ratio,
-        "excess": {},
-        "target": target,
-    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        row["excess"] = {peer: excess(run()) for peer, run in peers.items()}
-    return row
+        excesses = {peer: excess(run()) for peer, run in peers.items()}
+    return _row(name, X, int(strengths.size), tol, timed, excesses, target)
 
 
 def _cv_problem(name, X, y, *, n_folds, n_strengths, tol, repeats, target):
@@ -205,19 +210,7 @@ def _cv_problem(name, X, y, *, n_folds, n_strengths, tol, repeats, target):
     folds = KFold(n_folds, shuffle=True, random_state=0)
     sklearn = LassoCV(cv=folds, alphas=n_strengths, fit_intercept=False, tol=tol)
     runs = {"jreg": run_jreg, "scikit-learn LassoCV": lambda: sklearn.fit(X, y)}
-    medians, compile_time, ratio = _timed(runs, repeats)
-    return {
-        "problem": name,
-        "shape": list(X.shape),
-        "n_strengths": n_strengths,
-        "tol": tol,
-        "jreg": medians.pop("jreg"),
-        "jreg_compile": compile_time,
-        "peers": medians,
-        "ratio": ratio,
-        "excess": {},
-        "target": target,
-    }
+    return _row(name, X, n_strengths, tol, _timed(runs, repeats), {}, target)
 
 
 def _table(rows):
