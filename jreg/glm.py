@@ -19,8 +19,9 @@ penalty (``l1``, ``elastic_net``, ``mcp``, ``scad``), coordinate descent on work
 Anderson acceleration; otherwise (logistic, ``l2``, ``group_lasso``) FISTA on :math:`X`. For the
 squared loss with ``l1`` or ``elastic_net``, Newton steps of an active-set method (the support
 and the worst violators, signs held, solved by Cholesky in padded static sizes) finish what
-those find (p > n), or replace FISTA's iterations while the support is small or where they are
-slow (n >= p). All are
+those find (p > n), or replace FISTA's iterations where the system is small or where they are
+slow (n >= p; for the lasso, a large support's system is solved on its complement from the
+inverse Gram matrix). All are
 warm-started down the path and stop when the duality gap (convex penalties) or the squared
 gradient mapping :math:`\tfrac{L}{2}\|w - \operatorname{prox}(w - \nabla F(w)/L)\|^2`
 (``mcp``, ``scad``; coordinate descent uses each coordinate's curvature for :math:`L`) falls
@@ -195,6 +196,10 @@ class _Smooth(NamedTuple):
     hessian_block: Callable[..., tuple[jax.Array, _Hessians | None]] | None = None
     hessian_data: tuple = ()
     newton_size: int = 0  # the largest support a Newton step solves on (static)
+    # > 0: ``hessian_data`` ends with the inverse Hessian and whether it is accurate, and
+    # Newton systems on large supports solve on the complement of the support, up to this size
+    # (static; see :func:`_newton`)
+    complement_size: int = 0
     hessians: _Hessians | None = None  # before the first block
 
 
@@ -226,9 +231,12 @@ def _squared_dual(r_y, r_r, kappa):
     return kappa * r_y - kappa**2 * r_r / 2
 
 
-def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array) -> _Smooth:
-    """Squared loss in Gram form: every evaluation is one p x p matrix-vector product."""
+def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, complement) -> _Smooth:
+    """Squared loss in Gram form: every evaluation is one p x p matrix-vector product.
+    ``complement``: with the inverse Gram matrix, for Newton steps on large supports; it is
+    used where the Gram matrix's condition number is at most ``1 / sqrt(eps)``."""
     zero = jnp.zeros((), gram.dtype)
+    p = corr.size
 
     def evaluate(w, b):
         grad = gram @ w - corr
@@ -237,11 +245,21 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array) -> _Smoo
         return _Evaluation(r_r / 2, grad, zero, jax.tree_util.Partial(_squared_dual, r_y, r_r))
 
     def hessian_block(data, index, hessians):
-        (gram,) = data
+        gram = data[0]
         return gram.at[index[:, None], index[None, :]].get(mode="fill", fill_value=0), hessians
 
-    lipschitz = _top_eigenvalue(lambda v: gram @ v, corr.size, gram.dtype)
-    return _Smooth(evaluate, lipschitz, hessian_block, (gram,), min(_NEWTON_MAX, corr.size))
+    lipschitz = _top_eigenvalue(lambda v: gram @ v, p, gram.dtype)
+    size = min(_NEWTON_MAX, p)
+    if not complement:
+        return _Smooth(evaluate, lipschitz, hessian_block, (gram,), size)
+    eps = jnp.finfo(gram.dtype).eps
+    identity = jnp.eye(p, dtype=gram.dtype)
+    factor = jax.scipy.linalg.cho_factor(gram + 10 * eps * jnp.trace(gram) * identity)
+    inverse = jax.scipy.linalg.cho_solve(factor, identity)
+    # trace(inverse) bounds its top eigenvalue: lipschitz * trace bounds the condition number
+    accurate = lipschitz * jnp.trace(inverse) <= 1 / np.sqrt(eps)
+    data = (gram, inverse, accurate)
+    return _Smooth(evaluate, lipschitz, hessian_block, data, size, complement_size=p // 2 + 1)
 
 
 def _support_product(w, rows, size: int) -> jax.Array:
@@ -291,7 +309,7 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> _Smooth:
         return block, kept
 
     empty = _Hessians(jnp.full(size, rows.shape[0]), jnp.zeros((size, size), rows.dtype))
-    return _Smooth(evaluate, lipschitz, hessian_block, (rows, a), size, empty)
+    return _Smooth(evaluate, lipschitz, hessian_block, (rows, a), size, hessians=empty)
 
 
 def _weighted_gram(X, a) -> jax.Array:
@@ -306,7 +324,7 @@ def _weighted_gram(X, a) -> jax.Array:
     return jnp.block([[upper, corner], [corner.T, lower]])
 
 
-def _squared(data: _Data, *, fit_intercept: bool) -> _Datafit:
+def _squared(data: _Data, *, fit_intercept: bool, complement: bool) -> _Datafit:
     X, y, a = data
     n, p = X.shape
     x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)
@@ -316,7 +334,8 @@ def _squared(data: _Data, *, fit_intercept: bool) -> _Datafit:
     grad_at_zero = -(Xc.T @ (a * yc))
 
     if n >= p:  # Gram form: one p x p matrix-vector product per FISTA iteration
-        smooth = _squared_on_gram(_weighted_gram(Xc, a), -grad_at_zero, y_sq)
+        gram = _weighted_gram(Xc, a)
+        smooth = _squared_on_gram(gram, -grad_at_zero, y_sq, complement=complement)
         sparse_solver = None
     else:  # X form: coordinate descent on working sets
         rows = Xc.T  # (p, n): a feature's column is a contiguous row
@@ -394,8 +413,8 @@ class _Penalty(NamedTuple):
     conjugate: Callable[[jax.Array, jax.Array], jax.Array]  # R*(v), finite part
     zero_threshold: Callable[[jax.Array, jax.Array], jax.Array]  # strength_max from grad at 0
     violation: Callable[[jax.Array, jax.Array], jax.Array] | None  # > 0: 0 is not optimal
-    # on an orthant, a quadratic: (w, signs, lam) -> (gradient, curvature); None if the penalty
-    # is not quadratic on orthants
+    # on an orthant, a quadratic: (w, signs, lam) -> (gradient, curvature or None: 0); None if
+    # the penalty is not quadratic on orthants
     on_orthant: Callable[..., tuple[jax.Array, jax.Array]] | None
 
 
@@ -438,6 +457,8 @@ def _elementwise_penalty(name: str, *, l1_ratio: float, gamma: float, a: float) 
     ridge_part = 1 - l1_ratio if name == "elastic_net" else 0.0
 
     def on_orthant(w, signs, lam):
+        if ridge_part == 0:  # no curvature
+            return lam * signs, None
         return slope_at_zero * lam * signs + ridge_part * lam * w, ridge_part * lam
 
     return _Penalty(
@@ -507,9 +528,6 @@ class _Config(NamedTuple):
     groups: tuple | None
     group_weights: tuple | None
     newton: bool = True  # Newton steps (squared loss, l1 and elastic net)
-    # FISTA tries Newton steps first where they are cheap; off for batches, where the members
-    # that take none wait for those that do (measured slower on well-conditioned folds)
-    newton_first: bool = True
 
 
 def _make_penalty(config: _Config, p: int, dtype):
@@ -566,7 +584,8 @@ _NEWTON_MAX = 1024  # the largest support a Newton step solves on
 _NEWTON_BUCKETS = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768)  # smaller systems solve faster
 _NEWTON_ENTERING = 5  # the most features a Newton step lets into the support
 _NEWTON_AFTER = 30  # FISTA iterations at one strength after which Newton steps are tried
-_NEWTON_CHEAP = 16  # (FISTA) below m^3 <= _NEWTON_CHEAP p^2, a Newton step is tried first
+_NEWTON_CHEAP = 4  # (FISTA) below m^3 <= _NEWTON_CHEAP p^2, a Newton step is tried first
+_COMPLEMENT_FROM = 128  # (Gram form) more features: Newton systems on the complement
 _FRESH_ROWS = 16  # the most Hessian rows computed anew (X form); more: the whole block
 
 
@@ -585,8 +604,10 @@ def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam, worth=True, hessia
     a convex quadratic. The step goes to its minimizer, with every coordinate that leaves its
     orthant set to 0: when the active set and the signs are the solution's, that is the
     solution. Not a descent method: callers keep the step only if it lowers the objective. The
-    system is solved in the smallest static size that holds the active set; a larger active set,
-    a singular system, or ``worth`` false gives no step. Under ``vmap`` the systems of a batch
+    system is solved in the smallest static size that holds the active set, or, where the datafit
+    has an accurate inverse Hessian (the lasso in Gram form) and the complement of the active
+    set is the smaller, in the size of the complement; a larger system, a singular one, or
+    ``worth`` false gives no step. Under ``vmap`` the systems of a batch
     are solved one after the other, each in its own size (a batched ``lax.switch`` would solve
     every size for every member). Returns the new point and the Hessian block kept for the next
     step (``hessians``, see :class:`_Smooth`).
@@ -600,10 +621,16 @@ def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam, worth=True, hessia
     signs = jnp.where(support, jnp.sign(w), -jnp.sign(grad))
     penalty_grad, penalty_curvature = penalty.on_orthant(w, signs, lam)
     grad = jnp.where(active, grad + penalty_grad, 0)
-    sizes = tuple(m for m in _NEWTON_BUCKETS if m < smooth.newton_size) + (smooth.newton_size,)
+    sizes = _newton_sizes(smooth.newton_size)
+    complement_sizes = _newton_sizes(smooth.complement_size) if penalty_curvature is None else ()
     count = jnp.sum(active)
+    system, complement = _newton_system(smooth, count, p, complement_sizes != ())
     branch = jnp.searchsorted(jnp.asarray(sizes), count) + 1
-    branch = jnp.where(worth & (count > 0) & (count <= sizes[-1]), branch, 0)
+    if complement_sizes:
+        outside = jnp.searchsorted(jnp.asarray(complement_sizes), system) + 1 + len(sizes)
+        branch = jnp.where(complement, outside, branch)
+    solvable = complement | (count <= sizes[-1])
+    branch = jnp.where(worth & (count > 0) & solvable, branch, 0)
 
     def step_in(m):
         def step(active, grad, curvature, data, hessians):
@@ -620,22 +647,41 @@ def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam, worth=True, hessia
 
         return step
 
+    def complement_in(q):
+        r"""The step from the inverse Hessian :math:`H`, where the complement :math:`T` of the
+        active set :math:`S` is the smaller: :math:`(H^{-1})_{SS}^{-1} = H_{SS} - H_{ST}
+        H_{TT}^{-1} H_{TS}`, two products with :math:`H` and a system in :math:`q` variables."""
+
+        def step(active, grad, curvature, data, hessians):
+            inverse = data[1]
+            outside = jnp.nonzero(~active, size=q, fill_value=p)[0]
+            u = inverse @ grad  # grad is 0 outside the active set
+            block = inverse.at[outside[:, None], outside[None, :]].get(mode="fill", fill_value=0)
+            block = block + jnp.diag(jnp.where(outside == p, 1, 0).astype(w.dtype))
+            factor = jax.scipy.linalg.cho_factor(block)
+            z = jax.scipy.linalg.cho_solve(factor, u.at[outside].get(mode="fill", fill_value=0))
+            correction = inverse.at[:, outside].get(mode="fill", fill_value=0) @ z
+            return jnp.where(active, correction - u, 0), hessians
+
+        return step
+
     def solve(branch, operands, batched, member, out):
         """Writes the direction and the kept Hessians of one member of a batch (``member``;
         None: no batch) into ``out``. Its operands are read inside the branch that solves, so
         that the members that take no step copy nothing."""
 
-        def in_size(m):
+        def in_size(step):
             def write(out):
                 read = jax.tree.map(lambda x, b: x[member] if b else x, operands, batched)
-                result = step_in(m)(*read)
+                result = step(*read)
                 if member is None:
                     return result
                 return jax.tree.map(lambda o, r: o.at[member].set(r), out, result)
 
             return write
 
-        return jax.lax.switch(branch, [lambda out: out, *map(in_size, sizes)], out)
+        steps = [step_in(m) for m in sizes] + [complement_in(q) for q in complement_sizes]
+        return jax.lax.switch(branch, [lambda out: out, *map(in_size, steps)], out)
 
     @jax.custom_batching.custom_vmap
     def direction_of(branch, *operands):
@@ -657,11 +703,26 @@ def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam, worth=True, hessia
         out = jax.lax.fori_loop(0, batch_size, member, out)
         return out, jax.tree.map(lambda _: True, out)
 
-    curvature = jnp.broadcast_to(penalty_curvature, w.shape)
+    curvature = jnp.broadcast_to(0 if penalty_curvature is None else penalty_curvature, w.shape)
     data = smooth.hessian_data
     direction, hessians = direction_of(branch, active, grad, curvature, data, hessians)
     target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
     return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0), hessians
+
+
+def _newton_sizes(largest: int) -> tuple[int, ...]:
+    """The static sizes of Newton systems up to ``largest`` (0: none), each a branch of
+    :func:`_newton`."""
+    return tuple(m for m in _NEWTON_BUCKETS if m < largest) + (largest,) if largest else ()
+
+
+def _newton_system(smooth: _Smooth, count, p: int, complement: bool = True):
+    """The size of the Newton system on ``count`` active features of ``p``, and whether it is
+    solved on the complement (``complement``: if the penalty allows it)."""
+    if not (smooth.complement_size and complement):
+        return count, jnp.zeros((), bool)
+    outside = (p - count < count) & (p - count <= smooth.complement_size) & smooth.hessian_data[-1]
+    return jnp.where(outside, p - count, count), outside
 
 
 def _has_newton(smooth: _Smooth, penalty: _Penalty) -> bool:
@@ -694,22 +755,21 @@ class _Fista(NamedTuple):
     gap: jax.Array
 
 
-def _fista(
-    smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter, newton_first: bool
-) -> _Solution:
+def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _Solution:
     """FISTA with gradient restart from ``(w, b)`` until the gap is at most ``target``.
 
     For a quadratic datafit the gradient is affine, so the gradient at the extrapolated point
     is the same combination of the last two gradients: each iteration evaluates the datafit
     once, at its new iterate, and checks the gap there. When the penalty has Newton steps
     (:func:`_newton`), each block of ``_CHECK_EVERY`` iterations is preceded by a Newton step,
-    and replaced by it when it lowers the objective, where the step is cheap (``newton_first``:
-    a small support, early in a path) or the iterations are slow (more than ``_NEWTON_AFTER`` at
-    one strength: an ill-conditioned problem). Otherwise the gap is checked every
-    ``_CHECK_EVERY`` iterations.
+    and replaced by it when it lowers the objective, where the step is cheap (a small system:
+    a small support, or a large one solved on its complement) or the iterations are slow (more
+    than ``_NEWTON_AFTER`` at one strength: an ill-conditioned problem). Otherwise the gap is
+    checked every ``_CHECK_EVERY`` iterations.
     """
     step = 1 / smooth.lipschitz
     quadratic = smooth.hessian_block is not None
+    p = w.size
 
     def fista_step(it: _Fista) -> _Fista:
         momentum = (1 + jnp.sqrt(1 + 4 * it.momentum**2)) / 2
@@ -759,7 +819,8 @@ def _fista(
             return iterations(it)
         # a Newton step costs ~m^3 / 3 for m active features, an iteration ~2 p^2
         active = jnp.sum(it.w != 0) + _NEWTON_ENTERING
-        cheap = newton_first & (active**3 <= _NEWTON_CHEAP * it.w.size**2)
+        system, _ = _newton_system(smooth, active, p)
+        cheap = system**3 <= _NEWTON_CHEAP * p**2
         worth = (it.n_iter >= _NEWTON_AFTER) | cheap
         tried = _maybe(worth, lambda it: newton(it, worth), it)
         failed = tried.n_iter == it.n_iter  # no step, or one that did not lower the objective
@@ -892,13 +953,18 @@ def _solve(datafit: _Datafit, penalty: _Penalty, lam, w, b, config: _Config, war
     warm = _warm_start(datafit, penalty, w, b) if warm is None else warm
     if warm is None:
         smooth, max_iter = datafit.smooth, config.max_iter
-        return _fista(smooth, penalty, lam, w, b, target, max_iter, config.newton_first)
+        return _fista(smooth, penalty, lam, w, b, target, max_iter)
     return datafit.sparse_solver(penalty, lam, w, b, target, config.max_iter, warm)
 
 
 def _datafit(data: _Data, config: _Config) -> _Datafit:
-    make = _squared if config.datafit == "squared" else _logistic
-    return make(data, fit_intercept=config.fit_intercept)
+    if config.datafit == "logistic":
+        return _logistic(data, fit_intercept=config.fit_intercept)
+    # Newton steps on the complement need the Hessian's inverse, which the lasso's is (a
+    # constant); below _COMPLEMENT_FROM features every system is small: not worth inverting
+    lasso = config.penalty == "l1" or (config.penalty == "elastic_net" and config.l1_ratio == 1)
+    complement = config.newton and lasso and data.X.shape[1] > _COMPLEMENT_FROM
+    return _squared(data, fit_intercept=config.fit_intercept, complement=complement)
 
 
 def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Path:
@@ -1133,7 +1199,6 @@ def path(
 def _batched_paths(data: _Data, weights, grid, factor, config: _Config) -> Path:
     """Paths for a batch of sample weights ``(B, n)``, one vmapped program."""
     weights = weights / jnp.sum(weights, axis=1, keepdims=True)
-    config = config._replace(newton_first=False)
     return jax.vmap(lambda a: _path_arrays(data._replace(weights=a), grid, factor, config))(weights)
 
 

@@ -560,6 +560,42 @@ def test_batched_newton_steps_are_the_members_steps(shape):
         np.testing.assert_allclose(batched[i], alone, rtol=1e-10, atol=1e-12)
 
 
+def test_newton_steps_on_the_complement_equal_the_direct_steps():
+    """Large supports of a well-conditioned Gram form solve on the complement of the active set
+    (from the inverse Gram matrix): the same step as the direct system, alone and batched; an
+    ill-conditioned Gram matrix (a duplicated feature) is not inverted for it."""
+    rng = np.random.default_rng(0)
+    n, p = 400, 200
+    X, y = rng.standard_normal((n, p)), rng.standard_normal(n)
+    prepared = glm._prepare(X, y, None, "squared")
+    config = glm._config(
+        datafit="squared", penalty="l1", fit_intercept=True, tol=TOL, max_iter=MAX_ITER,
+        l1_ratio=1.0, gamma=GAMMA, a=A, groups=None, group_weights=None,
+    )  # fmt: skip
+    penalty, _ = glm._make_penalty(config, p, jnp.float64)
+    supports = [190, 150, 110]  # complement systems of 5, 45 and 85 features
+    starts = jnp.asarray(rng.standard_normal((3, p)) * (np.arange(p) < np.c_[supports]))
+    lam = jnp.full(p, 0.01 * float(np.abs(X.T @ y).max()) / n)
+
+    def step(start, *, complement=True):
+        smooth = glm._datafit(prepared, config).smooth
+        assert smooth.complement_size > 0
+        smooth = smooth if complement else smooth._replace(complement_size=0)
+        return glm._newton(smooth, penalty, start, smooth.evaluate(start, 0.0).grad_w, lam)[0]
+
+    batched = jax.jit(jax.vmap(step))(starts)
+    for i, support in enumerate(supports):
+        system, outside = glm._newton_system(glm._datafit(prepared, config).smooth, support + 5, p)
+        assert bool(outside) and int(system) == p - support - 5
+        direct = jax.jit(functools.partial(step, complement=False))(starts[i])
+        assert np.sum(np.asarray(direct) != np.asarray(starts[i])) > support // 2  # a step
+        np.testing.assert_allclose(jax.jit(step)(starts[i]), direct, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(batched[i], direct, rtol=1e-9, atol=1e-12)
+    duplicated = prepared._replace(X=prepared.X.at[:, 1].set(prepared.X[:, 0]))
+    smooth = glm._datafit(duplicated, config).smooth
+    assert not bool(glm._newton_system(smooth, p - 10, p)[1])
+
+
 def test_duplicated_features_are_solved_like_sklearn():
     """A singular Gram matrix (a feature twice, as a binary feature and its square): the Newton
     step's factorization goes through, and the path is as optimal as scikit-learn's."""
