@@ -925,6 +925,30 @@ def test_cross_validate_folds_are_fits_on_the_training_rows(datafit):
     assert sorted(matched) == list(range(y.size))
 
 
+@pytest.mark.parametrize("datafit, shape", [("squared", (40, 6)), ("squared", (12, 30)),
+                                           ("logistic", (40, 6))])  # fmt: skip
+def test_vmapped_batch_equals_the_sequential_batch(datafit, shape):
+    """Batches of paths run as a loop on CPU and vmapped on accelerators: both give the same
+    paths (Gram form, X form and logistic; members with different weights)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal(shape)
+    y = X[:, 0] - X[:, 1] + rng.standard_normal(shape[0])
+    y = (y > 0).astype(float) if datafit == "logistic" else y
+    data, factor, config, grid = glm._setup_path(X, y, datafit=datafit, n_strengths=8, **TIGHT)
+    weights = jnp.asarray(rng.uniform(0, 1, (3, shape[0])) > 0.3, jnp.float64)
+
+    def batch(sequential):
+        fit = glm._batched_paths_jit(
+            data, weights, grid, factor, config=config, sequential=sequential
+        )
+        return jax.tree.map(np.asarray, fit)
+
+    looped, vmapped = batch(True), batch(False)
+    assert np.count_nonzero(looped.coef) > 0
+    np.testing.assert_allclose(vmapped.coef, looped.coef, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(vmapped.intercept, looped.intercept, rtol=0, atol=1e-6)
+
+
 def test_cross_validate_logistic_needs_n_folds_at_most_the_smallest_class():
     """With more folds than members of a class, some fold holds out no row of it (and with more
     than the larger class, none at all: a NaN score): a clear error instead."""
