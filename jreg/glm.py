@@ -1208,10 +1208,9 @@ def _batched_paths(data: _Data, weights, grid, factor, config: _Config, sequenti
 _batched_paths_jit = jax.jit(_batched_paths, static_argnames=("config", "sequential"))
 
 
-def _run_batch(data: _Data, weights, grid, factor, config: _Config) -> Path:
-    """:func:`_batched_paths`, sequential on CPU."""
-    sequential = all(device.platform == "cpu" for device in data.X.devices())
-    return _batched_paths_jit(data, weights, grid, factor, config=config, sequential=sequential)
+def _sequential(data: _Data) -> bool:
+    """Whether batches of paths on ``data`` run one member after the other: on CPU."""
+    return all(device.platform == "cpu" for device in data.X.devices())
 
 
 def _strata(data: _Data, config: _Config) -> list[np.ndarray]:
@@ -1271,9 +1270,17 @@ def cross_validate(X, y, *, n_folds=5, seed=0, **path_kwargs) -> CrossValidation
     fold = np.full(data.X.shape[0], -1)
     for rows in strata:
         fold[rng.permutation(rows)] = np.arange(rows.size) % n_folds
-    held_out = jnp.asarray(fold[None, :] == np.arange(n_folds)[:, None], data.X.dtype)
-    weights = data.weights[None, :] * (1 - held_out)
-    batch = _run_batch(data, jnp.concatenate([weights, data.weights[None]]), grid, factor, config)
+    held_out = np.asarray(fold[None, :] == np.arange(n_folds)[:, None], data.X.dtype)
+    sequential = _sequential(data)
+    return _cross_validation_jit(data, held_out, grid, factor, config=config, sequential=sequential)
+
+
+def _cross_validation(data: _Data, held_out, grid, factor, config: _Config, sequential: bool):
+    """:func:`cross_validate` after the folds are drawn (``held_out``: ``(n_folds, n)``, 1 for
+    the rows a fold holds out), one program."""
+    n_folds = held_out.shape[0]
+    weights = jnp.concatenate([data.weights[None, :] * (1 - held_out), data.weights[None]])
+    batch = _batched_paths(data, weights, grid, factor, config, sequential)
     folds = jax.tree.map(lambda x: x[:n_folds], batch)
     scores = _held_out_loss(data, folds, held_out * data.weights[None, :], config)
     mean = jnp.mean(scores, axis=0)
@@ -1287,6 +1294,9 @@ def cross_validate(X, y, *, n_folds=5, seed=0, **path_kwargs) -> CrossValidation
         strength_1se=jnp.max(jnp.where(within, grid, -jnp.inf)),
         path=jax.tree.map(lambda x: x[n_folds], batch),
     )
+
+
+_cross_validation_jit = jax.jit(_cross_validation, static_argnames=("config", "sequential"))
 
 
 def stability_selection(
@@ -1332,5 +1342,6 @@ def stability_selection(
         for subsample in mask:
             subsample[rng.choice(rows, size, replace=False)] = 1
     weights = data.weights[None, :] * jnp.asarray(mask, data.X.dtype)
-    batch = _run_batch(data, weights, grid, factor, config)
+    sequential = _sequential(data)
+    batch = _batched_paths_jit(data, weights, grid, factor, config=config, sequential=sequential)
     return StabilitySelection(grid, jnp.mean(batch.coef != 0, axis=0))
