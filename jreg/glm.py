@@ -586,6 +586,7 @@ _NEWTON_ENTERING = 5  # the most features a Newton step lets into the support
 _NEWTON_AFTER = 30  # FISTA iterations at one strength after which Newton steps are tried
 _NEWTON_CHEAP = 4  # (FISTA) below m^3 <= _NEWTON_CHEAP p^2, a Newton step is tried first
 _COMPLEMENT_FROM = 128  # (Gram form) more features: Newton systems on the complement
+_COMPLEMENT_CHEAP = 16  # _NEWTON_CHEAP for those (late in a path, their steps land: measured)
 _FRESH_ROWS = 16  # the most Hessian rows computed anew (X form); more: the whole block
 
 
@@ -819,8 +820,8 @@ def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _
             return iterations(it)
         # a Newton step costs ~m^3 / 3 for m active features, an iteration ~2 p^2
         active = jnp.sum(it.w != 0) + _NEWTON_ENTERING
-        system, _ = _newton_system(smooth, active, p)
-        cheap = system**3 <= _NEWTON_CHEAP * p**2
+        system, outside = _newton_system(smooth, active, p)
+        cheap = system**3 <= jnp.where(outside, _COMPLEMENT_CHEAP, _NEWTON_CHEAP) * p**2
         worth = (it.n_iter >= _NEWTON_AFTER) | cheap
         tried = _maybe(worth, lambda it: newton(it, worth), it)
         failed = tried.n_iter == it.n_iter  # no step, or one that did not lower the objective
