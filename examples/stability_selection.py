@@ -4,7 +4,7 @@
 
 A synthetic sparse regression with a known support, whose noise features are correlated with
 the true ones. :func:`jreg.glm.stability_selection` fits the lasso path on many random halves
-of the data (all of them one vmapped program) and returns each feature's selection probability
+of the data (all of them one compiled program) and returns each feature's selection probability
 per strength (Meinshausen and Buhlmann, 2010). The true features are selected in nearly every
 subsample over a wide range of strengths; the noise features only at small strengths, where
 the lasso lets almost everything in. Saves ``DIR/stability_selection.png``.

@@ -5,7 +5,7 @@ cross-validated L1, elastic-net and MCP paths, a table of the chosen strength, s
 held-out error and time per penalty, and the figures ``paths.png`` and ``cv.png`` in DIR. The
 penalty is static configuration of the :mod:`jreg.glm` solver, so the three penalties are three
 compiled programs: the demo makes one :func:`jreg.glm.cross_validate` call per penalty, each of
-which runs all its folds and the full-data path as one vmapped program.
+which runs all its folds and the full-data path as one compiled program.
 
 ``jreg fit DATA.csv --target COLUMN`` standardizes the features of a CSV file, cross-validates a
 path and reports the chosen model in the data's units (also in ``DIR/result.json``). Bad input

@@ -20,8 +20,8 @@ Anderson acceleration; otherwise (logistic, ``l2``, ``group_lasso``) FISTA on :m
 squared loss with ``l1`` or ``elastic_net``, Newton steps of an active-set method (the support
 and the worst violators, signs held, solved by Cholesky in padded static sizes) finish what
 those find (p > n), or replace FISTA's iterations where the system is small or where they are
-slow (n >= p; for the lasso, a large support's system is solved on its complement from the
-inverse Gram matrix). All are
+slow (n >= p; for the lasso with p > 128 and a well-conditioned Gram matrix, a large support's
+system is solved on its complement from the inverse Gram matrix). All are
 warm-started down the path and stop when the duality gap (convex penalties) or the squared
 gradient mapping :math:`\tfrac{L}{2}\|w - \operatorname{prox}(w - \nabla F(w)/L)\|^2`
 (``mcp``, ``scad``; coordinate descent uses each coordinate's curvature for :math:`L`) falls
@@ -234,7 +234,8 @@ def _squared_dual(r_y, r_r, kappa):
 def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, complement) -> _Smooth:
     """Squared loss in Gram form: every evaluation is one p x p matrix-vector product.
     ``complement``: with the inverse Gram matrix, for Newton steps on large supports; it is
-    used where the Gram matrix's condition number is at most ``1 / sqrt(eps)``."""
+    used where ``lipschitz * trace(inverse)``, at least the condition number (and at most p
+    times it), is at most ``1 / sqrt(eps)``."""
     zero = jnp.zeros((), gram.dtype)
     p = corr.size
 
@@ -259,7 +260,8 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, compl
     # trace(inverse) bounds its top eigenvalue: lipschitz * trace bounds the condition number
     accurate = lipschitz * jnp.trace(inverse) <= 1 / np.sqrt(eps)
     data = (gram, inverse, accurate)
-    return _Smooth(evaluate, lipschitz, hessian_block, data, size, complement_size=p // 2 + 1)
+    largest = min(_NEWTON_MAX, (p - 1) // 2)  # a complement is the smaller part: < p / 2
+    return _Smooth(evaluate, lipschitz, hessian_block, data, size, complement_size=largest)
 
 
 def _support_product(w, rows, size: int) -> jax.Array:
@@ -415,7 +417,7 @@ class _Penalty(NamedTuple):
     violation: Callable[[jax.Array, jax.Array], jax.Array] | None  # > 0: 0 is not optimal
     # on an orthant, a quadratic: (w, signs, lam) -> (gradient, curvature or None: 0); None if
     # the penalty is not quadratic on orthants
-    on_orthant: Callable[..., tuple[jax.Array, jax.Array]] | None
+    on_orthant: Callable[..., tuple[jax.Array, jax.Array | None]] | None
 
 
 def _ratio(numerator, denominator):
@@ -704,7 +706,8 @@ def _newton(smooth: _Smooth, penalty: _Penalty, w, grad, lam, worth=True, hessia
         out = jax.lax.fori_loop(0, batch_size, member, out)
         return out, jax.tree.map(lambda _: True, out)
 
-    curvature = jnp.broadcast_to(0 if penalty_curvature is None else penalty_curvature, w.shape)
+    no_curvature = penalty_curvature is None
+    curvature = jnp.zeros_like(w) if no_curvature else jnp.broadcast_to(penalty_curvature, w.shape)
     data = smooth.hessian_data
     direction, hessians = direction_of(branch, active, grad, curvature, data, hessians)
     target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
@@ -821,7 +824,8 @@ def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _
         # a Newton step costs ~m^3 / 3 for m active features, an iteration ~2 p^2
         active = jnp.sum(it.w != 0) + _NEWTON_ENTERING
         system, outside = _newton_system(smooth, active, p)
-        cheap = system**3 <= jnp.where(outside, _COMPLEMENT_CHEAP, _NEWTON_CHEAP) * p**2
+        bound = jnp.where(outside, _COMPLEMENT_CHEAP, _NEWTON_CHEAP) * float(p) ** 2
+        cheap = system.astype(w.dtype) ** 3 <= bound  # in floats: int32 would overflow
         worth = (it.n_iter >= _NEWTON_AFTER) | cheap
         tried = _maybe(worth, lambda it: newton(it, worth), it)
         failed = tried.n_iter == it.n_iter  # no step, or one that did not lower the objective
@@ -969,7 +973,7 @@ def _datafit(data: _Data, config: _Config) -> _Datafit:
 
 
 def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Path:
-    """The path for one data set (weights included); vmapped over folds and subsamples."""
+    """The path for one data set (weights included); batched over folds and subsamples."""
     datafit = _datafit(data, config)
     p = data.X.shape[1]
     penalty, group_factor = _make_penalty(config, p, data.X.dtype)
@@ -1286,7 +1290,7 @@ def _cross_validation(data: _Data, held_out, grid, factor, config: _Config, sequ
     scores = _held_out_loss(data, folds, held_out * data.weights[None, :], config)
     mean = jnp.mean(scores, axis=0)
     best = jnp.argmin(mean)
-    standard_error = jnp.std(scores[:, best], ddof=1) / np.sqrt(n_folds)
+    standard_error = jnp.std(scores[:, best], ddof=1) / n_folds**0.5
     within = mean <= mean[best] + standard_error
     return CrossValidation(
         strengths=grid,
