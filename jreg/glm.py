@@ -957,8 +957,7 @@ def _solve(datafit: _Datafit, penalty: _Penalty, lam, w, b, config: _Config, war
     target = config.tol * datafit.value_at_zero
     warm = _warm_start(datafit, penalty, w, b) if warm is None else warm
     if warm is None:
-        smooth, max_iter = datafit.smooth, config.max_iter
-        return _fista(smooth, penalty, lam, w, b, target, max_iter)
+        return _fista(datafit.smooth, penalty, lam, w, b, target, config.max_iter)
     return datafit.sparse_solver(penalty, lam, w, b, target, config.max_iter, warm)
 
 

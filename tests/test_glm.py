@@ -576,21 +576,20 @@ def test_newton_steps_on_the_complement_equal_the_direct_steps():
     supports = [190, 150, 110]  # complement systems of 5, 45 and 85 features
     starts = jnp.asarray(rng.standard_normal((3, p)) * (np.arange(p) < np.c_[supports]))
     lam = jnp.full(p, 0.01 * float(np.abs(X.T @ y).max()) / n)
+    smooth = glm._datafit(prepared, config).smooth
+    assert smooth.complement_size > 0
+    gram, *inverse = smooth.hessian_data
+    nan_gram = smooth._replace(hessian_data=(jnp.full_like(gram, jnp.nan), *inverse))
 
     def step(start, *, complement=True):
-        smooth = glm._datafit(prepared, config).smooth
-        assert smooth.complement_size > 0
-        if complement:  # a NaN Gram matrix: a direct step would give none
-            gram, *inverse = smooth.hessian_data
-            smooth = smooth._replace(hessian_data=(jnp.full_like(gram, jnp.nan), *inverse))
-        else:
-            smooth = smooth._replace(complement_size=0)
-        grad = glm._datafit(prepared, config).smooth.evaluate(start, 0.0).grad_w
-        return glm._newton(smooth, penalty, start, grad, lam)[0]
+        # with a NaN Gram matrix a direct step would give none
+        solver = nan_gram if complement else smooth._replace(complement_size=0)
+        grad = smooth.evaluate(start, 0.0).grad_w
+        return glm._newton(solver, penalty, start, grad, lam)[0]
 
     batched = jax.jit(jax.vmap(step))(starts)
     for i, support in enumerate(supports):
-        system, outside = glm._newton_system(glm._datafit(prepared, config).smooth, support + 5, p)
+        system, outside = glm._newton_system(smooth, support + 5, p)
         assert bool(outside) and int(system) == p - support - 5
         direct = jax.jit(functools.partial(step, complement=False))(starts[i])
         assert np.sum(np.asarray(direct) != np.asarray(starts[i])) > support // 2  # a step
