@@ -31,29 +31,31 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _elapsed(fn):
+    """Seconds of one call of ``fn`` and its result."""
     start = time.perf_counter()
-    jax.block_until_ready(fn())
-    return time.perf_counter() - start
+    result = jax.block_until_ready(fn())
+    return time.perf_counter() - start, result
 
 
 def _timed(runs, repeats):
     """Times every solver of ``runs`` (name -> function; jreg first), after one warm-up call
     each (jreg's is its compilation), back to back within each repeat, so that the ratios of
-    one repeat share the machine's state. Returns the medians, jreg's compilation time (its
-    first call's excess over its median) and the median over repeats of jreg's time over the
-    best peer's (the one with the lowest median)."""
+    one repeat share the machine's state. Returns (the medians, jreg's compilation time (its
+    first call's excess over its median), the median over repeats of jreg's time over the best
+    peer's (the one with the lowest median)) and each solver's result from the last repeat."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        first = {name: _elapsed(fn) for name, fn in runs.items()}
-        times = {name: [] for name in runs}
+        first = {name: _elapsed(fn)[0] for name, fn in runs.items()}
+        times, results = {name: [] for name in runs}, {}
         for _ in range(repeats):
             for name, fn in runs.items():
-                times[name].append(_elapsed(fn))
+                seconds, results[name] = _elapsed(fn)
+                times[name].append(seconds)
     medians = {name: float(np.median(t)) for name, t in times.items()}
     peers = {name: value for name, value in medians.items() if name != "jreg"}
     best = min(peers, key=peers.get)
     ratio = float(np.median(np.divide(times["jreg"], times[best])))
-    return medians, first["jreg"] - medians["jreg"], ratio
+    return (medians, first["jreg"] - medians["jreg"], ratio), results
 
 
 def _row(name, X, n_strengths, tol, timed, excess, target):
@@ -181,18 +183,18 @@ def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target):
         ).coef
 
     peers = (_lasso_peers if datafit == "squared" else _logistic_peers)(X, y, strengths, tol)
-    timed = _timed({"jreg": run_jreg, **peers}, repeats)
-    jreg_coef = np.asarray(run_jreg(), float)
+    timed, coefs = _timed({"jreg": run_jreg, **peers}, repeats)
+    jreg_coef = np.asarray(coefs["jreg"], float)
     p0 = _objective(X, y, np.zeros(X.shape[1]), 0.0, datafit)
 
-    def excess(coefs):
+    def excess(peer_coefs):
         ours = [_objective(X, y, c, s, datafit) for c, s in zip(jreg_coef, strengths, strict=True)]
-        theirs = [_objective(X, y, c, s, datafit) for c, s in zip(coefs, strengths, strict=True)]
+        theirs = [
+            _objective(X, y, c, s, datafit) for c, s in zip(peer_coefs, strengths, strict=True)
+        ]
         return float(np.max(np.subtract(ours, theirs)) / p0)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        excesses = {peer: excess(run()) for peer, run in peers.items()}
+    excesses = {peer: excess(coefs[peer]) for peer in peers}
     return _row(name, X, int(strengths.size), tol, timed, excesses, target)
 
 
@@ -210,7 +212,7 @@ def _cv_problem(name, X, y, *, n_folds, n_strengths, tol, repeats, target):
     folds = KFold(n_folds, shuffle=True, random_state=0)
     sklearn = LassoCV(cv=folds, alphas=n_strengths, fit_intercept=False, tol=tol)
     runs = {"jreg": run_jreg, "scikit-learn LassoCV": lambda: sklearn.fit(X, y)}
-    return _row(name, X, n_strengths, tol, _timed(runs, repeats), {}, target)
+    return _row(name, X, n_strengths, tol, _timed(runs, repeats)[0], {}, target)
 
 
 def _table(rows):
