@@ -992,15 +992,18 @@ def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Pat
 
 def _strength_max_arrays(data: _Data, penalty_factor, config: _Config) -> jax.Array:
     config = config._replace(newton=False)  # one rare solve: not worth compiling Newton systems
-    datafit = _datafit(data, config)
+    # only the gradient at zero is used out of the branch below: the rest (the Gram matrix in
+    # Gram form) is dead code there, removed by XLA
+    grad_at_zero = _datafit(data, config).grad_at_zero
     penalty, group_factor = _make_penalty(config, data.X.shape[1], data.X.dtype)
     if group_factor is not None:
-        return penalty.zero_threshold(datafit.grad_at_zero, group_factor)
-    top = penalty.zero_threshold(datafit.grad_at_zero, penalty_factor)
+        return penalty.zero_threshold(grad_at_zero, group_factor)
+    top = penalty.zero_threshold(grad_at_zero, penalty_factor)
 
     def after_unpenalized_fit(_):
         """glmnet's rule: the threshold at the fit of the unpenalized features alone (every
         penalized feature held at zero by a strength far above ``top``)."""
+        datafit = _datafit(data, config)
         lam = penalty_factor * (1e6 * (top + 1))
         w = jnp.zeros_like(penalty_factor)
         tight = config._replace(tol=float(100 * jnp.finfo(w.dtype).eps))

@@ -791,6 +791,18 @@ def test_strength_max_with_unpenalized_features():
     )
 
 
+def test_strength_max_without_unpenalized_features_forms_no_gram_matrix():
+    """Its program computes the gradient at zero only: the Gram matrix (p x p), built for the
+    rare solve with unpenalized features, stays in that branch."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 37)), rng.standard_normal(60)
+    data, factor, config, _ = glm._setup(X, y)
+    compiled = glm._strength_max_jit.lower(data, factor, config=config).compile().as_text()
+    called, entry = compiled.split("ENTRY")  # the computations it calls, then the program
+    assert "[37,37]" not in entry
+    assert "[37,37]" in called  # the branch of the unpenalized fit does form it
+
+
 def test_labels_minus_one_one_equal_zero_one():
     data = dataset("tall")
     fit = fitted("tall", "logistic", "l1")
