@@ -396,11 +396,11 @@ def _fit_summary(result: dict, shape: tuple[int, int]) -> str:
 # Arguments.
 
 
-def _add_out(parser: argparse.ArgumentParser, *, what: str) -> None:
+def _add_out(parser: argparse.ArgumentParser, *, what: str, default) -> None:
     parser.add_argument(
         "--out",
         type=pathlib.Path,
-        default=pathlib.Path("jreg-out"),
+        default=default,
         help=f"directory for {what} (default: jreg-out)",
     )
 
@@ -411,7 +411,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Regularization paths with jreg. Without a command: the demo on built-in data.",
     )
     parser.set_defaults(run=_demo)
-    _add_out(parser, what="the figures")
+    _add_out(parser, what="the figures", default=pathlib.Path("jreg-out"))
     parser.add_argument("--quick", action="store_true", help="fewer folds and strengths")
     commands = parser.add_subparsers(title="commands")
     fit = commands.add_parser(
@@ -436,7 +436,8 @@ def _parser() -> argparse.ArgumentParser:
         help="bottom of the grid over its top (default: 1e-3 when rows >= features, else 1e-2)",
     )
     fit.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default: 0)")
-    _add_out(fit, what="the figures and result.json")
+    # SUPPRESS: no default of its own, so that `jreg --out D fit ...` keeps D
+    _add_out(fit, what="the figures and result.json", default=argparse.SUPPRESS)
     return parser
 
 

@@ -60,6 +60,20 @@ def test_demo(tmp_path, capsys):
         assert png_size(tmp_path / "out" / name) == (800, 500)
 
 
+@pytest.mark.parametrize(
+    "argv, out",
+    [
+        (["--out", "D", "fit", "x.csv", "--target", "t"], "D"),  # before the command: kept
+        (["fit", "x.csv", "--target", "t", "--out", "D"], "D"),
+        (["fit", "x.csv", "--target", "t"], "jreg-out"),
+        (["--out", "D"], "D"),
+        ([], "jreg-out"),
+    ],
+)
+def test_out_is_read_before_or_after_the_command(argv, out):
+    assert str(cli._parser().parse_args(argv).out) == out
+
+
 def test_progress_bar_on_a_terminal(monkeypatch):
     stderr = io.StringIO()
     monkeypatch.setattr("sys.stderr", stderr)
