@@ -196,6 +196,9 @@ class _Smooth(NamedTuple):
     hessian_block: Callable[..., tuple[jax.Array, _Hessians | None]] | None = None
     hessian_data: tuple = ()
     newton_size: int = 0  # the largest support a Newton step solves on (static)
+    # of the gradient in the intercept, where it is a variable (the bound on the Hessian being
+    # block-diagonal, the intercept takes its own step)
+    intercept_lipschitz: jax.Array | float = 1.0
     # > 0: ``hessian_data`` ends with the inverse Hessian and whether it is accurate, and
     # Newton systems on large supports solve on the complement of the support, up to this size
     # (static; see :func:`_newton`)
@@ -356,7 +359,10 @@ def _squared(data: _Data, *, fit_intercept: bool, complement: bool) -> _Datafit:
 
 
 def _logistic_smooth(X, y, a, *, fit_intercept: bool) -> _Smooth:
-    """Logistic loss on features ``X`` with the intercept as a variable when fitted."""
+    r"""Logistic loss on features ``X`` with the intercept as a variable when fitted; then
+    ``X`` must be centred (``a @ X = 0``), which makes the bound on the Hessian,
+    :math:`\tfrac14 [X\ 1]^\top \operatorname{diag}(a) [X\ 1]`, block-diagonal: the
+    intercept's step (4, as the weights sum to one) is independent of the features' scale."""
     p = X.shape[1]
 
     def evaluate(w, b):
@@ -380,23 +386,23 @@ def _logistic_smooth(X, y, a, *, fit_intercept: bool) -> _Smooth:
         loss = a @ jnp.logaddexp(0, -margin)
         return _Evaluation(loss, X.T @ grad_z, grad_b, dual, X.T @ (a * y * u))
 
-    def normal(v):  # [X 1]^T diag(a) [X 1] on (w, b) stacked
-        z = X @ v[:p] + v[p] * fit_intercept
-        return jnp.concatenate([X.T @ (a * z), (a @ z)[None] * fit_intercept])
-
-    return _Smooth(evaluate, _top_eigenvalue(normal, p + 1, X.dtype) / 4)
+    lipschitz = _top_eigenvalue(lambda v: X.T @ (a * (X @ v)), p, X.dtype) / 4
+    return _Smooth(evaluate, lipschitz, intercept_lipschitz=jnp.sum(a) / 4)
 
 
 def _logistic(data: _Data, *, fit_intercept: bool) -> _Datafit:
+    """With an intercept, the solver works on centred features: ``X w + b = Xc w + (b + x_mean
+    @ w)``, the intercept unpenalized, so the problems are the same (reported: ``b``)."""
     X, y, a = data
     positive = a @ (y > 0)
     b0 = jnp.log(positive) - jnp.log1p(-positive) if fit_intercept else jnp.zeros((), X.dtype)
-    smooth = _logistic_smooth(X, y, a, fit_intercept=fit_intercept)
+    x_mean = a @ X if fit_intercept else jnp.zeros(X.shape[1], X.dtype)
+    smooth = _logistic_smooth(X - x_mean[None, :], y, a, fit_intercept=fit_intercept)
     at_zero = smooth.evaluate(jnp.zeros(X.shape[1], X.dtype), b0)
     return _Datafit(
         smooth=smooth,
         sparse_solver=None,
-        intercept=lambda w, b: b,
+        intercept=lambda w, b: b - x_mean @ w,
         value_at_zero=at_zero.loss,
         grad_at_zero=at_zero.grad_w,
         intercept_at_zero=b0,
@@ -559,13 +565,14 @@ class _Solution(NamedTuple):
 
 def _gap(smooth: _Smooth, penalty: _Penalty, w, b, lam) -> jax.Array:
     """Duality gap (convex) or squared gradient mapping (non-convex) at ``(w, b)``."""
-    return _gap_at(smooth.evaluate(w, b), smooth.lipschitz, penalty, w, lam)
+    evaluation = smooth.evaluate(w, b)
+    return _gap_at(evaluation, smooth.lipschitz, smooth.intercept_lipschitz, penalty, w, lam)
 
 
-def _gap_at(evaluation: _Evaluation, curvature, penalty: _Penalty, w, lam) -> jax.Array:
+def _gap_at(evaluation: _Evaluation, curvature, intercept_curvature, penalty: _Penalty, w, lam):
     """:func:`_gap` from an evaluation of the datafit at ``(w, b)``; ``curvature`` is the
-    Lipschitz constant of the gradient, or per-coordinate curvatures (coordinate descent), the
-    inverse step of the gradient mapping."""
+    Lipschitz constant of the gradient in ``w``, or per-coordinate curvatures (coordinate
+    descent), the inverse step of the gradient mapping (``intercept_curvature``: in ``b``)."""
     if penalty.convex:
         v = -evaluation.grad_w if evaluation.dual_point is None else evaluation.dual_point
         kappa = penalty.dual_scale(v, lam)
@@ -578,7 +585,7 @@ def _gap_at(evaluation: _Evaluation, curvature, penalty: _Penalty, w, lam) -> ja
         return jnp.maximum(primal - dual, 0) + free
     step = 1 / curvature
     mapped = penalty.prox(w - step * evaluation.grad_w, lam, step)
-    intercept = evaluation.grad_b**2 / (2 * jnp.max(curvature))
+    intercept = evaluation.grad_b**2 / (2 * intercept_curvature)
     return jnp.sum((w - mapped) ** 2 * curvature / 2) + intercept
 
 
@@ -786,7 +793,7 @@ def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _
             evaluation = smooth.evaluate(w_ex, b_ex)
             grad_w, grad_b = evaluation.grad_w, evaluation.grad_b
         w_new = penalty.prox(w_ex - step * grad_w, lam, step)
-        b_new = b_ex - step * grad_b
+        b_new = b_ex - grad_b / smooth.intercept_lipschitz
         restart = jnp.vdot(w_ex - w_new, w_new - it.w) + (b_ex - b_new) * (b_new - it.b) > 0
         momentum = jnp.where(restart, 1, momentum).astype(it.momentum.dtype)
         it = it._replace(w=w_new, b=b_new, w_prev=it.w, b_prev=it.b, grad_prev=it.grad,
@@ -797,7 +804,7 @@ def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _
         """``it`` moved to ``(w, b)`` with its gradient, objective and gap there."""
         evaluation = smooth.evaluate(w, b)
         objective = evaluation.loss + penalty.value(w, lam)
-        gap = _gap_at(evaluation, smooth.lipschitz, penalty, w, lam)
+        gap = _gap_at(evaluation, smooth.lipschitz, smooth.intercept_lipschitz, penalty, w, lam)
         return it._replace(w=w, b=b, grad=evaluation.grad_w, objective=objective, gap=gap)
 
     def newton(it: _Fista, worth) -> _Fista:
@@ -901,7 +908,7 @@ def _coordinate_descent(
 
     def scored(w, evaluation, n_iter, hessians) -> _Sweep:
         objective = evaluation.loss + penalty.value(w, lam)
-        gap = _gap_at(evaluation, curvature, penalty, w, lam)
+        gap = _gap_at(evaluation, curvature, smooth.intercept_lipschitz, penalty, w, lam)
         return _Sweep(w, evaluation, objective, gap, n_iter, hessians)
 
     def evaluated(w, n_iter, hessians) -> _Sweep:

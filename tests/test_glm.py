@@ -803,6 +803,25 @@ def test_strength_max_without_unpenalized_features_forms_no_gram_matrix():
     assert "[37,37]" in called  # the branch of the unpenalized fit does form it
 
 
+@pytest.mark.parametrize("penalty", ["l1", "group_lasso"])  # norms: homogeneous
+@pytest.mark.parametrize("scale, shift", [(1e-3, 0.0), (100.0, 0.0), (1.0, 10.0)])
+def test_logistic_is_invariant_to_the_scale_and_offset_of_the_features(penalty, scale, shift):
+    """Features X c + t at strengths c s: coefficients w / c, intercept b - t sum(w) / c. The
+    intercept's gradient differs in scale from the features' by c (and, uncentred, they are
+    correlated through t): a shared step would stall there (it did, at max_iter)."""
+    data, base = dataset("tall"), fitted("tall", "logistic", penalty)
+    kw = options(penalty, data.groups)
+    moved = glm.path(
+        data.X * scale + shift, data.labels, datafit="logistic", penalty=penalty,
+        strengths=base.strengths * scale, max_iter=2000, tol=TOL, **kw,
+    )  # fmt: skip
+    assert np.all(np.asarray(moved.n_iter) < 2000)
+    coef = np.asarray(moved.coef) * scale
+    np.testing.assert_allclose(coef, base.coef, rtol=0, atol=1e-5)
+    intercept = np.asarray(moved.intercept) + shift * np.sum(coef, axis=1) / scale
+    np.testing.assert_allclose(intercept, base.intercept, rtol=0, atol=1e-5)
+
+
 def test_labels_minus_one_one_equal_zero_one():
     data = dataset("tall")
     fit = fitted("tall", "logistic", "l1")
