@@ -33,6 +33,7 @@ members solve their Newton systems one after the other), a loop over them on CPU
 
 import functools
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -45,6 +46,7 @@ from jreg.penalties import _check
 from jreg.prox import _safe_divide
 
 __all__ = [
+    "ConvergenceWarning",
     "CrossValidation",
     "Path",
     "StabilitySelection",
@@ -110,6 +112,24 @@ class StabilitySelection(NamedTuple):
 
     strengths: jax.Array
     probabilities: jax.Array
+
+
+class ConvergenceWarning(UserWarning):
+    """Some solves stopped at ``max_iter`` before their gap reached ``tol``: their solutions
+    are approximate (each strength's gap is in :attr:`Path.gap`)."""
+
+
+def _warn_unconverged(n_iter, max_iter: int, what: str) -> None:
+    if isinstance(n_iter, jax.core.Tracer):
+        return
+    n_iter = np.asarray(n_iter)
+    stopped = int(np.sum(n_iter >= max_iter))
+    if stopped:
+        message = (
+            f"{stopped} of {n_iter.size} {what} stopped at max_iter={max_iter} before the gap "
+            "reached tol (their solutions are approximate): raise max_iter, or tol"
+        )
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1181,7 +1201,8 @@ def path(
       l1_ratio: elastic-net mixing (scikit-learn's ``l1_ratio``, glmnet's ``alpha``).
       fit_intercept: fit an unpenalized intercept.
       tol: stopping tolerance, relative to the objective at :math:`w = 0`.
-      max_iter: the most solver iterations per strength.
+      max_iter: the most solver iterations per strength; a strength that reaches it before
+        ``tol`` warns :class:`ConvergenceWarning` (its gap is in the returned ``gap``).
       sample_weight: ``(n,)`` non-negative weights (normalized to sum to one).
       penalty_factor: ``(p,)`` non-negative per-feature factors (glmnet's ``penalty.factor``);
         0 leaves a feature unpenalized.
@@ -1207,7 +1228,9 @@ def path(
       (0, 2, 5)
     """
     data, factor, config, grid = _setup_path(**locals())  # exactly the arguments above
-    return _path_jit(data, grid, factor, config=config)
+    fit = _path_jit(data, grid, factor, config=config)
+    _warn_unconverged(fit.n_iter, config.max_iter, "strengths")
+    return fit
 
 
 def _batched_paths(data: _Data, weights, grid, factor, config: _Config, sequential: bool) -> Path:
@@ -1286,12 +1309,16 @@ def cross_validate(X, y, *, n_folds=5, seed=0, **path_kwargs) -> CrossValidation
         fold[rng.permutation(rows)] = np.arange(rows.size) % n_folds
     held_out = np.asarray(fold[None, :] == np.arange(n_folds)[:, None], data.X.dtype)
     sequential = _sequential(data)
-    return _cross_validation_jit(data, held_out, grid, factor, config=config, sequential=sequential)
+    result, n_iter = _cross_validation_jit(
+        data, held_out, grid, factor, config=config, sequential=sequential
+    )
+    _warn_unconverged(n_iter, config.max_iter, "solves (folds and the full path, per strength)")
+    return result
 
 
 def _cross_validation(data: _Data, held_out, grid, factor, config: _Config, sequential: bool):
     """:func:`cross_validate` after the folds are drawn (``held_out``: ``(n_folds, n)``, 1 for
-    the rows a fold holds out), one program."""
+    the rows a fold holds out), one program; also returns the iterations of every solve."""
     n_folds = held_out.shape[0]
     weights = jnp.concatenate([data.weights[None, :] * (1 - held_out), data.weights[None]])
     batch = _batched_paths(data, weights, grid, factor, config, sequential)
@@ -1301,13 +1328,14 @@ def _cross_validation(data: _Data, held_out, grid, factor, config: _Config, sequ
     best = jnp.argmin(mean)
     standard_error = jnp.std(scores[:, best], ddof=1) / n_folds**0.5
     within = mean <= mean[best] + standard_error
-    return CrossValidation(
+    result = CrossValidation(
         strengths=grid,
         scores=scores,
         best_strength=grid[best],
         strength_1se=jnp.max(jnp.where(within, grid, -jnp.inf)),
         path=jax.tree.map(lambda x: x[n_folds], batch),
     )
+    return result, batch.n_iter
 
 
 _cross_validation_jit = jax.jit(_cross_validation, static_argnames=("config", "sequential"))
@@ -1358,4 +1386,5 @@ def stability_selection(
     weights = data.weights[None, :] * jnp.asarray(mask, data.X.dtype)
     sequential = _sequential(data)
     batch = _batched_paths_jit(data, weights, grid, factor, config=config, sequential=sequential)
+    _warn_unconverged(batch.n_iter, config.max_iter, "solves (subsamples, per strength)")
     return StabilitySelection(grid, jnp.mean(batch.coef != 0, axis=0))

@@ -822,6 +822,16 @@ def test_logistic_is_invariant_to_the_scale_and_offset_of_the_features(penalty, 
     np.testing.assert_allclose(intercept, base.intercept, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("api", ["path", "cross_validate", "stability_selection"])
+def test_stopping_at_max_iter_warns(api):
+    data = dataset("correlated")
+    kwargs = {"n_strengths": 5, "tol": 1e-12}
+    run = lambda **kw: getattr(glm, api)(data.X, data.y, **kwargs, **kw)  # noqa: E731
+    with pytest.warns(glm.ConvergenceWarning, match=r"stopped at max_iter=2 before the gap"):
+        run(max_iter=2)
+    run(max_iter=MAX_ITER)  # converged: no warning (warnings are errors in the tests)
+
+
 def test_labels_minus_one_one_equal_zero_one():
     data = dataset("tall")
     fit = fitted("tall", "logistic", "l1")
