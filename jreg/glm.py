@@ -33,6 +33,7 @@ members solve their Newton systems one after the other), a loop over them on CPU
 
 import functools
 import inspect
+import numbers
 import warnings
 from collections.abc import Callable
 from typing import NamedTuple
@@ -142,6 +143,12 @@ class _Data(NamedTuple):
     weights: jax.Array  # non-negative, summing to one
 
 
+def _is_count(value, minimum: int = 1) -> bool:
+    """An integer (numpy's too, not a bool) of at least ``minimum``."""
+    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+    return integral and value >= minimum
+
+
 def _prepare(X, y, sample_weight, datafit: str) -> _Data:
     """Validates and converts the data; the dtype is X's (at least float32)."""
     if datafit not in DATAFITS:
@@ -167,6 +174,9 @@ def _prepare(X, y, sample_weight, datafit: str) -> _Data:
             raise ValueError(f"sample_weight must have shape ({n},), got {weights.shape}")
         _check("sample_weight", weights, lambda s: np.isfinite(s) & (s >= 0), "finite, >= 0")
         _check("sample_weight", jnp.sum(weights), lambda s: s > 0, "not all zero")
+        # scaled by a power of two below 1 first (exactly; no reciprocal of a huge maximum,
+        # which would be subnormal, flushed to 0): then the sum cannot overflow
+        weights = jnp.ldexp(weights, -jnp.frexp(jnp.max(weights))[1])
         weights = weights / jnp.sum(weights)
     if datafit == "logistic":
         y = _signed_labels(y, weights)
@@ -243,6 +253,7 @@ def _top_eigenvalue(matvec: Callable, size: int, dtype, *, n_iter: int = 64) -> 
 
     def step(v, _):
         u = matvec(v)
+        u = u / jnp.maximum(jnp.max(jnp.abs(u)), jnp.finfo(dtype).tiny)  # its norm cannot overflow
         return u / jnp.maximum(jnp.linalg.norm(u), jnp.finfo(dtype).tiny), None
 
     v = jax.lax.scan(step, v / jnp.linalg.norm(v), length=n_iter)[0]
@@ -504,7 +515,7 @@ def _elementwise_penalty(name: str, *, l1_ratio: float, gamma: float, a: float) 
 def _group_penalty(groups, group_weights, p: int) -> tuple[_Penalty, np.ndarray]:
     """The group lasso on a padded ``(n_groups, max_size)`` index; returns it and the weights."""
     groups = np.asarray(groups)
-    if groups.shape != (p,) or not np.issubdtype(groups.dtype, np.integer):
+    if groups.shape != (p,):
         raise ValueError(f"groups must be an int array of shape ({p},), got {groups!r}")
     ids, sizes = np.unique(groups, return_counts=True)
     index = np.full((ids.size, sizes.max()), p)  # p points at a padding zero
@@ -1054,14 +1065,25 @@ def _config(
     penalties._check_a(a)
     if penalty == "elastic_net" and l1_ratio == 0:
         raise ValueError("l1_ratio=0 is ridge: use penalty='l2'")
+    defaults = inspect.signature(path).parameters
+    for name, value, used in (("l1_ratio", l1_ratio, "elastic_net"), ("gamma", gamma, "mcp"),
+                              ("a", a, "scad")):  # fmt: skip
+        if value != defaults[name].default and penalty != used:
+            raise ValueError(f"{name} applies to penalty={used!r} only, got penalty={penalty!r}")
     _check("tol", tol, lambda t: np.isfinite(t) & (t > 0), "finite and > 0")
-    if not isinstance(max_iter, int) or max_iter < 1:
+    if not isinstance(fit_intercept, bool | np.bool_):
+        raise TypeError(f"fit_intercept must be a bool, got {fit_intercept!r}")
+    if not _is_count(max_iter):
         raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
     if (penalty == "group_lasso") != (groups is not None):
         raise ValueError("groups must be given exactly when penalty='group_lasso'")
+    if group_weights is not None and groups is None:
+        raise ValueError("group_weights applies to penalty='group_lasso' only")
+    if groups is not None and not np.issubdtype(np.asarray(groups).dtype, np.integer):
+        raise ValueError(f"groups must hold integer ids, got {groups!r}")
     as_tuple = lambda x: None if x is None else tuple(np.asarray(x).tolist())  # noqa: E731
     return _Config(
-        datafit, penalty, bool(fit_intercept), float(tol), max_iter, float(l1_ratio),
+        datafit, penalty, bool(fit_intercept), float(tol), int(max_iter), float(l1_ratio),
         float(gamma), float(a), as_tuple(groups), as_tuple(group_weights),
     )  # fmt: skip
 
@@ -1092,7 +1114,7 @@ def _grid(data, factor, config, strengths, n_strengths, strength_min_ratio) -> j
             )
         _check("strengths", strengths, lambda s: np.isfinite(s) & (s >= 0), "finite and >= 0")
         return -jnp.sort(-strengths)
-    if not isinstance(n_strengths, int) or n_strengths < 1:
+    if not _is_count(n_strengths):
         raise ValueError(f"n_strengths must be a positive int, got {n_strengths!r}")
     if strength_min_ratio is None:
         n, p = data.X.shape
@@ -1102,9 +1124,9 @@ def _grid(data, factor, config, strengths, n_strengths, strength_min_ratio) -> j
     _check(
         "strength_max",
         top,
-        lambda t: t > 0,
-        "> 0 for a default grid (the solution at "
-        "strength 0 is already all zeros: constant X or y, or every penalty_factor 0?)",
+        lambda t: np.isfinite(t) & (t > 0),
+        "finite and > 0 for a default grid (0: the solution at strength 0 is already all "
+        "zeros: constant X or y, or every penalty_factor 0?; inf: l1_ratio too small?)",
     )
     return top * jnp.logspace(0, np.log10(strength_min_ratio), n_strengths, dtype=data.X.dtype)
 
@@ -1300,7 +1322,7 @@ def cross_validate(X, y, *, n_folds=5, seed=0, **path_kwargs) -> CrossValidation
     data, factor, config, grid = _setup_path(X, y, **path_kwargs)
     strata = _strata(data, config)
     limit = min(rows.size for rows in strata)  # so that no fold holds out nothing of a stratum
-    if not isinstance(n_folds, int) or not 2 <= n_folds <= limit:
+    if not _is_count(n_folds, 2) or n_folds > limit:
         what = "the smallest class" if config.datafit == "logistic" else "n_samples"
         raise ValueError(f"n_folds must be an int in [2, {what} = {limit}], got {n_folds!r}")
     rng = np.random.default_rng(seed)
@@ -1374,7 +1396,7 @@ def stability_selection(
       1.0
     """
     data, factor, config, grid = _setup_path(X, y, **path_kwargs)
-    if not isinstance(n_subsamples, int) or n_subsamples < 1:
+    if not _is_count(n_subsamples):
         raise ValueError(f"n_subsamples must be a positive int, got {n_subsamples!r}")
     _check("fraction", fraction, lambda f: (f > 0) & (f <= 1), "in (0, 1]")
     rng = np.random.default_rng(seed)

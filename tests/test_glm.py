@@ -1105,6 +1105,13 @@ BAD_INPUTS = [
     (glm.path, _X, _y, {"tol": 0.0}, "tol"),
     (glm.path, _X, _y, {"tol": -1e-6}, "tol"),
     (glm.path, _X, _y, {"max_iter": 0}, "max_iter"),
+    (glm.path, _X, _y, {"max_iter": True}, "max_iter"),
+    (glm.path, _X, _y, {"n_strengths": True}, "n_strengths"),
+    (glm.path, _X, _y, {"l1_ratio": 0.5}, "l1_ratio"),  # the lasso has none
+    (glm.path, _X, _y, {"penalty": "scad", "gamma": 5.0}, "gamma"),
+    (glm.path, _X, _y, {"group_weights": [1.0]}, "group_weights"),
+    (glm.path, _X, _y, {"penalty": "group_lasso", "groups": [0.0, 1.0, 1.0]}, "groups"),
+    (glm.path, _X, _y, {"penalty": "elastic_net", "l1_ratio": 1e-320}, "strength_max"),  # inf
     (glm.path, _X, _y, {"penalty": "mcp", "gamma": 1.0}, "gamma"),
     (glm.path, _X, _y, {"penalty": "scad", "a": 2.0}, "a"),
     (glm.path, _X, _y, {"sample_weight": _with(np.ones(10), 0, -1.0)}, "sample_weight"),
@@ -1125,6 +1132,7 @@ BAD_INPUTS = [
     (glm.stability_selection, _X, _y, {"fraction": 0.0}, "fraction"),
     (glm.stability_selection, _X, _y, {"fraction": 1.5}, "fraction"),
     (glm.stability_selection, _X, _y, {"n_subsamples": 0}, "n_subsamples"),
+    (glm.stability_selection, _X, _y, {"n_subsamples": True}, "n_subsamples"),
     (glm.stability_selection, _X, np.ones(10), {"datafit": "logistic"}, "y"),
 ]
 
@@ -1137,6 +1145,29 @@ BAD_INPUTS = [
 def test_bad_input_raises_value_error_naming_the_argument(function, X, y, kwargs, argument):
     with pytest.raises(ValueError, match=rf"(^|\W){argument}\W"):
         function(X, y, **kwargs)
+
+
+def test_counts_accept_numpy_integers_and_fit_intercept_must_be_a_bool():
+    fit = glm.path(_X, _y, n_strengths=np.int64(3), max_iter=np.int32(1000))
+    assert fit.coef.shape == (3, 3)
+    cv = glm.cross_validate(_X, _y, n_folds=np.int64(2), n_strengths=3)
+    assert cv.scores.shape == (2, 3)
+    with pytest.raises(TypeError, match="fit_intercept must be a bool"):
+        glm.path(_X, _y, fit_intercept="no")
+
+
+def test_huge_sample_weights_are_relative():
+    """Weights whose sum overflows still weigh the rows equally."""
+    fit = glm.path(_X, _y, strengths=[0.1], sample_weight=np.full(10, 1e308))
+    np.testing.assert_allclose(fit.coef, glm.path(_X, _y, strengths=[0.1]).coef, rtol=1e-12)
+    assert np.any(np.asarray(fit.coef) != 0)
+
+
+def test_power_iteration_does_not_overflow_in_float32():
+    """Products of about 1e21: their squared norm overflows float32, not their norm."""
+    matrix = jnp.diag(jnp.asarray([1e21, 5e20, 1e20], jnp.float32))
+    top = glm._top_eigenvalue(lambda v: matrix @ v, 3, jnp.float32)
+    np.testing.assert_allclose(top, 1.1e21, rtol=1e-3)
 
 
 def test_float32_without_x64_on_uncentered_features():
