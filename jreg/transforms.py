@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from optax._src.base import NO_PARAMS_MSG
 
 from jreg import prox as _prox
 from jreg.penalties import _check, _check_strength
@@ -76,10 +77,7 @@ def _options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _require_params(params: optax.Params | None) -> None:
     if params is None:
-        raise ValueError(
-            "params must be passed to update(updates, state, params): this transformation "
-            "reads the current parameters"
-        )
+        raise ValueError(NO_PARAMS_MSG)
 
 
 def _zero_count() -> jax.Array:

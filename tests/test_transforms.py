@@ -1,5 +1,7 @@
 """Tests of jreg.transforms: the optax transformations, against scikit-learn and optax."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,7 @@ import optax
 import pytest
 from flax import nnx
 from flax.training import train_state
+from optax._src.base import NO_PARAMS_MSG
 from sklearn.linear_model import Lasso, lasso_path
 
 import jreg
@@ -56,9 +59,9 @@ def _assert_tree_allclose(actual, expected, **kwargs):
 
 
 @pytest.mark.parametrize("name", TRANSFORMS)
-def test_params_none_raises_naming_params(name):
+def test_params_none_raises_optax_error(name):
     tx = TRANSFORMS[name](0.1)
-    with pytest.raises(ValueError, match=r"^params must be passed to update"):
+    with pytest.raises(ValueError, match=re.escape(NO_PARAMS_MSG)):
         tx.update(_grads(), tx.init(_params()), None)
 
 
