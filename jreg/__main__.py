@@ -396,7 +396,7 @@ def _fit_summary(result: dict, shape: tuple[int, int]) -> str:
 # Arguments.
 
 
-def _add_out(parser: argparse.ArgumentParser, *, what: str, default) -> None:
+def _add_out(parser: argparse.ArgumentParser, *, what: str, default: pathlib.Path | str) -> None:
     parser.add_argument(
         "--out",
         type=pathlib.Path,

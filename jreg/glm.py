@@ -16,19 +16,21 @@ with :math:`P` = ``jreg.penalties.<penalty>(w, strength * penalty_factor)``; the
 Solvers: for the squared loss with :math:`n \ge p`, accelerated proximal gradient (FISTA with
 gradient restart) on the Gram matrix; for the squared loss with :math:`p > n` and a sparse
 penalty (``l1``, ``elastic_net``, ``mcp``, ``scad``), coordinate descent on working sets with
-Anderson acceleration; otherwise (logistic, ``l2``, ``group_lasso``) FISTA on :math:`X`. For the
+Anderson acceleration; otherwise (logistic, ``l2``, ``group_lasso``) FISTA on :math:`X` (for
+logistic with an intercept, on centred features, the intercept with its own step). For the
 squared loss with ``l1`` or ``elastic_net``, Newton steps of an active-set method (the support
 and the worst violators, signs held, solved by Cholesky in padded static sizes) finish what
 those find (p > n), or replace FISTA's iterations where the system is small or where they are
 slow (n >= p; for the lasso with p > 128 and a well-conditioned Gram matrix, a large support's
-system is solved on its complement from the inverse Gram matrix). All are
-warm-started down the path and stop when the duality gap (convex penalties) or the squared
-gradient mapping :math:`\tfrac{L}{2}\|w - \operatorname{prox}(w - \nabla F(w)/L)\|^2`
-(``mcp``, ``scad``; coordinate descent uses each coordinate's curvature for :math:`L`) falls
-below ``tol`` times the objective at :math:`w = 0`; unpenalized features add their squared
-gradient mapping. Cross-validation folds and stability-selection subsamples are sample weights
-(0 for held-out rows), so all of them run as one program: vmapped on accelerators (whose
-members solve their Newton systems one after the other), a loop over them on CPU.
+system is solved on its complement from the inverse Gram matrix). All are warm-started down the
+path and stop when the duality gap (convex penalties) or the squared gradient mapping
+:math:`\tfrac{L}{2}\|w - \operatorname{prox}(w - \nabla F(w)/L)\|^2` (``mcp``, ``scad``;
+coordinate descent uses each coordinate's curvature for :math:`L`) falls below ``tol`` times the
+objective at :math:`w = 0`; unpenalized features add their squared gradient mapping. Strengths
+that stop at ``max_iter`` first warn :class:`ConvergenceWarning`. Cross-validation folds and
+stability-selection subsamples are sample weights (0 for held-out rows), so all of them run as
+one program: vmapped on accelerators (whose members solve their Newton systems one after the
+other), a loop over them on CPU.
 """
 
 import functools
@@ -120,15 +122,15 @@ class ConvergenceWarning(UserWarning):
     are approximate (each strength's gap is in :attr:`Path.gap`)."""
 
 
-def _warn_unconverged(n_iter, max_iter: int, what: str) -> None:
-    if isinstance(n_iter, jax.core.Tracer):
+def _warn_unconverged(converged, max_iter: int, what: str) -> None:
+    if isinstance(converged, jax.core.Tracer):
         return
-    n_iter = np.asarray(n_iter)
-    stopped = int(np.sum(n_iter >= max_iter))
+    converged = np.asarray(converged)
+    stopped = int(np.sum(~converged))
     if stopped:
         message = (
-            f"{stopped} of {n_iter.size} {what} stopped at max_iter={max_iter} before the gap "
-            "reached tol (their solutions are approximate): raise max_iter, or tol"
+            f"{stopped} of {converged.size} {what} stopped at max_iter={max_iter} before the "
+            "gap reached tol (their solutions are approximate): raise max_iter, or tol"
         )
         warnings.warn(message, ConvergenceWarning, stacklevel=3)
 
@@ -226,8 +228,8 @@ class _Smooth(NamedTuple):
     hessian_block: Callable[..., tuple[jax.Array, _Hessians | None]] | None = None
     hessian_data: tuple = ()
     newton_size: int = 0  # the largest support a Newton step solves on (static)
-    # of the gradient in the intercept, where it is a variable (the bound on the Hessian being
-    # block-diagonal, the intercept takes its own step)
+    # Lipschitz constant of the gradient in the intercept b, which takes its own step (the
+    # bound on the Hessian being block-diagonal; unused where b is not a variable, grad_b = 0)
     intercept_lipschitz: jax.Array | float = 1.0
     # > 0: ``hessian_data`` ends with the inverse Hessian and whether it is accurate, and
     # Newton systems on large supports solve on the complement of the support, up to this size
@@ -825,7 +827,12 @@ def _fista(smooth: _Smooth, penalty: _Penalty, lam, w, b, target, max_iter) -> _
             grad_w, grad_b = evaluation.grad_w, evaluation.grad_b
         w_new = penalty.prox(w_ex - step * grad_w, lam, step)
         b_new = b_ex - grad_b / smooth.intercept_lipschitz
-        restart = jnp.vdot(w_ex - w_new, w_new - it.w) + (b_ex - b_new) * (b_new - it.b) > 0
+        # gradient restart: the gradient mapping, in each block's own step, opposes the move
+        restart = (
+            smooth.lipschitz * jnp.vdot(w_ex - w_new, w_new - it.w)
+            + smooth.intercept_lipschitz * (b_ex - b_new) * (b_new - it.b)
+            > 0
+        )
         momentum = jnp.where(restart, 1, momentum).astype(it.momentum.dtype)
         it = it._replace(w=w_new, b=b_new, w_prev=it.w, b_prev=it.b, grad_prev=it.grad,
                          momentum=momentum, n_iter=it.n_iter + 1)  # fmt: skip
@@ -1009,8 +1016,9 @@ def _datafit(data: _Data, config: _Config) -> _Datafit:
     return _squared(data, fit_intercept=config.fit_intercept, complement=complement)
 
 
-def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Path:
-    """The path for one data set (weights included); batched over folds and subsamples."""
+def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config):
+    """The path for one data set (weights included), batched over folds and subsamples, and
+    whether each strength reached ``tol`` (a NaN gap did not)."""
     datafit = _datafit(data, config)
     p = data.X.shape[1]
     penalty, group_factor = _make_penalty(config, p, data.X.dtype)
@@ -1025,7 +1033,8 @@ def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config) -> Pat
     w, b = jnp.zeros(p, data.X.dtype), datafit.intercept_at_zero
     init = (w, b, _warm_start(datafit, penalty, w, b))
     _, (coef, intercept, gap, n_iter) = jax.lax.scan(at_strength, init, strengths)
-    return Path(strengths, coef, intercept, gap, n_iter)
+    converged = gap <= config.tol * datafit.value_at_zero  # the solvers' own test
+    return Path(strengths, coef, intercept, gap, n_iter), converged
 
 
 def _strength_max_arrays(data: _Data, penalty_factor, config: _Config) -> jax.Array:
@@ -1223,8 +1232,9 @@ def path(
       l1_ratio: elastic-net mixing (scikit-learn's ``l1_ratio``, glmnet's ``alpha``).
       fit_intercept: fit an unpenalized intercept.
       tol: stopping tolerance, relative to the objective at :math:`w = 0`.
-      max_iter: the most solver iterations per strength; a strength that reaches it before
-        ``tol`` warns :class:`ConvergenceWarning` (its gap is in the returned ``gap``).
+      max_iter: the most solver iterations per strength (checked between blocks of 10 FISTA
+        iterations or 5 coordinate-descent epochs); a strength that stops there before ``tol``
+        warns :class:`ConvergenceWarning` (its gap is in the returned ``gap``).
       sample_weight: ``(n,)`` non-negative weights (normalized to sum to one).
       penalty_factor: ``(p,)`` non-negative per-feature factors (glmnet's ``penalty.factor``);
         0 leaves a feature unpenalized.
@@ -1250,15 +1260,16 @@ def path(
       (0, 2, 5)
     """
     data, factor, config, grid = _setup_path(**locals())  # exactly the arguments above
-    fit = _path_jit(data, grid, factor, config=config)
-    _warn_unconverged(fit.n_iter, config.max_iter, "strengths")
+    fit, converged = _path_jit(data, grid, factor, config=config)
+    _warn_unconverged(converged, config.max_iter, "strengths")
     return fit
 
 
-def _batched_paths(data: _Data, weights, grid, factor, config: _Config, sequential: bool) -> Path:
-    """Paths for a batch of sample weights ``(B, n)``, one program: vmapped, or a loop over the
-    batch (``sequential``; faster on CPU, where members that have converged would wait for the
-    others at every strength: 1.2-2x on the cross-validations of ``benchmarks/paths.py``)."""
+def _batched_paths(data: _Data, weights, grid, factor, config: _Config, sequential: bool):
+    """:func:`_path_arrays` for a batch of sample weights ``(B, n)``, one program: vmapped, or
+    a loop over the batch (``sequential``; faster on CPU, where members that have converged
+    would wait for the others at every strength: 1.2-2x on the cross-validations of
+    ``benchmarks/paths.py``)."""
     weights = weights / jnp.sum(weights, axis=1, keepdims=True)
     one = lambda a: _path_arrays(data._replace(weights=a), grid, factor, config)  # noqa: E731
     return jax.lax.map(one, weights) if sequential else jax.vmap(one)(weights)
@@ -1331,19 +1342,19 @@ def cross_validate(X, y, *, n_folds=5, seed=0, **path_kwargs) -> CrossValidation
         fold[rng.permutation(rows)] = np.arange(rows.size) % n_folds
     held_out = np.asarray(fold[None, :] == np.arange(n_folds)[:, None], data.X.dtype)
     sequential = _sequential(data)
-    result, n_iter = _cross_validation_jit(
+    result, converged = _cross_validation_jit(
         data, held_out, grid, factor, config=config, sequential=sequential
     )
-    _warn_unconverged(n_iter, config.max_iter, "solves (folds and the full path, per strength)")
+    _warn_unconverged(converged, config.max_iter, "solves (folds and the full path, per strength)")
     return result
 
 
 def _cross_validation(data: _Data, held_out, grid, factor, config: _Config, sequential: bool):
     """:func:`cross_validate` after the folds are drawn (``held_out``: ``(n_folds, n)``, 1 for
-    the rows a fold holds out), one program; also returns the iterations of every solve."""
+    the rows a fold holds out), one program; also returns whether each solve converged."""
     n_folds = held_out.shape[0]
     weights = jnp.concatenate([data.weights[None, :] * (1 - held_out), data.weights[None]])
-    batch = _batched_paths(data, weights, grid, factor, config, sequential)
+    batch, converged = _batched_paths(data, weights, grid, factor, config, sequential)
     folds = jax.tree.map(lambda x: x[:n_folds], batch)
     scores = _held_out_loss(data, folds, held_out * data.weights[None, :], config)
     mean = jnp.mean(scores, axis=0)
@@ -1357,7 +1368,7 @@ def _cross_validation(data: _Data, held_out, grid, factor, config: _Config, sequ
         strength_1se=jnp.max(jnp.where(within, grid, -jnp.inf)),
         path=jax.tree.map(lambda x: x[n_folds], batch),
     )
-    return result, batch.n_iter
+    return result, converged
 
 
 _cross_validation_jit = jax.jit(_cross_validation, static_argnames=("config", "sequential"))
@@ -1407,6 +1418,8 @@ def stability_selection(
             subsample[rng.choice(rows, size, replace=False)] = 1
     weights = data.weights[None, :] * jnp.asarray(mask, data.X.dtype)
     sequential = _sequential(data)
-    batch = _batched_paths_jit(data, weights, grid, factor, config=config, sequential=sequential)
-    _warn_unconverged(batch.n_iter, config.max_iter, "solves (subsamples, per strength)")
+    batch, converged = _batched_paths_jit(
+        data, weights, grid, factor, config=config, sequential=sequential
+    )
+    _warn_unconverged(converged, config.max_iter, "solves (subsamples, per strength)")
     return StabilitySelection(grid, jnp.mean(batch.coef != 0, axis=0))
