@@ -995,11 +995,16 @@ def _warm_start(datafit: _Datafit, penalty: _Penalty, w, b) -> _Warm | None:
     return _Warm(datafit.smooth.evaluate(w, b), datafit.smooth.hessians)
 
 
+def _target(datafit: _Datafit, config: _Config) -> jax.Array:
+    """The gap at which the solvers stop: ``tol`` times the objective at :math:`w = 0`."""
+    return config.tol * datafit.value_at_zero
+
+
 def _solve(datafit: _Datafit, penalty: _Penalty, lam, w, b, config: _Config, warm=None):
     """Minimizes at one strength from ``(w, b)``: coordinate descent where the datafit has it
     and the penalty is sparse, FISTA otherwise; ``warm`` from the last strength (None: from
     scratch)."""
-    target = config.tol * datafit.value_at_zero
+    target = _target(datafit, config)
     warm = _warm_start(datafit, penalty, w, b) if warm is None else warm
     if warm is None:
         return _fista(datafit.smooth, penalty, lam, w, b, target, config.max_iter)
@@ -1033,7 +1038,7 @@ def _path_arrays(data: _Data, strengths, penalty_factor, config: _Config):
     w, b = jnp.zeros(p, data.X.dtype), datafit.intercept_at_zero
     init = (w, b, _warm_start(datafit, penalty, w, b))
     _, (coef, intercept, gap, n_iter) = jax.lax.scan(at_strength, init, strengths)
-    converged = gap <= config.tol * datafit.value_at_zero  # the solvers' own test
+    converged = gap <= _target(datafit, config)
     return Path(strengths, coef, intercept, gap, n_iter), converged
 
 
