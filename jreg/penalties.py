@@ -34,8 +34,9 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
+
+from jreg._checks import check_a, check_gamma, check_l1_ratio, check_strength
 
 __all__ = [
     "elastic_net",
@@ -51,27 +52,6 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------
 # Shared machinery (also used by jreg.prox).
-
-
-def _check(name: str, value, ok: Callable[[np.ndarray], np.ndarray], requirement: str) -> None:
-    """Raises ``ValueError`` naming ``name`` when a concrete ``value`` fails ``ok``.
-
-    Traced values cannot be inspected; they pass unchecked (the caller's jit boundary is where
-    a concrete value was checked, e.g. by the transforms' factories).
-    """
-    for leaf in jax.tree.leaves(value):
-        if isinstance(leaf, jax.core.Tracer):
-            continue
-        array = np.asarray(leaf)
-        if not jnp.issubdtype(array.dtype, jnp.number) and array.dtype != np.bool_:
-            raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-        with np.errstate(invalid="ignore"):
-            if not np.all(ok(array.astype(np.float64))):
-                raise ValueError(f"{name} must be {requirement}, got {array}")
-
-
-def _check_strength(strength, name: str = "strength") -> None:
-    _check(name, strength, lambda s: np.isfinite(s) & (s >= 0), "finite and non-negative")
 
 
 def _compute_dtype(leaf: jax.Array) -> jnp.dtype:
@@ -138,9 +118,9 @@ def _leaf_arguments(params, strength, axes_of: Callable[[jax.Array], tuple[int, 
     ``leaf`` is cast to its compute dtype; ``strength`` and every tree in ``trees`` (e.g. the
     prox's ``scaling``) are broadcast to the leaf's group shape (``axes_of(leaf)`` reduced).
     """
-    _check_strength(strength)
+    check_strength(strength)
     for name, tree in trees.items():
-        _check_strength(tree, name)
+        check_strength(tree, name)
     leaves = jax.tree.leaves(params)
     per_leaf = [_per_leaf("strength", strength, params)]
     per_leaf += [_per_leaf(name, tree, params) for name, tree in trees.items()]
@@ -194,18 +174,6 @@ def _sum_over_leaves(leaf_value: Callable, params, strength, axes_of=_no_axes) -
 def _magnitude(w: jax.Array) -> jax.Array:
     """``|w|`` whose derivative is ``sign(w)``, 0 at 0 (``jnp.abs`` differentiates to 1 there)."""
     return jnp.sign(w) * w
-
-
-def _check_l1_ratio(l1_ratio) -> None:
-    _check("l1_ratio", l1_ratio, lambda r: (r >= 0) & (r <= 1), "in [0, 1]")
-
-
-def _check_gamma(gamma) -> None:
-    _check("gamma", gamma, lambda g: np.isfinite(g) & (g > 1), "finite and > 1")
-
-
-def _check_a(a) -> None:
-    _check("a", a, lambda a: np.isfinite(a) & (a > 2), "finite and > 2")
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,7 +245,7 @@ def elastic_net(params, strength, *, l1_ratio=0.5) -> jax.Array:
       >>> print(penalties.elastic_net(jnp.array([1.0, -2.0]), 1.0, l1_ratio=0.5))
       2.75
     """
-    _check_l1_ratio(l1_ratio)
+    check_l1_ratio(l1_ratio)
 
     def leaf_value(w, _, s):
         rho = jnp.asarray(l1_ratio, w.dtype)
@@ -421,7 +389,7 @@ def mcp(params, strength, *, gamma=3.0) -> jax.Array:
       >>> print(penalties.mcp(jnp.array([1.0, 10.0]), 1.0, gamma=4.0))
       2.875
     """
-    _check_gamma(gamma)
+    check_gamma(gamma)
 
     return _sum_over_leaves(
         lambda w, _, s: _mcp_value(_magnitude(w), s, jnp.asarray(gamma, w.dtype)), params, strength
@@ -452,7 +420,7 @@ def scad(params, strength, *, a=3.7) -> jax.Array:
       >>> print(penalties.scad(jnp.array([0.5, 2.0, 10.0]), 1.0, a=3.0))
       4.25
     """
-    _check_a(a)
+    check_a(a)
 
     return _sum_over_leaves(
         lambda w, _, s: _scad_value(_magnitude(w), s, jnp.asarray(a, w.dtype)), params, strength

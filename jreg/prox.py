@@ -24,12 +24,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jreg._checks import check_a, check_gamma, check_l1_ratio, safe_divide
 from jreg.penalties import (
     _all_axes,
     _axes_of,
-    _check_a,
-    _check_gamma,
-    _check_l1_ratio,
     _leaf_arguments,
     _matrix_axes,
     _no_axes,
@@ -72,11 +70,6 @@ def _map_leaves(leaf_prox, x, strength, scaling, axes_of=_no_axes):
 def _soft_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
     """``sign(x) max(|x| - threshold, 0)``, written with fewer operations (and exact zeros)."""
     return x - jnp.clip(x, -threshold, threshold)
-
-
-def _safe_divide(numerator: jax.Array, denominator: jax.Array, where: jax.Array, otherwise):
-    """``numerator / denominator`` where ``where`` holds, else ``otherwise``; NaN-free grads."""
-    return jnp.where(where, numerator / jnp.where(where, denominator, 1), otherwise)
 
 
 def l1(x, strength, *, scaling=1.0):
@@ -145,7 +138,7 @@ def elastic_net(x, strength, *, scaling=1.0, l1_ratio=0.5):
       >>> print(prox.elastic_net(jnp.array([-3.0, 0.5, 5.0]), 2.0, l1_ratio=0.5))
       [-1.  0.  2.]
     """
-    _check_l1_ratio(l1_ratio)
+    check_l1_ratio(l1_ratio)
 
     def leaf_prox(x, _, s, c):
         rho = jnp.asarray(l1_ratio, x.dtype)
@@ -180,7 +173,7 @@ def group_lasso(x, strength, *, scaling=1.0, axis=None):
         norm, threshold = _safe_norm(x, axes), c * s
         # threshold 0 is the identity, also where the norm is 0 (or underflows to 0)
         keep = (threshold <= 0).astype(x.dtype)
-        return x * _safe_divide(norm - threshold, norm, norm > threshold, keep)
+        return x * safe_divide(norm - threshold, norm, norm > threshold, keep)
 
     return _map_leaves(leaf_prox, x, strength, scaling, _axes_of(axis))
 
@@ -315,7 +308,7 @@ def _singular_value_thresholding_jvp(primals, tangents):
 
     def quotient(numerator, denominator):
         diagonal = jnp.broadcast_to(f_prime[..., :, None], numerator.shape)
-        return _safe_divide(numerator, denominator, denominator != 0, diagonal)
+        return safe_divide(numerator, denominator, denominator != 0, diagonal)
 
     si, sj = sigma[..., :, None], sigma[..., None, :]
     fi, fj = f[..., :, None], f[..., None, :]
@@ -327,7 +320,7 @@ def _singular_value_thresholding_jvp(primals, tangents):
     dp = ut @ dx @ v
     dp_t = jnp.swapaxes(dp, -1, -2)
     inner = divided_difference * (dp + dp_t) / 2 + quotient(fi + fj, si + sj) * (dp - dp_t) / 2
-    ratio = _safe_divide(f, sigma, sigma > 0, f_prime)
+    ratio = safe_divide(f, sigma, sigma > 0, f_prime)
     dy = (
         u @ inner @ vh
         + ((dx @ v - u @ dp) * ratio[..., None, :]) @ vh
@@ -366,13 +359,13 @@ def mcp(x, strength, *, scaling=1.0, gamma=3.0):
       >>> print(jnp.round(prox.mcp(jnp.array([0.5, 2.0, 4.0]), 1.0, gamma=3.0), 4))
       [0.  1.5 4. ]
     """
-    _check_gamma(gamma)
+    check_gamma(gamma)
 
     def leaf_prox(x, _, s, c):
         g = jnp.asarray(gamma, x.dtype)
         absx = jnp.abs(x)
         convex = g > c
-        firm = _safe_divide(_soft_threshold(x, c * s), 1 - c / g, convex, 0)
+        firm = safe_divide(_soft_threshold(x, c * s), 1 - c / g, convex, 0)
         hard = jnp.where(absx > s * jnp.sqrt(c * g), x, 0)
         return jnp.where(convex, jnp.where(absx <= g * s, firm, x), hard)
 
@@ -410,13 +403,13 @@ def scad(x, strength, *, scaling=1.0, a=3.7):
       >>> print(prox.scad(jnp.array([0.5, 1.5, 2.5, 5.0]), 1.0, a=3.0))
       [0.  0.5 2.  5. ]
     """
-    _check_a(a)
+    check_a(a)
 
     def leaf_prox(x, _, s, c):
         a_ = jnp.asarray(a, x.dtype)
         absx, sign = jnp.abs(x), jnp.sign(x)
         convex = a_ > 1 + c
-        middle = _safe_divide((a_ - 1) * absx - c * a_ * s, a_ - 1 - c, convex, 0)
+        middle = safe_divide((a_ - 1) * absx - c * a_ * s, a_ - 1 - c, convex, 0)
         three_piece = jnp.where(
             absx <= (1 + c) * s,
             jnp.maximum(absx - c * s, 0),

@@ -31,7 +31,7 @@ import optax
 from optax._src.base import NO_PARAMS_MSG
 
 from jreg import prox as _prox
-from jreg.penalties import _check, _check_strength
+from jreg._checks import check, check_strength
 
 __all__ = [
     "ProximalAdaptiveState",
@@ -59,7 +59,7 @@ class ProximalAdaptiveState(NamedTuple):
 
 def _check_learning_rate(learning_rate: optax.ScalarOrSchedule) -> None:
     if not callable(learning_rate):
-        _check(
+        check(
             "learning_rate",
             learning_rate,
             lambda lr: np.isfinite(lr) & (lr >= 0),
@@ -131,7 +131,7 @@ def add_penalty_gradient(
       >>> print(updates)
       [ 0.5 -0.5]
     """
-    _check_strength(strength)
+    check_strength(strength)
     options = _options("penalty_kwargs", penalty_kwargs)
     gradient = jax.grad(penalty)
 
@@ -189,7 +189,7 @@ def proximal(
       >>> tx = optax.inject_hyperparams(jreg.proximal, static_args=("prox",))(
       ...     jreg.prox.l1, strength=1.0, learning_rate=0.5)
     """
-    _check_strength(strength)
+    check_strength(strength)
     _check_learning_rate(learning_rate)
     options = _options("prox_kwargs", prox_kwargs)
 
@@ -266,7 +266,7 @@ def _proximal_preconditioned(
     reads the diagonal of :math:`D^{-1}` from its updated state. The prox then gets the
     per-coordinate ``scaling`` :math:`\\eta_t D^{-1}`.
     """
-    _check_strength(strength)
+    check_strength(strength)
     _check_learning_rate(learning_rate)
     options = _options("prox_kwargs", prox_kwargs)
 

@@ -33,7 +33,8 @@ import scipy.special
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge, enet_path, lasso_path
 
-from jreg import glm
+from jreg import glm, penalties, prox
+from jreg.glm import objectives, paths, selection, solvers
 
 TOL = 1e-12
 MAX_ITER = 100_000
@@ -79,6 +80,19 @@ def options(penalty: str, groups) -> dict:
     return {"elastic_net": {"l1_ratio": L1_RATIO}, "group_lasso": {"groups": groups}}.get(
         penalty, {}
     )
+
+
+def squared_parts(X, y, penalty="l1", **kw):
+    """The squared loss's data, datafit and penalty on ``X, y``."""
+    data, options, config = paths.setup(X, y, paths.Settings(penalty=penalty, **TIGHT, **kw))
+    datafit, penalty = paths.parts(config, options, 1, data.X.dtype)
+    return data, datafit, penalty
+
+
+def squared_problem(X, y, penalty="l1", **kw):
+    """The squared loss's problem (with its smooth) and its penalty on ``X, y``."""
+    data, datafit, penalty = squared_parts(X, y, penalty, **kw)
+    return objectives.problem(datafit, penalty, data, fit_intercept=True), penalty
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,13 +514,9 @@ def test_newton_step_from_the_solutions_support_lands_on_the_solution(name, pena
     optimality condition (so that none enters), one step solves the problem."""
     data = dataset(name)
     fit = fitted(name, "squared", penalty)
-    config = glm._config(
-        datafit="squared", penalty=penalty, fit_intercept=True, tol=TOL, max_iter=MAX_ITER,
-        l1_ratio=L1_RATIO if penalty == "elastic_net" else 1.0, gamma=GAMMA, a=A, groups=None,
-        group_weights=None,
-    )  # fmt: skip
-    datafit = glm._datafit(glm._prepare(data.X, data.y, None, "squared"), config)
-    penalty_fn, _ = glm._make_penalty(config, data.X.shape[1], jnp.float64)
+    kw = {"l1_ratio": L1_RATIO} if penalty == "elastic_net" else {}
+    problem, penalty_fn = squared_problem(data.X, data.y, penalty, **kw)
+    datafit = problem
     rng = np.random.default_rng(0)
     for k in (2, 4, 5):
         solution = np.asarray(fit.coef[k])
@@ -514,12 +524,12 @@ def test_newton_step_from_the_solutions_support_lands_on_the_solution(name, pena
         noise = rng.uniform(-0.5, 0.5, solution.size)
         for spread in 0.5 ** np.arange(12):  # same support and signs, shrunk until none enters
             start = jnp.asarray(solution * (1 + spread * noise))
-            grad = datafit.smooth.evaluate(start, 0.0).grad_w
+            grad = datafit.smooth.evaluate(start, jnp.zeros(1)).grad_w
             if np.all(np.asarray(penalty_fn.violation(grad, lam))[solution == 0] < 0):
                 break
         assert np.all(np.asarray(penalty_fn.violation(grad, lam))[solution == 0] < 0)
         assert np.abs(start - solution).max() > 1e-4 * np.abs(solution).max()
-        step, _ = glm._newton(datafit.smooth, penalty_fn, start, grad, lam)
+        step, _ = solvers.newton(datafit.smooth, penalty_fn, start, grad, lam)
         np.testing.assert_array_equal(np.asarray(step) != 0, solution != 0)
         np.testing.assert_allclose(step, solution, rtol=0, atol=1e-5)  # the path's accuracy
         w = np.asarray(step, float)  # optimal to rounding (the path only to its tolerance)
@@ -534,12 +544,7 @@ def test_batched_newton_steps_are_the_members_steps(shape):
     batched step equals each member's own step, members spanning several system sizes."""
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal(shape), rng.standard_normal(shape[0])
-    prepared = glm._prepare(X, y, None, "squared")
-    config = glm._config(
-        datafit="squared", penalty="l1", fit_intercept=True, tol=TOL, max_iter=MAX_ITER,
-        l1_ratio=1.0, gamma=GAMMA, a=A, groups=None, group_weights=None,
-    )  # fmt: skip
-    penalty, _ = glm._make_penalty(config, shape[1], jnp.float64)
+    prepared, datafit, penalty = squared_parts(X, y)
     weights = jnp.asarray(rng.uniform(0.5, 1.5, (3, shape[0])))
     weights = weights / weights.sum(axis=1, keepdims=True)
     supports = [3, 30, 45]  # system sizes 32, 48 and 64 with the entering features
@@ -549,9 +554,11 @@ def test_batched_newton_steps_are_the_members_steps(shape):
     strength = 0.01 * float(np.abs(X.T @ y).max()) / shape[0]
 
     def step(weights, start):
-        smooth = glm._datafit(prepared._replace(weights=weights), config).smooth
+        data = prepared._replace(weights=weights)
+        smooth = objectives.problem(datafit, penalty, data, fit_intercept=True).smooth
         lam = jnp.full(start.shape, strength)
-        return glm._newton(smooth, penalty, start, smooth.evaluate(start, 0.0).grad_w, lam)[0]
+        grad = smooth.evaluate(start, jnp.zeros(1)).grad_w
+        return solvers.newton(smooth, penalty, start, grad, lam)[0]
 
     batched = jax.jit(jax.vmap(step))(weights, starts)
     for i in range(3):
@@ -567,16 +574,11 @@ def test_newton_steps_on_the_complement_equal_the_direct_steps():
     rng = np.random.default_rng(0)
     n, p = 400, 200
     X, y = rng.standard_normal((n, p)), rng.standard_normal(n)
-    prepared = glm._prepare(X, y, None, "squared")
-    config = glm._config(
-        datafit="squared", penalty="l1", fit_intercept=True, tol=TOL, max_iter=MAX_ITER,
-        l1_ratio=1.0, gamma=GAMMA, a=A, groups=None, group_weights=None,
-    )  # fmt: skip
-    penalty, _ = glm._make_penalty(config, p, jnp.float64)
+    prepared, datafit, penalty = squared_parts(X, y)
     supports = [190, 150, 110]  # complement systems of 5, 45 and 85 features
     starts = jnp.asarray(rng.standard_normal((3, p)) * (np.arange(p) < np.c_[supports]))
     lam = jnp.full(p, 0.01 * float(np.abs(X.T @ y).max()) / n)
-    smooth = glm._datafit(prepared, config).smooth
+    smooth = objectives.problem(datafit, penalty, prepared, fit_intercept=True).smooth
     assert smooth.complement_size > 0
     gram, *inverse = smooth.hessian_data
     nan_gram = smooth._replace(hessian_data=(jnp.full_like(gram, jnp.nan), *inverse))
@@ -584,20 +586,20 @@ def test_newton_steps_on_the_complement_equal_the_direct_steps():
     def step(start, *, complement=True):
         # with a NaN Gram matrix a direct step would give none
         solver = nan_gram if complement else smooth._replace(complement_size=0)
-        grad = smooth.evaluate(start, 0.0).grad_w
-        return glm._newton(solver, penalty, start, grad, lam)[0]
+        grad = smooth.evaluate(start, jnp.zeros(1)).grad_w
+        return solvers.newton(solver, penalty, start, grad, lam)[0]
 
     batched = jax.jit(jax.vmap(step))(starts)
     for i, support in enumerate(supports):
-        system, outside = glm._newton_system(smooth, support + 5, p)
+        system, outside = solvers.newton_system(smooth, support + 5, p)
         assert bool(outside) and int(system) == p - support - 5
         direct = jax.jit(functools.partial(step, complement=False))(starts[i])
         assert np.sum(np.asarray(direct) != np.asarray(starts[i])) > support // 2  # a step
         np.testing.assert_allclose(jax.jit(step)(starts[i]), direct, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(batched[i], direct, rtol=1e-9, atol=1e-12)
     duplicated = prepared._replace(X=prepared.X.at[:, 1].set(prepared.X[:, 0]))
-    smooth = glm._datafit(duplicated, config).smooth
-    assert not bool(glm._newton_system(smooth, p - 10, p)[1])
+    smooth = objectives.problem(datafit, penalty, duplicated, fit_intercept=True).smooth
+    assert not bool(solvers.newton_system(smooth, p - 10, p)[1])
 
 
 def test_duplicated_features_are_solved_like_sklearn():
@@ -796,8 +798,8 @@ def test_strength_max_without_unpenalized_features_forms_no_gram_matrix():
     rare solve with unpenalized features, stays in that branch."""
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((60, 37)), rng.standard_normal(60)
-    data, factor, config, _ = glm._setup(X, y)
-    compiled = glm._strength_max_jit.lower(data, factor, config=config).compile().as_text()
+    data, options, config = paths.setup(X, y, paths.Settings())
+    compiled = paths.strength_max_jit.lower(data, options, config=config).compile().as_text()
     called, entry = compiled.split("ENTRY")  # the computations it calls, then the program
     assert "[37,37]" not in entry
     assert "[37,37]" in called  # the branch of the unpenalized fit does form it
@@ -921,8 +923,8 @@ def small_data(datafit):
 
 def held_out_loss(datafit, X, y, fit):
     z = X @ np.asarray(fit.coef).T + np.asarray(fit.intercept)  # (rows, k)
-    if datafit == "squared":
-        return (y[:, None] - z) ** 2
+    if datafit == "squared":  # the default score, the deviance: the datafit's loss
+        return (y[:, None] - z) ** 2 / 2
     return np.logaddexp(0, -np.where(y > 0, 1.0, -1.0)[:, None] * z)
 
 
@@ -985,12 +987,13 @@ def test_vmapped_batch_equals_the_sequential_batch(datafit, shape):
     X = rng.standard_normal(shape)
     y = X[:, 0] - X[:, 1] + rng.standard_normal(shape[0])
     y = (y > 0).astype(float) if datafit == "logistic" else y
-    data, factor, config, grid = glm._setup_path(X, y, datafit=datafit, n_strengths=8, **TIGHT)
+    settings = paths.Settings(datafit=datafit, n_strengths=8, **TIGHT)
+    data, options, config, grid = paths.setup_path(X, y, settings)
     weights = jnp.asarray(rng.uniform(0, 1, (3, shape[0])) > 0.3, jnp.float64)
 
     def batch(sequential):
-        fit, _ = glm._batched_paths_jit(
-            data, weights, grid, factor, config=config, sequential=sequential
+        fit, _ = selection.batched_paths_jit(
+            data, weights, grid, options, config=config, sequential=sequential
         )
         return jax.tree.map(np.asarray, fit)
 
@@ -1055,6 +1058,8 @@ def test_stability_selection_subsample_is_a_fit_on_its_rows(datafit):
 _rng = np.random.default_rng(11)
 _X, _y = _rng.standard_normal((10, 3)), _rng.standard_normal(10)
 _labels = np.tile([0.0, 1.0], 5)
+_counts = np.arange(10) % 4 * 1.0
+_classes = np.arange(10) % 3
 
 
 def _with(array, index, value):
@@ -1069,13 +1074,13 @@ BAD_INPUTS = [
     (glm.path, _with(_X, (1, 2), np.inf), _y, {}, "X"),
     (glm.path, _X, _with(_y, 3, np.nan), {}, "y"),
     (glm.path, _X, _y[:-1], {}, "y"),
-    (glm.path, _X, _y[:, None], {}, "y"),
+    (glm.path, _X, _y[:, None, None], {}, "y"),
     (glm.path, _X[:, 0], _y, {}, "X"),
     (glm.path, _X[:0], _y[:0], {}, "X"),
     (glm.path, _X, np.ones(10), {"datafit": "logistic"}, "y"),
     (glm.path, _X, np.arange(10.0) % 3, {"datafit": "logistic"}, "y"),
     (glm.path, _X, _y, {"penalty": "lasso"}, "penalty"),
-    (glm.path, _X, _y, {"datafit": "poisson"}, "datafit"),
+    (glm.path, _X, _y, {"datafit": "gaussian"}, "datafit"),
     (glm.path, _X, _y, {"strengths": []}, "strengths"),
     (glm.path, _X, _y, {"strengths": [0.1, -0.1]}, "strengths"),
     (glm.path, _X, _y, {"strengths": [0.1, np.nan]}, "strengths"),
@@ -1113,7 +1118,7 @@ BAD_INPUTS = [
     (glm.path, _X, _y, {"penalty": "scad", "gamma": 5.0}, "gamma"),
     (glm.path, _X, _y, {"group_weights": [1.0]}, "group_weights"),
     (glm.path, _X, _y, {"penalty": "group_lasso", "groups": [0.0, 1.0, 1.0]}, "groups"),
-    (glm.path, _X, _y, {"penalty": "elastic_net", "l1_ratio": 1e-320}, "strength_max"),  # inf
+    (glm.path, _X, _y, {"penalty": "elastic_net", "l1_ratio": 1e-320}, "l1_ratio"),  # subnormal
     (glm.path, _X, _y, {"penalty": "mcp", "gamma": 1.0}, "gamma"),
     (glm.path, _X, _y, {"penalty": "scad", "a": 2.0}, "a"),
     (glm.path, _X, _y, {"sample_weight": _with(np.ones(10), 0, -1.0)}, "sample_weight"),
@@ -1136,6 +1141,39 @@ BAD_INPUTS = [
     (glm.stability_selection, _X, _y, {"n_subsamples": 0}, "n_subsamples"),
     (glm.stability_selection, _X, _y, {"n_subsamples": True}, "n_subsamples"),
     (glm.stability_selection, _X, np.ones(10), {"datafit": "logistic"}, "y"),
+    # the families of jreg.glm.datafits, bounds, user-defined parts, scoring
+    (glm.path, _X, -_counts - 1, {"datafit": "poisson"}, "y"),
+    (glm.path, _X, _counts + 0.5, {"datafit": "poisson"}, "y"),
+    (glm.path, _X, np.zeros(10), {"datafit": "poisson"}, "y"),
+    (glm.path, _X, np.zeros(10), {"datafit": "multinomial"}, "y"),
+    (glm.path, _X, _classes + 0.5, {"datafit": "multinomial"}, "y"),
+    (glm.path, _X, _classes * 2, {"datafit": "multinomial"}, "y"),  # classes 0, 2, 4
+    (glm.path, _X, _classes - 1, {"datafit": "multinomial"}, "y"),
+    (glm.path, _X, _y, {"bounds": (1.0, -1.0)}, "bounds"),
+    (glm.path, _X, _y, {"bounds": (0.5, 1.0)}, "bounds"),  # glmnet: lower <= 0
+    (glm.path, _X, _y, {"bounds": (-1.0, -0.5)}, "bounds"),
+    (glm.path, _X, _y, {"bounds": ([0.0, 0.0], 1.0)}, "bounds"),
+    (glm.path, _X, _y, {"bounds": 1.0}, "bounds"),
+    (glm.path, _X, _y, {"bounds": (0.0, np.inf), "penalty": "mcp"}, "bounds"),
+    (glm.path, _X, _y, {"datafit": "huber", "delta": 0.0}, "delta"),
+    (glm.path, _X, _y, {"datafit": "huber", "delta": -1.0}, "delta"),
+    (glm.path, _X, _y, {"datafit": "huber", "delta": np.inf}, "delta"),
+    (glm.path, _X, _y, {"delta": 2.0}, "delta"),  # the squared loss has none
+    (glm.path, _X, _y, {"penalty": (penalties.l1, prox.l1)}, "strengths"),
+    (glm.path, _X, _y, {"penalty": (penalties.l1,)}, "penalty"),
+    (glm.path, _X, _y, {"datafit": 3}, "datafit"),
+    (glm.strength_max, _X, _y, {"penalty": (penalties.l1, prox.l1)}, "strength_max"),
+    (glm.path, _X, np.column_stack([_y, _y]), {"datafit": "poisson"}, "y"),
+    (glm.cross_validate, _X, _y, {"scoring": "auc"}, "scoring"),
+    (glm.cross_validate, _X, _y, {"scoring": "r2"}, "scoring"),
+    (glm.cross_validate, _X, _classes, {"datafit": "multinomial", "scoring": "auc"}, "scoring"),
+    (
+        glm.path,
+        _X,
+        _y,
+        {"penalty": "group_lasso", "groups": [0, 0, 1], "l1_ratio": 0.0},
+        "l1_ratio",
+    ),
 ]
 
 
@@ -1168,7 +1206,7 @@ def test_huge_sample_weights_are_relative():
 def test_power_iteration_does_not_overflow_in_float32():
     """Products of about 1e21: their squared norm overflows float32, not their norm."""
     matrix = jnp.diag(jnp.asarray([1e21, 5e20, 1e20], jnp.float32))
-    top = glm._top_eigenvalue(lambda v: matrix @ v, 3, jnp.float32)
+    top = solvers.top_eigenvalue(lambda v: matrix @ v, 3, jnp.float32)
     np.testing.assert_allclose(top, 1.1e21, rtol=1e-3)
 
 

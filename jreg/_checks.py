@@ -1,0 +1,53 @@
+"""Input checks and NaN-safe arithmetic shared by the modules of jreg.
+
+A check raises a ``ValueError`` (or ``TypeError``) that names the argument and says what it must
+be, where the value is concrete; a traced value passes unchecked (the caller's jit boundary is
+where a concrete value was checked).
+"""
+
+import numbers
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def check(name: str, value, ok: Callable[[np.ndarray], np.ndarray], requirement: str) -> None:
+    """Raises ``ValueError`` naming ``name`` when a concrete ``value`` fails ``ok``."""
+    for leaf in jax.tree.leaves(value):
+        if isinstance(leaf, jax.core.Tracer):
+            continue
+        array = np.asarray(leaf)
+        if not jnp.issubdtype(array.dtype, jnp.number) and array.dtype != np.bool_:
+            raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+        with np.errstate(invalid="ignore"):
+            if not np.all(ok(array.astype(np.float64))):
+                raise ValueError(f"{name} must be {requirement}, got {array}")
+
+
+def check_strength(strength, name: str = "strength") -> None:
+    check(name, strength, lambda s: np.isfinite(s) & (s >= 0), "finite and non-negative")
+
+
+def check_l1_ratio(l1_ratio) -> None:
+    check("l1_ratio", l1_ratio, lambda r: (r >= 0) & (r <= 1), "in [0, 1]")
+
+
+def check_gamma(gamma) -> None:
+    check("gamma", gamma, lambda g: np.isfinite(g) & (g > 1), "finite and > 1")
+
+
+def check_a(a) -> None:
+    check("a", a, lambda a: np.isfinite(a) & (a > 2), "finite and > 2")
+
+
+def is_count(value, minimum: int = 1) -> bool:
+    """An integer (numpy's too, not a bool) of at least ``minimum``."""
+    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+    return integral and value >= minimum
+
+
+def safe_divide(numerator: jax.Array, denominator: jax.Array, where: jax.Array, otherwise):
+    """``numerator / denominator`` where ``where`` holds, else ``otherwise``; NaN-free grads."""
+    return jnp.where(where, numerator / jnp.where(where, denominator, 1), otherwise)

@@ -1,0 +1,324 @@
+r"""A datafit on data, ready for a solver: the one place where the solver is chosen.
+
+:func:`problem` binds a :class:`~jreg.glm.datafits.Datafit` and a
+:class:`~jreg.glm.penalties.Penalty` to the data and chooses, from what they offer, how each
+strength is solved:
+
+========================= ================================= ====================================
+datafit                   penalty                           solver
+========================= ================================= ====================================
+quadratic, :math:`n\ge p` any                               FISTA on the Gram matrix (+ Newton
+                                                            steps where the penalty has them)
+quadratic, one output,    separable with zeros              coordinate descent on ``X``
+:math:`p > n`                                               (+ Newton steps)
+any other                 separable                         proximal Newton
+any other                 not separable                     FISTA on ``X`` (steps from the
+                                                            curvature bound, or backtracking)
+========================= ================================= ====================================
+
+With an intercept the features are centred with the sample weights, :math:`X w + b = X_c w +
+(b + \bar x^\top w)` (the intercept is unpenalized, so the problems are the same), which makes
+a bound on the Hessian block-diagonal; the reported intercept is :math:`b - \bar x^\top w`.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jreg.glm import solvers
+from jreg.glm.datafits import Datafit
+from jreg.glm.penalties import Penalty
+from jreg.glm.solvers import Design, Evaluation, Hessians, Smooth
+
+_COMPLEMENT_FROM = 128  # (Gram form) more features: Newton systems on the complement
+_INTERCEPT_STEPS = 50  # Newton steps of the intercept-only fit
+
+
+class Data(NamedTuple):
+    X: jax.Array  # (n, p)
+    y: jax.Array  # (n, m) targets in the datafit's encoding
+    weights: jax.Array  # (n,) non-negative, summing to one
+
+
+class Problem(NamedTuple):
+    """A datafit and a penalty on data, with its solver.
+
+    ``solve(lam, w, b, target, max_iter, warm) -> Solution`` from ``(w, b)`` (``warm``: what
+    the last solve carried, or ``warm_start(w, b)``); ``intercept(w, b)`` the reported intercept;
+    the objective, its gradient in ``w`` and the intercept at :math:`w = 0` (best intercept).
+    """
+
+    smooth: Smooth
+    solve: Callable
+    warm_start: Callable
+    intercept: Callable
+    value_at_zero: jax.Array
+    grad_at_zero: jax.Array
+    intercept_at_zero: jax.Array
+
+
+def problem(datafit: Datafit, penalty: Penalty, data: Data, *, fit_intercept: bool,
+            newton: bool = True) -> Problem:  # fmt: skip
+    """The problem of ``datafit`` and ``penalty`` on ``data`` with its solver (see the table of
+    the module docstring); ``newton``: active-set Newton steps where the penalty has them."""
+    if not newton:
+        penalty = penalty._replace(on_orthant=None)
+    n, p = data.X.shape
+    if datafit.quadratic and (n >= p or data.y.shape[1] == 1):
+        return _squared(data, penalty, fit_intercept=fit_intercept)
+    return _generic(datafit, data, penalty, fit_intercept=fit_intercept)
+
+
+# --------------------------------------------------------------------------------------------
+# The squared loss, solved through its Gram matrix or its residual.
+
+
+def _squared_dual(r_y, r_r, kappa):
+    """The squared loss's part of the dual objective, from ``<r, y_c>_a`` and ``||r||_a^2``."""
+    return kappa * r_y - kappa**2 * r_r / 2
+
+
+def _weighted_gram(X, a) -> jax.Array:
+    """``X^T diag(a) X``, its lower-left block the transpose of its upper-right one (3/4 of the
+    products of ``X.T @ (a X)``)."""
+    half = X.shape[1] // 2
+    left, right = X[:, :half], X[:, half:]
+    weighted = a[:, None] * X
+    upper = left.T @ weighted[:, :half]
+    corner = left.T @ weighted[:, half:]
+    lower = right.T @ weighted[:, half:]
+    return jnp.block([[upper, corner], [corner.T, lower]])
+
+
+def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, complement) -> Smooth:
+    """Squared loss in Gram form: every evaluation is one product with the p x p Gram matrix
+    (``corr (p, m)``: m outputs). ``complement``: with the inverse Gram matrix, for Newton steps
+    on large supports; it is used where ``lipschitz * trace(inverse)``, at least the condition
+    number (and at most p times it), is at most ``1 / sqrt(eps)``."""
+    p, m = corr.shape
+    zero = jnp.zeros(m, gram.dtype)
+    flat_corr = corr.reshape(-1)
+
+    def evaluate(w, b):
+        grad = (gram @ w.reshape(p, m)).reshape(-1) - flat_corr
+        r_y = y_sq - flat_corr @ w  # <r, y_c>_a
+        r_r = r_y + grad @ w  # ||r||_a^2 = y_sq - 2 corr.w + w.G.w
+        return Evaluation(r_r / 2, grad, zero, jax.tree_util.Partial(_squared_dual, r_y, r_r))
+
+    def hessian_block(data, index, hessians):
+        gram = data[0]
+        return gram.at[index[:, None], index[None, :]].get(mode="fill", fill_value=0), hessians
+
+    lipschitz = solvers.top_eigenvalue(lambda v: gram @ v, p, gram.dtype)
+    if m > 1:  # no Newton steps: its systems are per output
+        return Smooth(evaluate, lipschitz, quadratic=True)
+    size = min(solvers._NEWTON_MAX, p)
+    if not complement:
+        return Smooth(evaluate, lipschitz, quadratic=True, hessian_block=hessian_block,
+                      hessian_data=(gram,), newton_size=size)  # fmt: skip
+    eps = jnp.finfo(gram.dtype).eps
+    identity = jnp.eye(p, dtype=gram.dtype)
+    factor = jax.scipy.linalg.cho_factor(gram + 10 * eps * jnp.trace(gram) * identity)
+    inverse = jax.scipy.linalg.cho_solve(factor, identity)
+    # trace(inverse) bounds its top eigenvalue: lipschitz * trace bounds the condition number
+    accurate = lipschitz * jnp.trace(inverse) <= 1 / jnp.sqrt(eps)
+    largest = min(solvers._NEWTON_MAX, (p - 1) // 2)  # a complement is the smaller part: < p / 2
+    return Smooth(evaluate, lipschitz, quadratic=True, hessian_block=hessian_block,
+                  hessian_data=(gram, inverse, accurate), newton_size=size,
+                  complement_size=largest)  # fmt: skip
+
+
+def _squared_on_rows(rows, yc, a, lipschitz) -> Smooth:
+    """Squared loss of one output through the residual; ``rows`` are the centred features
+    transposed, ``(p, n)``."""
+    zero = jnp.zeros(1, yc.dtype)
+    # a lasso solution has at most n non-zeros (Tibshirani, 2013): larger systems are singular
+    size = min(solvers._NEWTON_MAX, rows.shape[0], rows.shape[1] + solvers._NEWTON_ENTERING)
+
+    def evaluate(w, b):
+        r = yc - solvers.support_product(w, rows, size)
+        r_y, r_r = a @ (r * yc), a @ r**2
+        grad = -(rows @ (a * r))
+        return Evaluation(r_r / 2, grad, zero, jax.tree_util.Partial(_squared_dual, r_y, r_r))
+
+    def hessian_block(data, index, last: Hessians):
+        """The block from the last one where their features overlap (along a path, all but the
+        few that enter), computing only the rows of the others, up to ``_FRESH_ROWS``."""
+        rows, a = data
+        p, m = rows.shape[0], index.size
+        taken = rows.at[index].get(mode="fill", fill_value=0)
+        position = jnp.minimum(jnp.searchsorted(last.index, index), last.index.size - 1)
+        known = (last.index[position] == index) & (index < p)
+        fresh = ~known & (index < p)
+
+        def update():
+            slots = jnp.nonzero(fresh, size=solvers._FRESH_ROWS, fill_value=m)[0]
+            cross = (taken.at[slots].get(mode="fill", fill_value=0) * a[None, :]) @ taken.T
+            block = last.block.at[position[:, None], position[None, :]].get()
+            block = jnp.where(known[:, None] & known[None, :], block, 0)
+            return block.at[slots].set(cross, mode="drop").at[:, slots].set(cross.T, mode="drop")
+
+        full = lambda: (taken * a[None, :]) @ taken.T  # noqa: E731
+        block = jax.lax.cond(jnp.sum(fresh) <= solvers._FRESH_ROWS, update, full)
+        kept = Hessians(
+            jnp.full_like(last.index, p).at[:m].set(index), last.block.at[:m, :m].set(block)
+        )
+        return block, kept
+
+    empty = Hessians(jnp.full(size, rows.shape[0]), jnp.zeros((size, size), rows.dtype))
+    return Smooth(evaluate, lipschitz, quadratic=True, hessian_block=hessian_block,
+                  hessian_data=(rows, a), newton_size=size, hessians=empty)  # fmt: skip
+
+
+def _fista(smooth: Smooth, penalty: Penalty) -> tuple[Callable, Callable]:
+    """FISTA's ``solve`` and ``warm_start`` (it carries nothing from one strength to the next)."""
+
+    def solve(lam, w, b, target, max_iter, warm):
+        return solvers.fista(smooth, penalty, lam, w, b, target, max_iter)
+
+    return solve, lambda w, b: None
+
+
+def _lasso(penalty: Penalty, dtype) -> bool:
+    """Whether the penalty's Newton quadratic has no curvature (the lasso): then a Newton
+    system on a large support may be solved on its complement from the inverse Gram matrix."""
+    if penalty.on_orthant is None:
+        return False
+    one = jnp.ones(1, dtype)
+    return penalty.on_orthant(one, one, one)[1] is None
+
+
+def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
+    X, y, a = data
+    n, p = X.shape
+    m = y.shape[1]
+    x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)
+    y_mean = a @ y if fit_intercept else jnp.zeros(m, X.dtype)
+    Xc, yc = X - x_mean[None, :], y - y_mean[None, :]  # centred explicitly: no float32 cancellation
+    y_sq = jnp.sum(a @ yc**2)
+    corr = Xc.T @ (a[:, None] * yc)  # (p, m)
+
+    if n >= p:  # Gram form: one p x p matrix product per FISTA iteration
+        # below _COMPLEMENT_FROM features every system is small: not worth inverting
+        complement = _lasso(penalty, X.dtype) and p > _COMPLEMENT_FROM
+        smooth = _squared_on_gram(_weighted_gram(Xc, a), corr, y_sq, complement=complement)
+    else:  # X form: coordinate descent on working sets
+        rows = Xc.T  # (p, n): a feature's column is a contiguous row
+        lipschitz = solvers.top_eigenvalue(lambda v: rows @ (a * (v @ rows)), p, X.dtype)
+        smooth = _squared_on_rows(rows, yc[:, 0], a, lipschitz)
+
+    sparse = penalty.violation is not None and penalty.coordinate_prox is not None
+    if n < p and sparse:
+        curvature = a @ Xc**2
+
+        def solve(lam, w, b, target, max_iter, warm):
+            return solvers.coordinate_descent(
+                smooth, rows, curvature, yc[:, 0], a, penalty, lam, w, b, target, max_iter, warm
+            )
+
+        def warm_start(w, b):
+            return solvers.Warm(smooth.evaluate(w, b), smooth.hessians)
+    else:
+        solve, warm_start = _fista(smooth, penalty)
+
+    return Problem(
+        smooth=smooth,
+        solve=solve,
+        warm_start=warm_start,
+        intercept=lambda w, b: y_mean - x_mean @ w.reshape(p, m),
+        value_at_zero=y_sq / 2,
+        grad_at_zero=-corr.reshape(-1),
+        intercept_at_zero=y_mean,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Any other datafit: proximal Newton, or FISTA.
+
+
+def _intercept_at_zero(datafit: Datafit, data: Data, *, fit_intercept: bool) -> jax.Array:
+    """The best intercept at :math:`w = 0` (zero without an intercept)."""
+    X, y, a = data
+    if not fit_intercept:
+        return jnp.zeros(y.shape[1], X.dtype)
+    if datafit.intercept_at_zero is not None:
+        return datafit.intercept_at_zero(y, a)
+    return solvers.best_shift(datafit, jnp.zeros_like(y), y, a, _INTERCEPT_STEPS)
+
+
+def _reported_intercept(datafit: Datafit, x_mean, w, b) -> jax.Array:
+    """The intercept of the uncentred features (centred where the loss is shift invariant)."""
+    b = b - x_mean @ w.reshape(x_mean.shape[0], -1)
+    return b - jnp.mean(b) if datafit.shift_invariant else b
+
+
+def gradient_at_zero(datafit: Datafit, data: Data, *, fit_intercept: bool) -> jax.Array:
+    """The datafit's gradient in :math:`w` at :math:`w = 0` and the best intercept, without
+    the set-up of a solver (what ``strength_max`` needs)."""
+    X, y, a = data
+    b0 = _intercept_at_zero(datafit, data, fit_intercept=fit_intercept)
+    x_mean = a @ X if fit_intercept else jnp.zeros(X.shape[1], X.dtype)
+    g = datafit.gradient(jnp.broadcast_to(b0, y.shape), y)
+    return ((X - x_mean[None, :]).T @ (a[:, None] * g)).reshape(-1)
+
+
+def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
+    X, y, a = data
+    n, p = X.shape
+    m = y.shape[1]
+    x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)
+    rows = (X - x_mean[None, :]).T
+    design = Design(rows, y, a, support_size=min(p, max(n, 64)))
+
+    def dual(g, y, a, kappa):
+        return -(a @ datafit.conjugate(kappa * g, y))
+
+    def evaluate(w, b) -> Evaluation:
+        z = solvers.linear(design, w, b)
+        g = datafit.gradient(z, y)
+        weighted = a[:, None] * g
+        grad_b = jnp.sum(weighted, axis=0) if fit_intercept else jnp.zeros(m, X.dtype)
+        conjugate = None if datafit.conjugate is None else jax.tree_util.Partial(dual, g, y, a)
+        loss = a @ datafit.loss(z, y)
+        return Evaluation(loss, (rows @ weighted).reshape(-1), grad_b, conjugate, z=z)
+
+    def best_intercept(w, b):
+        z = solvers.linear(design, w, b)
+        return b + solvers.best_shift(datafit, z, y, a, solvers.POLISH_STEPS)
+
+    b0 = _intercept_at_zero(datafit, data, fit_intercept=fit_intercept)
+    at_zero = evaluate(jnp.zeros(p * m, X.dtype), b0)
+
+    if penalty.coordinate_prox is not None or penalty.block_prox is not None:
+        solve = functools.partial(solvers.prox_newton, design, datafit, evaluate, penalty,
+                                  fit_intercept=fit_intercept)  # fmt: skip
+        smooth = Smooth(evaluate, jnp.ones((), X.dtype))
+        warm_start = evaluate
+    else:
+        gram_top = solvers.top_eigenvalue(lambda v: rows @ (a * (v @ rows)), p, X.dtype)
+        bound = datafit.curvature_bound
+        if bound is None:  # a first estimate, the curvature at zero, that backtracking corrects
+            dd, _ = datafit.curvature(at_zero.z, y)
+            bound = jnp.max(dd)
+        smooth = Smooth(
+            evaluate,
+            lipschitz=bound * gram_top,
+            intercept_lipschitz=bound if fit_intercept else 1.0,
+            backtrack=datafit.curvature_bound is None,
+            best_intercept=best_intercept if fit_intercept else None,
+            value=lambda w, b: a @ datafit.loss(solvers.linear(design, w, b), y),
+        )
+        solve, warm_start = _fista(smooth, penalty)
+
+    return Problem(
+        smooth=smooth,
+        solve=solve,
+        warm_start=warm_start,
+        intercept=functools.partial(_reported_intercept, datafit, x_mean),
+        value_at_zero=at_zero.loss,
+        grad_at_zero=at_zero.grad_w,
+        intercept_at_zero=b0,
+    )

@@ -1,0 +1,515 @@
+r"""The path driver: checked inputs, the configuration, :func:`path` and :func:`strength_max`.
+
+Configuration is split by what it is: the structure (which datafit and penalty, the intercept,
+the groups, the shapes) is static, a compiled program's key; every number (``tol``,
+``max_iter``, ``l1_ratio``, ``gamma``, ``a``, ``delta``, penalty factors, group weights, bounds)
+is a traced argument, so that a new value runs the same program.
+"""
+
+import warnings
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jreg._checks import check, check_a, check_gamma, check_l1_ratio, is_count
+from jreg.glm import datafits as _datafits
+from jreg.glm import objectives
+from jreg.glm import penalties as _penalties
+from jreg.glm.objectives import Data
+
+__all__ = ["ConvergenceWarning", "Path", "path", "strength_max"]
+
+_INT32_MAX = 2**31 - 1
+
+
+class Path(NamedTuple):
+    """A regularization path, strengths from largest to smallest.
+
+    Attributes:
+      strengths: ``(k,)`` the strengths.
+      coef: ``(k, p)`` coefficients; ``(k, p, m)`` for ``m`` outputs or classes.
+      intercept: ``(k,)`` intercepts (0 when ``fit_intercept=False``); ``(k, m)``.
+      gap: ``(k,)`` duality gap (convex penalties) or squared gradient mapping (a KKT residual:
+        ``mcp``, ``scad``, user-defined parts, bounded group lasso) at the returned solution, in
+        objective units.
+      n_iter: ``(k,)`` solver iterations spent at each strength (FISTA iterations; coordinate
+        descent epochs, proximal Newton's included; Newton steps).
+    """
+
+    strengths: jax.Array
+    coef: jax.Array
+    intercept: jax.Array
+    gap: jax.Array
+    n_iter: jax.Array
+
+
+class ConvergenceWarning(UserWarning):
+    """Some solves stopped at ``max_iter`` before their gap reached ``tol``: their solutions
+    are approximate (each strength's gap is in :attr:`Path.gap`)."""
+
+
+def warn_unconverged(converged, max_iter: int, what: str) -> None:
+    if isinstance(converged, jax.core.Tracer):
+        return
+    converged = np.asarray(converged)
+    stopped = int(np.sum(~converged))
+    if stopped:
+        message = (
+            f"{stopped} of {converged.size} {what} stopped at max_iter={max_iter} before the "
+            "gap reached tol (their solutions are approximate): raise max_iter, or tol"
+        )
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration.
+
+
+class Settings(NamedTuple):
+    """The keywords of :func:`path` (the defaults of its signature; a test keeps them equal),
+    which :func:`jreg.glm.cross_validate` and :func:`jreg.glm.stability_selection` forward."""
+
+    datafit: str | Callable = "squared"
+    penalty: str | tuple = "l1"
+    strengths: object = None
+    n_strengths: int = 100
+    strength_min_ratio: float | None = None
+    l1_ratio: float = 1.0
+    fit_intercept: bool = True
+    tol: float = 1e-6
+    max_iter: int = 10_000
+    bounds: tuple | None = None
+    sample_weight: object = None
+    penalty_factor: object = None
+    groups: object = None
+    group_weights: object = None
+    gamma: float = 3.0
+    a: float = 3.7
+    delta: float = 1.35
+
+
+class Config(NamedTuple):
+    """The static configuration of a path computation (hashable, a jit static argument)."""
+
+    datafit: str | Callable  # a name of DATAFITS, or a user's loss
+    penalty: str | tuple  # a name of PENALTIES, or a user's (value, prox)
+    fit_intercept: bool
+    groups: tuple | None
+    squeeze: bool  # one output reported as (k, p) coefficients
+    newton: bool = True  # active-set Newton steps where the penalty has them
+
+
+class Options(NamedTuple):
+    """The traced numbers of a path computation."""
+
+    tol: jax.Array
+    max_iter: jax.Array
+    l1_ratio: jax.Array
+    gamma: jax.Array
+    a: jax.Array
+    delta: jax.Array
+    penalty_factor: jax.Array  # (p,)
+    group_weights: jax.Array | None
+    lower: jax.Array | None  # (p,) bounds
+    upper: jax.Array | None
+
+
+def _datafit_family(datafit) -> _datafits.Family:
+    if callable(datafit):
+        loss = _datafits.from_loss(datafit)
+        return _datafits.Family(lambda options: loss)
+    if datafit not in _datafits.DATAFITS:
+        names = tuple(_datafits.DATAFITS)
+        raise ValueError(f"datafit must be one of {names} or a loss(z, y), got {datafit!r}")
+    return _datafits.DATAFITS[datafit]
+
+
+def _is_pair(penalty) -> bool:
+    return isinstance(penalty, tuple) and len(penalty) == 2 and all(map(callable, penalty))
+
+
+def _penalty_family(penalty) -> _datafits.Family:
+    if _is_pair(penalty):
+        return _penalties.from_pair(penalty)
+    if not isinstance(penalty, str) or penalty not in _penalties.PENALTIES:
+        names = tuple(_penalties.PENALTIES)
+        raise ValueError(f"penalty must be one of {names} or a pair (value, prox), got {penalty!r}")
+    return _penalties.PENALTIES[penalty]
+
+
+def parts(config: Config, options: Options, n_outputs: int, dtype):
+    """The datafit and the penalty of a configuration, built from the traced options."""
+    datafit = _datafit_family(config.datafit).build(options)
+    layout = (n_outputs, dtype)
+    penalty = _penalty_family(config.penalty).build(options, layout, config.groups)
+    return datafit, penalty
+
+
+def _check_options(settings: Settings, datafit, penalty) -> None:
+    """Options given to a datafit or penalty that does not read them raise."""
+    defaults = Settings()
+    reads = set(datafit.options) | set(penalty.options)
+    for name in ("l1_ratio", "gamma", "a", "delta", "group_weights"):
+        value, default = getattr(settings, name), getattr(defaults, name)
+        given = value is not None if default is None else bool(np.any(value != default))
+        if name not in reads and given:
+            owner = "datafit" if name == "delta" else "penalty"
+            raise ValueError(f"{name} does not apply to {owner}={getattr(settings, owner)!r}")
+    check_l1_ratio(settings.l1_ratio)
+    check_gamma(settings.gamma)
+    check_a(settings.a)
+    check("delta", settings.delta, lambda d: np.isfinite(d) & (d > 0), "finite and > 0")
+    if settings.penalty in ("elastic_net", "group_lasso"):
+        tiny = np.finfo(np.float32).tiny  # smaller: flushed to zero (a ridge) on some devices
+        check("l1_ratio", settings.l1_ratio, lambda r: r >= tiny,
+              f">= {tiny:.3g} (l1_ratio=0 is penalty='l2')")  # fmt: skip
+    check("tol", settings.tol, lambda t: np.isfinite(t) & (t > 0), "finite and > 0")
+    if not isinstance(settings.fit_intercept, bool | np.bool_):
+        raise TypeError(f"fit_intercept must be a bool, got {settings.fit_intercept!r}")
+    if not is_count(settings.max_iter):
+        raise ValueError(f"max_iter must be a positive int, got {settings.max_iter!r}")
+    grouped = settings.penalty == "group_lasso"
+    if settings.groups is not None and not grouped:
+        raise ValueError("groups applies to penalty='group_lasso' only")
+    if settings.groups is not None:
+        groups = np.asarray(settings.groups)
+        if not np.issubdtype(groups.dtype, np.integer):
+            raise ValueError(f"groups must hold integer ids, got {settings.groups!r}")
+    if settings.bounds is not None and settings.penalty not in _penalties.CONVEX:
+        raise ValueError(
+            f"bounds apply to the convex penalties {_penalties.CONVEX}, got penalty="
+            f"{settings.penalty!r}"
+        )
+
+
+def _prepare(X, y, sample_weight, datafit) -> Data:
+    """Validates and converts the data; the dtype is X's (at least float32)."""
+    X = jnp.asarray(X)
+    dtype = jnp.promote_types(X.dtype, jnp.float32)
+    X = X.astype(dtype)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
+    n = X.shape[0]
+    if n == 0 or X.shape[1] == 0:
+        raise ValueError(f"X must have at least one sample and one feature, got shape {X.shape}")
+    check("X", X, np.isfinite, "finite (no NaN or inf)")
+    if np.shape(y)[:1] != (n,):
+        raise ValueError(f"y must have {n} rows to match X, got shape {np.shape(y)}")
+    if sample_weight is None:
+        weights = jnp.full(n, 1 / n, dtype)
+    else:
+        weights = jnp.asarray(sample_weight, dtype)
+        if weights.shape != (n,):
+            raise ValueError(f"sample_weight must have shape ({n},), got {weights.shape}")
+        check("sample_weight", weights, lambda s: np.isfinite(s) & (s >= 0), "finite, >= 0")
+        check("sample_weight", jnp.sum(weights), lambda s: s > 0, "not all zero")
+        # scaled by a power of two below 1 first (exactly; no reciprocal of a huge maximum,
+        # which would be subnormal, flushed to 0): then the sum cannot overflow
+        weights = jnp.ldexp(weights, -jnp.frexp(jnp.max(weights))[1])
+        weights = weights / jnp.sum(weights)
+    return Data(X, datafit.prepare(y, weights), weights)
+
+
+def _vector(name: str, value, p: int, dtype, requirement: str, ok) -> jax.Array:
+    array = jnp.asarray(value, dtype)
+    if array.shape != (p,):
+        raise ValueError(f"{name} must have shape ({p},), got {array.shape}")
+    check(name, array, ok, requirement)
+    return array
+
+
+def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
+    """Validated data, traced options and static configuration of ``settings``."""
+    datafit_family = _datafit_family(settings.datafit)
+    penalty_family = _penalty_family(settings.penalty)
+    _check_options(settings, datafit_family, penalty_family)
+    datafit = datafit_family.build(settings)  # its label checks (no number is used)
+    data = _prepare(X, y, settings.sample_weight, datafit)
+    n, p = data.X.shape
+    dtype = data.X.dtype
+    grouped = settings.penalty == "group_lasso"
+    n_outputs = data.y.shape[1]
+    if grouped and settings.groups is None and n_outputs == 1:
+        raise ValueError("groups must be given for penalty='group_lasso' with one output")
+    groups = None if settings.groups is None else np.asarray(settings.groups)
+    if groups is not None and groups.shape != (p,):
+        raise ValueError(f"groups must be an int array of shape ({p},), got {settings.groups!r}")
+    group_weights = None
+    if grouped:  # given or not, an array (traced: new weights do not recompile)
+        sizes = np.unique(np.arange(p) if groups is None else groups, return_counts=True)[1]
+        given = np.sqrt(sizes) if settings.group_weights is None else settings.group_weights
+        group_weights = _vector("group_weights", given, sizes.size, dtype, "finite, > 0",
+                                lambda g: np.isfinite(g) & (g > 0))  # fmt: skip
+    if settings.penalty_factor is None:
+        factor = jnp.ones(p, dtype)
+    elif grouped:
+        raise ValueError("penalty_factor does not apply to group_lasso: use group_weights")
+    else:
+        factor = _vector("penalty_factor", settings.penalty_factor, p, dtype, "finite and >= 0",
+                         lambda f: np.isfinite(f) & (f >= 0))  # fmt: skip
+    lower = upper = None
+    if settings.bounds is not None:
+        lower, upper = _penalties.check_bounds(settings.bounds, p, dtype)
+    scalar = lambda x: jnp.asarray(x, dtype)  # noqa: E731
+    options = Options(
+        tol=scalar(settings.tol),
+        max_iter=jnp.asarray(min(int(settings.max_iter), _INT32_MAX), jnp.int32),
+        l1_ratio=scalar(settings.l1_ratio),
+        gamma=scalar(settings.gamma),
+        a=scalar(settings.a),
+        delta=scalar(settings.delta),
+        penalty_factor=factor,
+        group_weights=group_weights,
+        lower=lower,
+        upper=upper,
+    )
+    config = Config(
+        datafit=settings.datafit,
+        penalty=settings.penalty,
+        fit_intercept=bool(settings.fit_intercept),
+        groups=None if groups is None else tuple(groups.tolist()),
+        squeeze=np.ndim(y) == 1 and n_outputs == 1,
+    )
+    return data, options, config
+
+
+# --------------------------------------------------------------------------------------------
+# The computations (jitted; ``config`` static).
+
+
+def _target(problem: objectives.Problem, options: Options) -> jax.Array:
+    """The gap at which the solvers stop: ``tol`` times the objective at :math:`w = 0`."""
+    return options.tol * jnp.abs(problem.value_at_zero)
+
+
+def path_arrays(data: Data, strengths, options: Options, config: Config):
+    """The path for one data set (weights included), batched over folds and subsamples, and
+    whether each strength reached ``tol`` (a NaN gap did not)."""
+    datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype)
+    problem = objectives.problem(
+        datafit, penalty, data, fit_intercept=config.fit_intercept, newton=config.newton
+    )
+    target = _target(problem, options)
+
+    def at_strength(carry, strength):
+        w, b, warm = carry
+        it = problem.solve(strength * penalty.factor, w, b, target, options.max_iter, warm)
+        out = (it.w, problem.intercept(it.w, it.b), it.gap, it.n_iter)
+        return (it.w, it.b, it.warm), out
+
+    p, m = data.X.shape[1], data.y.shape[1]
+    w, b = jnp.zeros(p * m, data.X.dtype), problem.intercept_at_zero
+    init = (w, b, problem.warm_start(w, b))
+    _, (coef, intercept, gap, n_iter) = jax.lax.scan(at_strength, init, strengths)
+    if config.squeeze:
+        intercept = intercept[:, 0]
+    else:
+        coef = coef.reshape(-1, p, m)
+    return Path(strengths, coef, intercept, gap, n_iter), gap <= target
+
+
+def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Array:
+    config = config._replace(newton=False)  # one rare solve: not worth compiling Newton systems
+    datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype)
+    factor = penalty.factor
+    grad = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
+    top = penalty.zero_threshold(grad, factor)
+    if factor.shape != grad.shape:  # per group: every group is penalized
+        return top
+
+    def after_unpenalized_fit(_):
+        """glmnet's rule: the threshold at the fit of the unpenalized features alone (every
+        penalized feature held at zero by a strength far above ``top``); its solver's set-up
+        (the Gram matrix, its top eigenvalue) stays in this branch."""
+        problem = objectives.problem(datafit, penalty, data, fit_intercept=config.fit_intercept,
+                                     newton=False)  # fmt: skip
+        lam = factor * (1e6 * (top + 1))
+        w, b = jnp.zeros_like(factor), problem.intercept_at_zero
+        tight = 100 * jnp.finfo(w.dtype).eps * jnp.abs(problem.value_at_zero)
+        fit = problem.solve(lam, w, b, tight, options.max_iter, problem.warm_start(w, b))
+        return penalty.zero_threshold(problem.smooth.evaluate(fit.w, fit.b).grad_w, factor)
+
+    return jax.lax.cond(jnp.any(factor == 0), after_unpenalized_fit, lambda _: top, None)
+
+
+path_jit = jax.jit(path_arrays, static_argnames="config")
+strength_max_jit = jax.jit(strength_max_arrays, static_argnames="config")
+
+
+def grid(data: Data, options: Options, config: Config, settings: Settings) -> jax.Array:
+    """The strengths to fit, from largest to smallest (glmnet's default grid if not given)."""
+    if settings.strengths is not None:
+        strengths = jnp.asarray(settings.strengths, data.X.dtype)
+        if strengths.ndim != 1 or strengths.size == 0:
+            raise ValueError(
+                f"strengths must be a non-empty 1-D array, got shape {strengths.shape}"
+            )
+        check("strengths", strengths, lambda s: np.isfinite(s) & (s >= 0), "finite and >= 0")
+        return -jnp.sort(-strengths)
+    if _is_pair(config.penalty):
+        raise ValueError("strengths must be given for a user-defined penalty (value, prox)")
+    if not is_count(settings.n_strengths):
+        raise ValueError(f"n_strengths must be a positive int, got {settings.n_strengths!r}")
+    ratio = settings.strength_min_ratio
+    if ratio is None:
+        n, p = data.X.shape
+        ratio = 1e-3 if n >= p else 1e-2
+    check("strength_min_ratio", ratio, lambda r: (r > 0) & (r < 1), "in (0, 1)")
+    top = strength_max_jit(data, options, config=config)
+    check(
+        "strength_max",
+        top,
+        lambda t: np.isfinite(t) & (t > 0),
+        "finite and > 0 for a default grid (0: the solution at strength 0 is already all "
+        "zeros: constant X or y, or every penalty_factor 0?; inf: l1_ratio too small?)",
+    )
+    n_strengths = settings.n_strengths
+    return top * jnp.logspace(0, np.log10(ratio), n_strengths, dtype=data.X.dtype)
+
+
+def setup_path(X, y, settings: Settings):
+    """:func:`setup` and the grid of strengths of the path."""
+    data, options, config = setup(X, y, settings)
+    return data, options, config, grid(data, options, config, settings)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API.
+
+
+def strength_max(
+    X,
+    y,
+    *,
+    datafit="squared",
+    penalty="l1",
+    l1_ratio=1.0,
+    fit_intercept=True,
+    bounds=None,
+    sample_weight=None,
+    penalty_factor=None,
+    groups=None,
+    group_weights=None,
+    delta=1.35,
+) -> jax.Array:
+    r"""The smallest strength whose solution is all zeros.
+
+    For the lasso :math:`\max_j |\nabla_j F(0)| / \text{pf}_j` (:math:`F` the datafit with its
+    best intercept, pf the penalty factors; with bounds, only the directions they allow count);
+    divided by ``l1_ratio`` for the elastic net; group norms over group weights for the group
+    lasso; the same as the lasso for ``mcp`` and ``scad`` (their slope at 0 is the strength). With
+    unpenalized features (factor 0), at the fit of those alone (glmnet's rule). Ridge has no
+    such strength; for ``l2`` this returns glmnet's convention, the elastic-net value at
+    ``l1_ratio = 1e-3``. A user-defined penalty has none (it raises).
+
+    Examples:
+      >>> import numpy as np
+      >>> from jreg import glm
+      >>> X, y = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]), np.array([1.0, 0.0, -1.0])
+      >>> print(glm.strength_max(X, y))
+      0.6666...
+    """
+    settings = Settings(
+        datafit=datafit, penalty=penalty, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
+        bounds=bounds, sample_weight=sample_weight, penalty_factor=penalty_factor,
+        groups=groups, group_weights=group_weights, delta=delta,
+    )  # fmt: skip
+    if _is_pair(penalty):
+        raise ValueError("strength_max is not known for a user-defined penalty (value, prox)")
+    data, options, config = setup(X, y, settings)
+    return strength_max_jit(data, options, config=config)
+
+
+def path(
+    X,
+    y,
+    *,
+    datafit="squared",
+    penalty="l1",
+    strengths=None,
+    n_strengths=100,
+    strength_min_ratio=None,
+    l1_ratio=1.0,
+    fit_intercept=True,
+    tol=1e-6,
+    max_iter=10_000,
+    bounds=None,
+    sample_weight=None,
+    penalty_factor=None,
+    groups=None,
+    group_weights=None,
+    gamma=3.0,
+    a=3.7,
+    delta=1.35,
+) -> Path:
+    r"""Regularization path of a penalized linear model, warm-started from large strengths.
+
+    Minimizes, for each strength :math:`s`, :math:`\sum_i a_i f(x_i^\top W + b, y_i) +
+    P(W; s \cdot \text{penalty\_factor})` (see :mod:`jreg.glm`) until the duality gap (or a
+    KKT residual, the squared gradient mapping, where no gap is known) is at most ``tol`` times
+    the objective at :math:`w = 0`.
+
+    Args:
+      X: ``(n, p)`` features, numpy or jax, float32 or float64.
+      y: ``(n,)`` targets (``(n, m)`` for ``m`` outputs of ``"squared"``), labels in {0, 1} or
+        {-1, 1} (``"logistic"``), integer labels ``0..C-1`` (``"multinomial"``) or counts
+        (``"poisson"``).
+      datafit: ``"squared"``, ``"logistic"``, ``"multinomial"``, ``"poisson"``, ``"huber"``,
+        or a smooth convex loss ``loss(z, y) -> (n,)`` of the linear predictor.
+      penalty: ``"l1"``, ``"elastic_net"``, ``"group_lasso"``, ``"mcp"``, ``"scad"``,
+        ``"l2"``, or a pair ``(value, prox)`` with the signatures of ``jreg.penalties.X`` and
+        ``jreg.prox.X`` (then ``strengths`` is required).
+      strengths: the grid; default: ``n_strengths`` log-spaced from :func:`strength_max` down
+        to ``strength_min_ratio`` times it (glmnet's grid). Fitted from largest to smallest.
+      n_strengths: size of the default grid.
+      strength_min_ratio: bottom of the default grid; 1e-3 when ``n >= p``, else 1e-2.
+      l1_ratio: elastic-net mixing (scikit-learn's ``l1_ratio``, glmnet's ``alpha``).
+      fit_intercept: fit an unpenalized intercept.
+      tol: stopping tolerance, relative to the objective at :math:`w = 0`.
+      max_iter: the most solver iterations per strength (checked between blocks of 10 FISTA
+        iterations, 5 coordinate-descent epochs or one proximal Newton step); a strength that
+        stops there before ``tol`` warns :class:`ConvergenceWarning` (its gap is in ``gap``).
+      bounds: ``(lower, upper)``, scalars or ``(p,)`` arrays with ``lower <= 0 <= upper``,
+        infinities allowed (glmnet's ``lower.limits``, ``upper.limits``; ``(0, inf)`` is
+        scikit-learn's ``positive=True``); convex penalties only.
+      sample_weight: ``(n,)`` non-negative weights (normalized to sum to one).
+      penalty_factor: ``(p,)`` non-negative per-feature factors (glmnet's ``penalty.factor``);
+        0 leaves a feature unpenalized.
+      groups: ``(p,)`` int group ids, for ``penalty="group_lasso"`` (with several outputs or
+        classes a group holds all of its features' coefficients; without ``groups`` each
+        feature's coefficients are a group).
+      group_weights: one weight per group (sorted by id); default :math:`\sqrt{\text{size}}`.
+      gamma: MCP concavity (> 1).
+      a: SCAD shape (> 2).
+      delta: the Huber threshold (> 0), in the units of ``y``.
+
+    Returns:
+      A :class:`Path`.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jreg import glm
+      >>> rng = np.random.default_rng(0)
+      >>> X = rng.standard_normal((50, 5))
+      >>> y = X @ np.array([2.0, 0, 0, -1.0, 0]) + 0.1 * rng.standard_normal(50)
+      >>> fit = glm.path(X, y, n_strengths=20)
+      >>> fit.coef.shape
+      (20, 5)
+      >>> n_selected = (fit.coef != 0).sum(axis=1)
+      >>> int(n_selected[0]), int(n_selected[10]), int(n_selected[-1])
+      (0, 2, 5)
+    """
+    settings = Settings(
+        datafit=datafit, penalty=penalty, strengths=strengths, n_strengths=n_strengths,
+        strength_min_ratio=strength_min_ratio, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
+        tol=tol, max_iter=max_iter, bounds=bounds, sample_weight=sample_weight,
+        penalty_factor=penalty_factor, groups=groups, group_weights=group_weights, gamma=gamma,
+        a=a, delta=delta,
+    )  # fmt: skip
+    data, options, config, strengths = setup_path(X, y, settings)
+    fit, converged = path_jit(data, strengths, options, config=config)
+    warn_unconverged(converged, max_iter, "strengths")
+    return fit

@@ -1,0 +1,284 @@
+r"""Model selection: :func:`cross_validate` and :func:`stability_selection`.
+
+Folds and subsamples are sample weights (0 for the rows left out), so all of them run as one
+compiled program with the full-data path: vmapped on accelerators, a loop over them on CPU
+(where vmapped members would wait at every strength for the slowest). Classifiers' folds and
+subsamples are stratified by class.
+
+Held-out scores (``scoring``, glmnet's ``type.measure``; lower is better), per fold and strength,
+weighted by the sample weights of the held-out rows:
+
+===================== =========================================================================
+``"deviance"``        the mean held-out datafit loss (for ``poisson``, half the deviance)
+``"mse"``             mean squared error of the mean response (probabilities for classifiers,
+                      summed over outputs or classes, as glmnet)
+``"mae"``             mean absolute error, likewise
+``"misclassification"`` the share of misclassified rows (classifiers)
+``"auc"``             ``1 - AUC``, the area under the ROC curve of the held-out rows (binary
+                      ``logistic``; ties count one half), so that lower is better
+===================== =========================================================================
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jreg._checks import check, is_count
+from jreg.glm import paths
+from jreg.glm.objectives import Data
+from jreg.glm.paths import Config, Options, Path, Settings
+
+__all__ = ["SCORINGS", "CrossValidation", "StabilitySelection", "cross_validate",
+           "stability_selection"]  # fmt: skip
+
+SCORINGS = ("deviance", "mse", "mae", "misclassification", "auc")
+
+
+class CrossValidation(NamedTuple):
+    """The result of :func:`cross_validate`.
+
+    Attributes:
+      strengths: ``(k,)`` the grid, from largest to smallest.
+      scores: ``(n_folds, k)`` held-out scores (``scoring``); lower is better.
+      best_strength: the strength with the lowest mean score.
+      strength_1se: the largest strength whose mean score is within one standard error of the
+        best mean score.
+      path: the :class:`~jreg.glm.Path` fitted on all the data.
+    """
+
+    strengths: jax.Array
+    scores: jax.Array
+    best_strength: jax.Array
+    strength_1se: jax.Array
+    path: Path
+
+
+class StabilitySelection(NamedTuple):
+    """The result of :func:`stability_selection`.
+
+    Attributes:
+      strengths: ``(k,)`` the grid, from largest to smallest.
+      probabilities: ``(k, p)`` the fraction of subsamples in which each feature is selected
+        (a non-zero coefficient, for any output or class) at each strength.
+    """
+
+    strengths: jax.Array
+    probabilities: jax.Array
+
+
+def _batched_paths(data: Data, weights, grid, options: Options, config: Config, sequential):
+    """:func:`jreg.glm.paths.path_arrays` for a batch of sample weights ``(B, n)``, one program:
+    vmapped, or a loop over the batch (``sequential``; faster on CPU, where members that have
+    converged would wait for the others at every strength: 1.2-2x on the cross-validations of
+    ``benchmarks/paths.py``)."""
+    weights = weights / jnp.sum(weights, axis=1, keepdims=True)
+    one = lambda a: paths.path_arrays(data._replace(weights=a), grid, options, config)  # noqa: E731
+    return jax.lax.map(one, weights) if sequential else jax.vmap(one)(weights)
+
+
+batched_paths_jit = jax.jit(_batched_paths, static_argnames=("config", "sequential"))
+
+
+def _sequential(data: Data) -> bool:
+    """Whether batches of paths on ``data`` run one member after the other: on CPU."""
+    return all(device.platform == "cpu" for device in data.X.devices())
+
+
+def _strata(data: Data, datafit) -> list[np.ndarray]:
+    """Row indices (of positive weight) per class for classifiers (so that every fold and
+    subsample holds each), else all of them."""
+    rows = np.flatnonzero(np.asarray(data.weights) > 0)
+    if datafit.classify is None:
+        return [rows]
+    labels = np.asarray(datafit.classify(data.y))[rows]
+    return [rows[labels == label] for label in np.unique(labels)]
+
+
+def _auc_loss(score, positive, negative) -> jax.Array:
+    """``1 - AUC`` of scores ``(n,)`` with weights of the positive and negative rows (ties
+    count one half), from the ranks of the scores among the negatives."""
+    order = jnp.argsort(score)
+    ranked, below = score[order], jnp.concatenate([jnp.zeros(1, score.dtype),
+                                                   jnp.cumsum(negative[order])])  # fmt: skip
+    lower = below[jnp.searchsorted(ranked, score, side="left")]
+    upper = below[jnp.searchsorted(ranked, score, side="right")]
+    wins = positive @ ((lower + upper) / 2)
+    return 1 - wins / (jnp.sum(positive) * jnp.sum(negative))
+
+
+def _held_out_scores(data: Data, datafit, fit: Path, held_out, scoring: str) -> jax.Array:
+    """Scores ``(B, k)`` of a batch of paths on the rows ``held_out (B, n)`` weighs."""
+    coef = fit.coef if fit.coef.ndim == 4 else fit.coef[..., None]
+    intercept = fit.intercept if fit.intercept.ndim == 3 else fit.intercept[..., None]
+    z = jnp.einsum("np,bkpm->bknm", data.X, coef) + intercept[:, :, None, :]
+    y = data.y[None, None]  # (1, 1, n, m): against (B, k, n, m)
+    if scoring == "auc":
+        labels = data.y[None, :, 0]
+        positive, negative = held_out * labels, held_out * (1 - labels)
+        per_member = jax.vmap(_auc_loss, in_axes=(0, None, None))
+        return jax.vmap(per_member)(z[..., 0], positive, negative)
+    if scoring == "deviance":
+        row_losses = jax.vmap(jax.vmap(datafit.loss, (0, None)), (0, None))(z, data.y)
+    else:
+        response = datafit.mean(z)
+        if scoring == "mse":
+            row_losses = jnp.sum((y - response) ** 2, axis=-1)
+        elif scoring == "mae":
+            row_losses = jnp.sum(jnp.abs(y - response), axis=-1)
+        else:  # misclassification
+            predicted = jax.vmap(jax.vmap(datafit.classify))(response)
+            row_losses = (predicted != datafit.classify(data.y)[None, None]).astype(z.dtype)
+    return jnp.einsum("bn,bkn->bk", held_out, row_losses) / jnp.sum(held_out, 1)[:, None]
+
+
+def _check_scoring(scoring, datafit, n_outputs: int) -> None:
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+    if scoring in ("misclassification", "auc") and datafit.classify is None:
+        raise ValueError(f"scoring={scoring!r} needs a classifier datafit (logistic, multinomial)")
+    if scoring == "auc" and n_outputs != 1:
+        raise ValueError("scoring='auc' needs two classes (datafit='logistic')")
+
+
+def cross_validate(
+    X, y, *, n_folds=5, seed=0, scoring="deviance", **path_kwargs
+) -> CrossValidation:
+    r"""K-fold cross-validated path: all folds and the full-data path in one program.
+
+    The grid is computed on all the data (as scikit-learn's ``LassoCV`` and glmnet do); each
+    fold's model is the path fitted with that fold's rows held out (weight 0). For classifiers
+    the folds are stratified by class.
+
+    Args:
+      X: ``(n, p)`` features.
+      y: targets or labels, as for :func:`~jreg.glm.path`.
+      n_folds: number of folds (>= 2).
+      seed: seed of the random assignment of rows to folds.
+      scoring: the held-out score (glmnet's ``type.measure``): ``"deviance"`` (the mean
+        held-out datafit loss), ``"mse"``, ``"mae"``, ``"misclassification"``, ``"auc"``
+        (reported as ``1 - AUC``); lower is better (see the module docstring).
+      **path_kwargs: any keyword of :func:`~jreg.glm.path` (``datafit``, ``penalty``,
+        ``strengths``, ...).
+
+    Returns:
+      A :class:`CrossValidation` with ``scores (n_folds, k)``, ``best_strength``,
+      ``strength_1se`` and ``path``.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jreg import glm
+      >>> rng = np.random.default_rng(0)
+      >>> X = rng.standard_normal((100, 8))
+      >>> y = X[:, 0] - 2 * X[:, 1] + 0.5 * rng.standard_normal(100)
+      >>> cv = glm.cross_validate(X, y, n_folds=5, n_strengths=30)
+      >>> cv.scores.shape
+      (5, 30)
+      >>> bool(cv.strength_1se >= cv.best_strength)
+      True
+    """
+    settings = Settings(**path_kwargs)
+    data, options, config, grid = paths.setup_path(X, y, settings)
+    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype)
+    _check_scoring(scoring, datafit, data.y.shape[1])
+    strata = _strata(data, datafit)
+    limit = min(rows.size for rows in strata)  # so that no fold holds out nothing of a stratum
+    if not is_count(n_folds, 2) or n_folds > limit:
+        what = "the smallest class" if datafit.classify else "n_samples"
+        raise ValueError(f"n_folds must be an int in [2, {what} = {limit}], got {n_folds!r}")
+    rng = np.random.default_rng(seed)
+    fold = np.full(data.X.shape[0], -1)
+    for rows in strata:
+        fold[rng.permutation(rows)] = np.arange(rows.size) % n_folds
+    held_out = np.asarray(fold[None, :] == np.arange(n_folds)[:, None], data.X.dtype)
+    result, converged = _cross_validation_jit(
+        data, held_out, grid, options, config=config, scoring=scoring,
+        sequential=_sequential(data),
+    )  # fmt: skip
+    paths.warn_unconverged(
+        converged, settings.max_iter, "solves (folds and the full path, per strength)"
+    )
+    return result
+
+
+def _cross_validation(data: Data, held_out, grid, options: Options, config: Config,
+                      scoring: str, sequential: bool):  # fmt: skip
+    """:func:`cross_validate` after the folds are drawn (``held_out``: ``(n_folds, n)``, 1 for
+    the rows a fold holds out), one program; also returns whether each solve converged."""
+    n_folds = held_out.shape[0]
+    weights = jnp.concatenate([data.weights[None, :] * (1 - held_out), data.weights[None]])
+    batch, converged = _batched_paths(data, weights, grid, options, config, sequential)
+    folds = jax.tree.map(lambda x: x[:n_folds], batch)
+    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype)
+    scores = _held_out_scores(data, datafit, folds, held_out * data.weights[None, :], scoring)
+    mean = jnp.mean(scores, axis=0)
+    best = jnp.argmin(mean)
+    standard_error = jnp.std(scores[:, best], ddof=1) / n_folds**0.5
+    within = mean <= mean[best] + standard_error
+    result = CrossValidation(
+        strengths=grid,
+        scores=scores,
+        best_strength=grid[best],
+        strength_1se=jnp.max(jnp.where(within, grid, -jnp.inf)),
+        path=jax.tree.map(lambda x: x[n_folds], batch),
+    )
+    return result, converged
+
+
+_cross_validation_jit = jax.jit(
+    _cross_validation, static_argnames=("config", "scoring", "sequential")
+)
+
+
+def stability_selection(
+    X, y, *, n_subsamples=100, fraction=0.5, seed=0, **path_kwargs
+) -> StabilitySelection:
+    r"""Stability selection (Meinshausen and Buhlmann, 2010), all subsamples in one program.
+
+    Fits the path on ``n_subsamples`` random subsamples of ``fraction * n`` rows (without
+    replacement; stratified by class for classifiers) and returns, per strength and feature,
+    the fraction of subsamples in which the feature is selected (non-zero).
+
+    Args:
+      X: ``(n, p)`` features.
+      y: targets or labels, as for :func:`~jreg.glm.path`.
+      n_subsamples: number of subsamples.
+      fraction: fraction of the rows in each subsample, in (0, 1].
+      seed: seed of the subsampling.
+      **path_kwargs: any keyword of :func:`~jreg.glm.path`.
+
+    Returns:
+      A :class:`StabilitySelection` with ``probabilities (k, p)``.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jreg import glm
+      >>> rng = np.random.default_rng(0)
+      >>> X = rng.standard_normal((100, 8))
+      >>> y = 3 * X[:, 0] + 0.5 * rng.standard_normal(100)
+      >>> result = glm.stability_selection(X, y, n_subsamples=20, n_strengths=10)
+      >>> result.probabilities.shape
+      (10, 8)
+      >>> float(result.probabilities[5, 0])
+      1.0
+    """
+    settings = Settings(**path_kwargs)
+    data, options, config, grid = paths.setup_path(X, y, settings)
+    if not is_count(n_subsamples):
+        raise ValueError(f"n_subsamples must be a positive int, got {n_subsamples!r}")
+    check("fraction", fraction, lambda f: (f > 0) & (f <= 1), "in (0, 1]")
+    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype)
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((n_subsamples, data.X.shape[0]))
+    for rows in _strata(data, datafit):
+        size = max(1, int(round(fraction * rows.size)))
+        for subsample in mask:
+            subsample[rng.choice(rows, size, replace=False)] = 1
+    weights = data.weights[None, :] * jnp.asarray(mask, data.X.dtype)
+    batch, converged = batched_paths_jit(
+        data, weights, grid, options, config=config, sequential=_sequential(data)
+    )
+    paths.warn_unconverged(converged, settings.max_iter, "solves (subsamples, per strength)")
+    coef = batch.coef if batch.coef.ndim == 3 else jnp.any(batch.coef != 0, axis=-1)
+    return StabilitySelection(grid, jnp.mean(coef != 0, axis=0))

@@ -1,0 +1,893 @@
+r"""The solvers of :mod:`jreg.glm`, written against what they need of a problem, never a name.
+
+- :func:`fista`: accelerated proximal gradient with gradient restart, for any penalty; steps from
+  a curvature bound, or by backtracking where the datafit has none. For a quadratic datafit each
+  iteration is one evaluation (the gradient is affine), and penalties with Newton steps
+  (``on_orthant``) interleave the active-set steps of :func:`newton`.
+- :func:`coordinate_descent`: the squared loss on ``X`` (p > n), separable penalties: working sets,
+  Anderson extrapolation, Newton steps first where the penalty has them.
+- :func:`prox_newton`: proximal Newton for every smooth datafit and separable penalty: each outer
+  step minimizes a quadratic model of the datafit (its per-sample Hessian) by coordinate descent
+  on a working set, then a backtracking line search on the objective.
+
+Every solver is warm-started down the path and stops when :func:`gap_at`, a duality gap (convex
+penalty, datafit with a conjugate) or a squared gradient mapping (otherwise), falls below the
+target ``tol * F(0)``; unpenalized coordinates and the intercept add their squared gradient
+mapping (their dual constraints are not met by scaling).
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jreg.glm.penalties import Penalty
+
+_CHECK_EVERY = 10  # FISTA iterations between two gap evaluations
+_BACKTRACK = 60  # the most doublings of FISTA's curvature in one step
+_INNER_EPOCHS = 50  # the most coordinate-descent epochs on one model of proximal Newton
+_LINE_SEARCH = 30  # the most halvings of a proximal Newton step
+_ARMIJO = 1e-3  # the fraction of the model's decrease a proximal Newton step must achieve
+_UNMEASURABLE = 64  # a predicted decrease below this many ulps of the objective: a full step
+_WORKING_SET = 10  # the smallest working set (coordinate descent, proximal Newton)
+_ANDERSON = 5  # coordinate-descent epochs between two Anderson extrapolations
+POLISH_STEPS = 3  # Newton steps on the intercept before a gap (from near its best)
+
+_NEWTON_MAX = 1024  # the largest support a Newton step solves on
+_NEWTON_BUCKETS = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768)  # smaller systems solve faster
+_NEWTON_ENTERING = 5  # the most features a Newton step lets into the support
+_NEWTON_AFTER = 30  # FISTA iterations at one strength after which Newton steps are tried
+_NEWTON_CHEAP = 4  # (FISTA) below m^3 <= _NEWTON_CHEAP p^2, a Newton step is tried first
+_COMPLEMENT_CHEAP = 16  # _NEWTON_CHEAP for those (late in a path, their steps land: measured)
+_FRESH_ROWS = 16  # the most Hessian rows computed anew (X form); more: the whole block
+
+
+class Evaluation(NamedTuple):
+    """A datafit's value and gradients at ``(w, b)``, and its part of the dual objective as a
+    function of the scaling ``kappa`` of the dual point ``theta = kappa * dF/dz``."""
+
+    loss: jax.Array
+    grad_w: jax.Array  # (d,)
+    grad_b: jax.Array  # (m,); 0 where the intercept is not a variable
+    dual: Callable | None  # a Partial (carried across strengths); None: no conjugate
+    dual_point: jax.Array | None = None  # X^T theta at kappa = 1; None: -grad_w
+    z: jax.Array | None = None  # the linear predictor (n, m), where the solver reuses it
+
+
+class Hessians(NamedTuple):
+    """The last Hessian block computed (squared loss, X form), for the next one to reuse."""
+
+    index: jax.Array  # (K,) its features, ascending; p pads
+    block: jax.Array  # (K, K), meaningful on the features of ``index``
+
+
+class Smooth(NamedTuple):
+    """What :func:`fista` and :func:`newton` need of a datafit on data.
+
+    ``lipschitz`` bounds the curvature in ``w`` (with ``backtrack``: a first estimate, scaled up
+    where a step fails the descent condition, which ``value`` evaluates), ``intercept_lipschitz``
+    in the intercept, which takes its own step (the features are centred, so the bound on the
+    Hessian is block-diagonal). For a quadratic datafit, ``hessian_block(hessian_data, index,
+    hessians) -> (block, hessians)`` is its Hessian on a set of indices (``p`` pads: zero rows and
+    columns), a function of the arrays it reads (so that a batch of Newton systems can be solved
+    one after the other, see :func:`newton`) and of the last block computed (``hessians``).
+    """
+
+    evaluate: Callable[[jax.Array, jax.Array], Evaluation]
+    lipschitz: jax.Array
+    intercept_lipschitz: jax.Array | float = 1.0
+    quadratic: bool = False
+    backtrack: bool = False
+    value: Callable | None = None  # (w, b) -> the datafit's value (backtracking)
+    # (w, b) -> the best intercept for w, to rounding (the duality gap needs it: see best_shift)
+    best_intercept: Callable | None = None
+    hessian_block: Callable | None = None
+    hessian_data: tuple = ()
+    newton_size: int = 0  # the largest support a Newton step solves on (static)
+    # > 0: ``hessian_data`` ends with the inverse Hessian and whether it is accurate, and
+    # Newton systems on large supports solve on the complement of the support, up to this size
+    complement_size: int = 0
+    hessians: Hessians | None = None  # before the first block
+
+
+class Solution(NamedTuple):
+    w: jax.Array
+    b: jax.Array
+    gap: jax.Array
+    n_iter: jax.Array
+    warm: object = None  # what the solver carries to the next strength
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces.
+
+
+def top_eigenvalue(matvec: Callable, size: int, dtype, *, n_iter: int = 64) -> jax.Array:
+    """Upper estimate of the largest eigenvalue of a PSD operator by power iteration."""
+    v = jnp.ones(size, dtype) / float(np.sqrt(size)) + 0.01 * jnp.sin(jnp.arange(size, dtype=dtype))
+
+    def step(v, _):
+        u = matvec(v)
+        u = u / jnp.maximum(jnp.max(jnp.abs(u)), jnp.finfo(dtype).tiny)  # its norm cannot overflow
+        return u / jnp.maximum(jnp.linalg.norm(u), jnp.finfo(dtype).tiny), None
+
+    v = jax.lax.scan(step, v / jnp.linalg.norm(v), length=n_iter)[0]
+    return 1.1 * jnp.vdot(v, matvec(v)) + jnp.finfo(dtype).tiny
+
+
+def pick(condition, if_true, if_false):
+    """``if_true`` where ``condition`` holds, else ``if_false`` (pytrees of arrays)."""
+    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), if_true, if_false)
+
+
+def maybe(condition, f, operand):
+    """``f(operand)`` if ``condition`` else ``operand``. Unlike ``lax.cond``, which under
+    ``vmap`` runs ``f`` for every member, ``f`` runs only when some member's condition holds (a
+    while loop of at most one trip; members whose condition is false keep ``operand``)."""
+    body = lambda state: (jnp.zeros_like(state[0]), f(state[1]))  # noqa: E731
+    return jax.lax.while_loop(lambda state: state[0], body, (condition, operand))[1]
+
+
+def support_product(w, rows, size: int) -> jax.Array:
+    """``w @ rows`` (``w (p,)`` or ``(p, m)``, ``rows (p, n)``) from the rows of the support of
+    ``w`` only, when it holds at most ``size`` (static) features."""
+    if size >= rows.shape[0]:
+        return jnp.tensordot(w, rows, axes=(0, 0))
+    support = w != 0 if w.ndim == 1 else jnp.any(w != 0, axis=1)
+    index = jnp.nonzero(support, size=size, fill_value=rows.shape[0])[0]
+    take = lambda x: x.at[index].get(mode="fill", fill_value=0)  # noqa: E731
+    dense = lambda _: jnp.tensordot(w, rows, axes=(0, 0))  # noqa: E731
+    return maybe(jnp.sum(support) > size, dense, jnp.tensordot(take(w), take(rows), axes=(0, 0)))
+
+
+def gap_at(evaluation: Evaluation, curvature, intercept_curvature, penalty: Penalty, w, lam):
+    """Duality gap or squared gradient mapping at ``(w, b)`` from an evaluation of the datafit
+    there; ``curvature`` is the curvature in ``w`` (a scalar bound, or per coordinate), the
+    inverse step of the gradient mapping (``intercept_curvature``: in ``b``)."""
+    step = 1 / curvature
+    mapped = lambda: penalty.prox(w - step * evaluation.grad_w, lam, step)  # noqa: E731
+    intercept = jnp.sum(evaluation.grad_b**2 / (2 * intercept_curvature))
+    if penalty.dual_scale is None or evaluation.dual is None:
+        return jnp.sum((w - mapped()) ** 2 * curvature / 2) + intercept
+    v = -evaluation.grad_w if evaluation.dual_point is None else evaluation.dual_point
+    kappa = penalty.dual_scale(v, lam)
+    primal = evaluation.loss + penalty.value(w, lam)
+    dual = evaluation.dual(kappa) - penalty.conjugate(kappa * v, lam)
+    if lam.shape != w.shape:  # per group: no unpenalized coordinates
+        return jnp.maximum(primal - dual, 0) + intercept
+    # unpenalized coordinates (factor 0) constrain the dual point (X_j^T theta = 0), which the
+    # scaling above cannot meet: count their squared gradient mapping instead
+    free = jnp.where(lam == 0, (w - mapped()) ** 2 * curvature / 2, 0)
+    return jnp.maximum(primal - dual, 0) + jnp.sum(free) + intercept
+
+
+# --------------------------------------------------------------------------------------------
+# Active-set Newton steps (squared loss; l1 and elastic net).
+
+
+def _kth_largest(v: jax.Array, k: int) -> jax.Array:
+    """The ``k``-th largest entry of ``v`` for a small ``k`` (faster than a sort on CPU)."""
+    drop_largest = lambda _, v: v.at[jnp.argmax(v)].set(-jnp.inf)  # noqa: E731
+    return jnp.max(jax.lax.fori_loop(0, k - 1, drop_largest, v))
+
+
+def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=None):
+    r"""Newton step of an active-set method (squared loss; ``l1``, ``elastic_net``).
+
+    The active set is the support of ``w`` and the ``_NEWTON_ENTERING`` zero features that
+    most violate the optimality condition at 0; on the orthant of the signs of ``w`` (of
+    :math:`-\nabla F` for the entering features) the objective restricted to the active set is
+    a convex quadratic. The step goes to its minimizer, with every coordinate that leaves its
+    orthant set to 0: when the active set and the signs are the solution's, that is the
+    solution. Not a descent method: callers keep the step only if it lowers the objective. The
+    system is solved in the smallest static size that holds the active set, or, where the datafit
+    has an accurate inverse Hessian (the lasso in Gram form) and the complement of the active
+    set is the smaller, in the size of the complement; a larger system, a singular one, or
+    ``worth`` false gives no step. Under ``vmap`` the systems of a batch are solved one after
+    the other, each in its own size (a batched ``lax.switch`` would solve every size for every
+    member). Returns the new point and the Hessian block kept for the next step.
+    """
+    p = w.size
+    hessians = smooth.hessians if hessians is None else hessians
+    support = w != 0
+    violation = jnp.where(support, -jnp.inf, penalty.violation(grad, lam))
+    entering = _kth_largest(violation, min(_NEWTON_ENTERING, p))
+    active = support | ((violation > 0) & (violation >= entering))
+    signs = jnp.where(support, jnp.sign(w), -jnp.sign(grad))
+    penalty_grad, penalty_curvature = penalty.on_orthant(w, signs, lam)
+    grad = jnp.where(active, grad + penalty_grad, 0)
+    sizes = newton_sizes(smooth.newton_size)
+    complement_sizes = newton_sizes(smooth.complement_size) if penalty_curvature is None else ()
+    count = jnp.sum(active)
+    system, complement = newton_system(smooth, count, p, complement_sizes != ())
+    branch = jnp.searchsorted(jnp.asarray(sizes), count) + 1
+    if complement_sizes:
+        outside = jnp.searchsorted(jnp.asarray(complement_sizes), system) + 1 + len(sizes)
+        branch = jnp.where(complement, outside, branch)
+    solvable = complement | (count <= sizes[-1])
+    branch = jnp.where(worth & (count > 0) & solvable, branch, 0)
+
+    def step_in(m):
+        def step(active, grad, curvature, data, hessians):
+            index = jnp.nonzero(active, size=m, fill_value=p)[0]
+            take = lambda v: v.at[index].get(mode="fill", fill_value=0)  # noqa: E731
+            block, hessians = smooth.hessian_block(data, index, hessians)
+            hessian = block + jnp.diag(take(curvature))
+            hessian = hessian + jnp.diag(jnp.where(index == p, 1, 0).astype(w.dtype))
+            # a relative jitter lets the factorization through singular (duplicated) features
+            jitter = 10 * jnp.finfo(w.dtype).eps * jnp.trace(hessian)
+            factor = jax.scipy.linalg.cho_factor(hessian + jitter * jnp.eye(m, dtype=w.dtype))
+            direction = jax.scipy.linalg.cho_solve(factor, -take(grad))
+            return jnp.zeros(p, w.dtype).at[index].set(direction, mode="drop"), hessians
+
+        return step
+
+    def complement_in(q):
+        r"""The step from the inverse Hessian :math:`H`, where the complement :math:`T` of the
+        active set :math:`S` is the smaller: :math:`(H^{-1})_{SS}^{-1} = H_{SS} - H_{ST}
+        H_{TT}^{-1} H_{TS}`, two products with :math:`H` and a system in :math:`q` variables."""
+
+        def step(active, grad, curvature, data, hessians):
+            inverse = data[1]
+            outside = jnp.nonzero(~active, size=q, fill_value=p)[0]
+            u = inverse @ grad  # grad is 0 outside the active set
+            block = inverse.at[outside[:, None], outside[None, :]].get(mode="fill", fill_value=0)
+            block = block + jnp.diag(jnp.where(outside == p, 1, 0).astype(w.dtype))
+            factor = jax.scipy.linalg.cho_factor(block)
+            z = jax.scipy.linalg.cho_solve(factor, u.at[outside].get(mode="fill", fill_value=0))
+            correction = inverse.at[:, outside].get(mode="fill", fill_value=0) @ z
+            return jnp.where(active, correction - u, 0), hessians
+
+        return step
+
+    def solve(branch, operands, batched, member, out):
+        """Writes the direction and the kept Hessians of one member of a batch (``member``;
+        None: no batch) into ``out``. Its operands are read inside the branch that solves, so
+        that the members that take no step copy nothing."""
+
+        def in_size(step):
+            def write(out):
+                read = jax.tree.map(lambda x, b: x[member] if b else x, operands, batched)
+                result = step(*read)
+                if member is None:
+                    return result
+                return jax.tree.map(lambda o, r: o.at[member].set(r), out, result)
+
+            return write
+
+        steps = [step_in(m) for m in sizes] + [complement_in(q) for q in complement_sizes]
+        return jax.lax.switch(branch, [lambda out: out, *map(in_size, steps)], out)
+
+    @jax.custom_batching.custom_vmap
+    def direction_of(branch, *operands):
+        out = (jnp.zeros(p, w.dtype), operands[-1])
+        return solve(branch, operands, jax.tree.map(lambda _: False, operands), None, out)
+
+    @direction_of.def_vmap
+    def _(batch_size, batched, branch, *operands):
+        batched = jax.tree.unflatten(
+            jax.tree.structure((branch, operands)), jax.tree.leaves(batched)
+        )
+        stacked = lambda x, b: x if b else jnp.broadcast_to(x, (batch_size, *x.shape))  # noqa: E731
+        out = (
+            jnp.zeros((batch_size, p), w.dtype),
+            jax.tree.map(stacked, operands[-1], batched[1][-1]),
+        )
+        pick_branch = lambda i: branch[i] if batched[0] else branch  # noqa: E731
+        member = lambda i, out: solve(pick_branch(i), operands, batched[1], i, out)  # noqa: E731
+        out = jax.lax.fori_loop(0, batch_size, member, out)
+        return out, jax.tree.map(lambda _: True, out)
+
+    no_curvature = penalty_curvature is None
+    curvature = jnp.zeros_like(w) if no_curvature else jnp.broadcast_to(penalty_curvature, w.shape)
+    data = smooth.hessian_data
+    direction, hessians = direction_of(branch, active, grad, curvature, data, hessians)
+    target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
+    return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0), hessians
+
+
+def newton_sizes(largest: int) -> tuple[int, ...]:
+    """The static sizes of Newton systems up to ``largest`` (0: none), each a branch of
+    :func:`newton`."""
+    return tuple(m for m in _NEWTON_BUCKETS if m < largest) + (largest,) if largest else ()
+
+
+def newton_system(smooth: Smooth, count, p: int, complement: bool = True):
+    """The size of the Newton system on ``count`` active features of ``p``, and whether it is
+    solved on the complement (``complement``: if the penalty allows it)."""
+    if not (smooth.complement_size and complement):
+        return count, jnp.zeros((), bool)
+    outside = (p - count < count) & (p - count <= smooth.complement_size) & smooth.hessian_data[-1]
+    return jnp.where(outside, p - count, count), outside
+
+
+def has_newton(smooth: Smooth, penalty: Penalty) -> bool:
+    return smooth.hessian_block is not None and penalty.on_orthant is not None
+
+
+# --------------------------------------------------------------------------------------------
+# FISTA.
+
+
+class _Fista(NamedTuple):
+    w: jax.Array
+    b: jax.Array
+    w_prev: jax.Array
+    b_prev: jax.Array
+    grad: jax.Array  # at w (quadratic datafits only)
+    grad_prev: jax.Array
+    objective: jax.Array  # at w (quadratic datafits only)
+    momentum: jax.Array
+    scale: jax.Array  # the curvature's multiple of ``lipschitz`` (backtracking)
+    n_iter: jax.Array
+    gap: jax.Array
+    b_best: jax.Array  # the intercept the gap was taken at (see Smooth.best_intercept)
+
+
+def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target, max_iter) -> Solution:
+    """FISTA with gradient restart from ``(w, b)`` until the gap is at most ``target``.
+
+    For a quadratic datafit the gradient is affine, so the gradient at the extrapolated point
+    is the same combination of the last two gradients: each iteration evaluates the datafit
+    once, at its new iterate, and checks the gap there. When the penalty has Newton steps
+    (:func:`newton`), each block of ``_CHECK_EVERY`` iterations is preceded by a Newton step,
+    and replaced by it when it lowers the objective, where the step is cheap (a small system:
+    a small support, or a large one solved on its complement) or the iterations are slow (more
+    than ``_NEWTON_AFTER`` at one strength: an ill-conditioned problem). Otherwise the gap is
+    checked every ``_CHECK_EVERY`` iterations. With ``smooth.backtrack`` each step doubles the
+    curvature until the datafit lies below its quadratic upper model (Beck and Teboulle).
+    """
+    quadratic = smooth.quadratic
+    p = w.size
+
+    def moved(w_ex, b_ex, grad_w, grad_b, scale):
+        lipschitz, intercept = scale * smooth.lipschitz, scale * smooth.intercept_lipschitz
+        step = 1 / lipschitz
+        return penalty.prox(w_ex - step * grad_w, lam, step), b_ex - grad_b / intercept
+
+    def backtracked(w_ex, b_ex, evaluation, scale):
+        """The step at the smallest curvature ``scale * 2^k`` under which the datafit lies
+        below its quadratic model at the new point."""
+
+        def too_long(state):
+            scale, (w_new, b_new), count = state
+            dw, db = w_new - w_ex, b_new - b_ex
+            model = (
+                evaluation.loss
+                + jnp.vdot(evaluation.grad_w, dw)
+                + jnp.vdot(evaluation.grad_b, db)
+                + scale / 2 * (smooth.lipschitz * jnp.vdot(dw, dw))
+                + scale / 2 * (smooth.intercept_lipschitz * jnp.vdot(db, db))
+            )
+            return ~(smooth.value(w_new, b_new) <= model) & (count < _BACKTRACK)
+
+        def double(state):
+            scale = 2 * state[0]
+            return (
+                scale,
+                moved(w_ex, b_ex, evaluation.grad_w, evaluation.grad_b, scale),
+                state[2] + 1,
+            )
+
+        start = (scale, moved(w_ex, b_ex, evaluation.grad_w, evaluation.grad_b, scale), 0)
+        scale, (w_new, b_new), _ = jax.lax.while_loop(too_long, double, start)
+        return w_new, b_new, scale
+
+    def fista_step(it: _Fista) -> _Fista:
+        momentum = (1 + jnp.sqrt(1 + 4 * it.momentum**2)) / 2
+        beta = (it.momentum - 1) / momentum
+        w_ex = it.w + beta * (it.w - it.w_prev)
+        b_ex = it.b + beta * (it.b - it.b_prev)
+        scale = it.scale
+        if quadratic:  # the intercept is fixed (centred data): its gradient is 0
+            grad = it.grad + beta * (it.grad - it.grad_prev)
+            w_new, b_new = moved(w_ex, b_ex, grad, jnp.zeros_like(b_ex), scale)
+        elif smooth.backtrack:
+            w_new, b_new, scale = backtracked(w_ex, b_ex, smooth.evaluate(w_ex, b_ex), scale)
+        else:
+            evaluation = smooth.evaluate(w_ex, b_ex)
+            w_new, b_new = moved(w_ex, b_ex, evaluation.grad_w, evaluation.grad_b, scale)
+        # gradient restart: the gradient mapping, in each block's own step, opposes the move
+        restart = (
+            smooth.lipschitz * jnp.vdot(w_ex - w_new, w_new - it.w)
+            + smooth.intercept_lipschitz * jnp.vdot(b_ex - b_new, b_new - it.b)
+            > 0
+        )
+        momentum = jnp.where(restart, 1, momentum).astype(it.momentum.dtype)
+        it = it._replace(w=w_new, b=b_new, w_prev=it.w, b_prev=it.b, grad_prev=it.grad,
+                         momentum=momentum, scale=scale, n_iter=it.n_iter + 1)  # fmt: skip
+        return at(it.w, it.b, it) if quadratic else it
+
+    def at(w, b, it: _Fista) -> _Fista:
+        """``it`` moved to ``(w, b)`` with its gradient, objective and gap there (the gap and
+        the objective at the best intercept for ``w``, where the datafit says which: the
+        iterations go on from ``b``)."""
+        best = b if smooth.best_intercept is None else smooth.best_intercept(w, b)
+        evaluation = smooth.evaluate(w, best)
+        objective = evaluation.loss + penalty.value(w, lam)
+        curvature = it.scale * smooth.lipschitz
+        gap = gap_at(evaluation, curvature, it.scale * smooth.intercept_lipschitz, penalty, w, lam)
+        return it._replace(
+            w=w, b=b, grad=evaluation.grad_w, objective=objective, gap=gap, b_best=best
+        )
+
+    def newton_step(it: _Fista, worth) -> _Fista:
+        candidate, _ = newton(smooth, penalty, it.w, it.grad, lam, worth)
+        moved_to = at(candidate, it.b, it)
+        moved_to = moved_to._replace(
+            w_prev=candidate,
+            grad_prev=moved_to.grad,
+            momentum=jnp.ones_like(it.momentum),
+            n_iter=it.n_iter + 1,
+        )
+        return pick(moved_to.objective < it.objective, moved_to, it)
+
+    def iterations(it: _Fista, count=_CHECK_EVERY) -> _Fista:
+        stop = it.n_iter + count
+        return jax.lax.while_loop(lambda it: not_done(it) & (it.n_iter < stop), fista_step, it)
+
+    def block(it: _Fista) -> _Fista:
+        if not quadratic:
+            it = jax.lax.fori_loop(0, _CHECK_EVERY, lambda _, it: fista_step(it), it)
+            return at(it.w, it.b, it)
+        if not has_newton(smooth, penalty):
+            return iterations(it)
+        # a Newton step costs ~m^3 / 3 for m active features, an iteration ~2 p^2
+        active = jnp.sum(it.w != 0) + _NEWTON_ENTERING
+        system, outside = newton_system(smooth, active, p)
+        bound = jnp.where(outside, _COMPLEMENT_CHEAP, _NEWTON_CHEAP) * float(p) ** 2
+        cheap = system.astype(w.dtype) ** 3 <= bound  # in floats: int32 would overflow
+        worth = (it.n_iter >= _NEWTON_AFTER) | cheap
+        tried = maybe(worth, lambda it: newton_step(it, worth), it)
+        failed = tried.n_iter == it.n_iter  # no step, or one that did not lower the objective
+        return iterations(tried, jnp.where(failed, _CHECK_EVERY, 0))
+
+    def not_done(it: _Fista):
+        return (it.gap > target) & (it.n_iter < max_iter)
+
+    one, zero = jnp.ones((), w.dtype), jnp.zeros((), jnp.int32)
+    start = at(w, b, _Fista(w, b, w, b, w, w, one, one, one, zero, one, b))
+    start = start._replace(grad_prev=start.grad)
+    it = jax.lax.while_loop(not_done, block, start)
+    return Solution(it.w, it.b_best, it.gap, it.n_iter)
+
+
+# --------------------------------------------------------------------------------------------
+# Coordinate descent (squared loss, X form).
+
+
+def _anderson(iterates: jax.Array) -> jax.Array:
+    """Anderson extrapolation of a sequence ``(m + 1, k)``: the weights ``(m,)`` of the affine
+    combination of its last ``m`` members that minimizes the norm of the combined differences."""
+    diffs = jnp.diff(iterates, axis=0)
+    gram = diffs @ diffs.T
+    ridge = 1e-10 * jnp.trace(gram) + jnp.finfo(gram.dtype).tiny
+    gram = gram + ridge * jnp.eye(len(gram), dtype=gram.dtype)
+    weights = jnp.linalg.solve(gram, jnp.ones(len(gram), gram.dtype))
+    return weights / jnp.sum(weights)
+
+
+def _extrapolated(iterates: jax.Array, penalty: Penalty) -> jax.Array:
+    """Anderson's extrapolation of ``iterates (m + 1, d)``, projected onto the penalty's domain
+    (its prox at strength 0: the bounds; an affine combination may leave them)."""
+    w = _anderson(iterates) @ iterates[1:]
+    return penalty.prox(w, jnp.zeros_like(penalty.factor), jnp.ones((), w.dtype))
+
+
+def _steps(curvature, penalty: Penalty):
+    """Coordinate curvatures as steps: at least twice the penalty's concavity (see
+    :attr:`Penalty.concavity`), 1 where a column is 0 (its coordinate never moves)."""
+    return jnp.where(curvature > 0, jnp.maximum(curvature, 2 * penalty.concavity), 1)
+
+
+class Warm(NamedTuple):
+    """What coordinate descent carries from one strength to the next, at the solution."""
+
+    evaluation: Evaluation
+    hessians: Hessians | None
+
+
+class _Sweep(NamedTuple):
+    w: jax.Array
+    evaluation: Evaluation
+    objective: jax.Array
+    gap: jax.Array
+    n_iter: jax.Array
+    hessians: Hessians | None
+
+
+def coordinate_descent(
+    smooth: Smooth, rows, curvature, yc, a, penalty: Penalty, lam, w, b, target, max_iter,
+    warm: Warm,
+):  # fmt: skip
+    r"""Coordinate descent on working sets with Anderson acceleration (squared loss, X form).
+
+    Each coordinate moves to the exact minimizer along it: the penalty's prox with scaling
+    :math:`1 / h_j`, :math:`h_j = \sum_i a_i (x_{ij} - \bar x_j)^2`, the residual updated in
+    place. Each block of epochs visits only the working set, the non-zero features and the worst
+    violators of the optimality condition at zero, twice as many as the non-zero ones (as in
+    celer and skglm), in a dynamic loop so that the shapes stay static; then the iterates are
+    extrapolated (Anderson, kept if it lowers the objective) and the full gap is checked. For
+    ``l1`` and ``elastic_net`` a Newton step on the active set (:func:`newton`) comes first
+    and the epochs run only when it does not lower the objective: the epochs find the support,
+    the Newton steps solve on it.
+    ``rows`` are the centred features transposed, ``(p, n)``; ``curvature`` their weighted
+    squared norms; ``warm`` the datafit's evaluation at ``w`` and the last Hessian block.
+    ``n_iter`` counts epochs and Newton steps.
+    """
+    p = w.size
+    curvature = _steps(curvature, penalty)
+
+    def coordinate(t, state):
+        w, r, order = state
+        j = order[t]
+        x_j = rows[j]
+        new = penalty.coordinate_prox(
+            w[j] + x_j @ (a * r) / curvature[j], lam[j], 1 / curvature[j], j
+        )
+        return w.at[j].set(new), r - (new - w[j]) * x_j, order
+
+    def scored(w, evaluation, n_iter, hessians) -> _Sweep:
+        objective = evaluation.loss + penalty.value(w, lam)
+        gap = gap_at(evaluation, curvature, smooth.intercept_lipschitz, penalty, w, lam)
+        return _Sweep(w, evaluation, objective, gap, n_iter, hessians)
+
+    def evaluated(w, n_iter, hessians) -> _Sweep:
+        return scored(w, smooth.evaluate(w, b), n_iter, hessians)
+
+    def newton_or_epochs(sweep: _Sweep) -> _Sweep:
+        candidate, hessians = newton(
+            smooth, penalty, sweep.w, sweep.evaluation.grad_w, lam, hessians=sweep.hessians
+        )
+        moved = evaluated(candidate, sweep.n_iter + 1, hessians)
+        improved = moved.objective < sweep.objective
+        sweep = pick(improved, moved, sweep)._replace(hessians=hessians)
+        return maybe(not_done(sweep) & ~improved, block, sweep)
+
+    def block(sweep: _Sweep) -> _Sweep:
+        violation = penalty.violation(sweep.evaluation.grad_w, lam)
+        score = jnp.where(sweep.w != 0, jnp.inf, violation)
+        order = jnp.argsort(-score)
+        size = jnp.minimum(p, jnp.maximum(2 * jnp.sum(sweep.w != 0), _WORKING_SET))
+
+        def epoch(state, _):
+            w, r = jax.lax.fori_loop(0, size, coordinate, (*state, order))[:2]
+            return (w, r), w
+
+        residual = yc - support_product(sweep.w, rows, smooth.newton_size)
+        (w, _), iterates = jax.lax.scan(epoch, (sweep.w, residual), length=_ANDERSON)
+        extrapolated = _extrapolated(jnp.concatenate([sweep.w[None], iterates]), penalty)
+        n_iter = sweep.n_iter + _ANDERSON
+        plain = evaluated(w, n_iter, sweep.hessians)
+        accelerated = evaluated(extrapolated, n_iter, sweep.hessians)
+        return pick(accelerated.objective < plain.objective, accelerated, plain)
+
+    def not_done(sweep: _Sweep):
+        return (sweep.gap > target) & (sweep.n_iter < max_iter)
+
+    step = newton_or_epochs if has_newton(smooth, penalty) else block
+    start = scored(w, warm.evaluation, jnp.zeros((), jnp.int32), warm.hessians)
+    sweep = jax.lax.while_loop(not_done, step, start)
+    return Solution(sweep.w, b, sweep.gap, sweep.n_iter, Warm(sweep.evaluation, sweep.hessians))
+
+
+# --------------------------------------------------------------------------------------------
+# Proximal Newton.
+
+
+def solve_psd(matrix, rhs):
+    """``matrix^+ rhs`` for a small symmetric PSD ``matrix``: eigenvalues below ``m eps`` times
+    the largest are dropped (the multinomial's intercept block is singular along the vector
+    of ones, where a tiny jitter would amplify rounding into a drift of all intercepts)."""
+    values, vectors = jnp.linalg.eigh(matrix)
+    cutoff = matrix.shape[0] * jnp.finfo(matrix.dtype).eps * jnp.max(values)
+    inverse = jnp.where(values > cutoff, 1 / jnp.where(values > cutoff, values, 1), 0)
+    return vectors @ (inverse * (vectors.T @ rhs))
+
+
+def best_shift(datafit, z, y, a, n_steps: int) -> jax.Array:
+    r"""The intercept change ``db (m,)`` that minimizes :math:`\sum_i a_i f(z_i + db, y_i)`, by
+    ``n_steps`` Newton steps on the ``(m, m)`` system from 0, each halved until the objective
+    does not rise (the loss's curvature may be far from constant: Huber's, Poisson's).
+
+    A duality gap needs a dual point :math:`\theta = \kappa f'(z)` with
+    :math:`\sum_i a_i \theta_i = 0` (the intercept is unpenalized); off it, primal minus dual is
+    off by :math:`b^\top \nabla_b F`, first order, of either sign. The solvers evaluate the gap
+    at the intercept that is best for the current ``w``, where that sum is 0 to rounding."""
+
+    def value(db):
+        return a @ datafit.loss(z + db[None, :], y)
+
+    def step(_, db):
+        shifted = z + db[None, :]
+        gradient = a @ datafit.gradient(shifted, y)
+        dd, q = datafit.curvature(shifted, y)
+        block = jnp.diag(a @ dd) - (0 if q is None else q.T @ (a[:, None] * q))
+        direction = solve_psd(block, -gradient)
+        now = value(db)
+
+        def rejected(search):
+            t, count = search
+            return ~(value(db + t * direction) <= now) & (count < 60)
+
+        t = jax.lax.while_loop(rejected, lambda s: (s[0] / 2, s[1] + 1), (1.0, 0))[0]
+        return jnp.where(jnp.isfinite(t * direction), db + t * direction, db)
+
+    return jax.lax.fori_loop(0, n_steps, step, jnp.zeros(y.shape[1], y.dtype))
+
+
+class Design(NamedTuple):
+    """The data of a generic datafit: ``z = rows^T W + b``, ``W = w.reshape(p, m)``."""
+
+    rows: jax.Array  # (p, n) the (centred) features, transposed
+    y: jax.Array  # (n, m) prepared targets
+    a: jax.Array  # (n,) sample weights, summing to one
+    support_size: int  # the largest support whose product reads only its rows (static)
+
+
+def linear(design: Design, w, b) -> jax.Array:
+    """The linear predictor ``(n, m)``."""
+    p = design.rows.shape[0]
+    return support_product(w.reshape(p, -1), design.rows, design.support_size).T + b[None, :]
+
+
+class _Model(NamedTuple):
+    """Coordinate descent on a quadratic model: the candidate ``w`` and ``b``, the change of the
+    linear predictor ``dz = X (w - w0) + (b - b0)`` and, for a Hessian with a rank-one part,
+    ``s_i = q_i . dz_i``."""
+
+    w: jax.Array
+    b: jax.Array
+    dz: jax.Array
+    s: jax.Array
+
+
+class _Inner(NamedTuple):
+    model: _Model
+    value: jax.Array  # the model's value minus the objective's at w0
+    residual: jax.Array  # the largest coordinate step in gradient units in the last epoch
+    first: jax.Array  # the same in the first epoch
+    epochs: jax.Array
+
+
+class _Newton(NamedTuple):
+    w: jax.Array
+    b: jax.Array
+    evaluation: Evaluation  # at (w, b), with z
+    objective: jax.Array
+    gap: jax.Array
+    n_iter: jax.Array
+    progress: jax.Array  # the last step moved
+
+
+def _block_curvatures(rows, features, weighted):
+    r"""Per group, a bound on the largest eigenvalue of its block of the model's Hessian:
+    :math:`\max_k \lambda_{\max}(X_g^\top \operatorname{diag}(a d_k) X_g)` (``weighted`` is
+    :math:`a d`, ``(n, m)``; a Hessian :math:`\operatorname{diag}(d_i) - q_i q_i^\top` is below
+    its diagonal part), exact for one feature per group."""
+    x = rows.at[features].get(mode="fill", fill_value=0)  # (groups, size, n)
+    if features.shape[1] == 1:
+        return jnp.max(jnp.einsum("gn,nk->gk", x[:, 0] ** 2, weighted), axis=1)
+    blocks = jnp.einsum("gsn,gtn,nk->gkst", x, x, weighted)
+    return jnp.max(jnp.linalg.eigvalsh(blocks)[..., -1], axis=1)
+
+
+def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, lam, w, b, target,
+                max_iter, warm: Evaluation, *, fit_intercept: bool) -> Solution:  # fmt: skip
+    r"""Proximal Newton with working sets (as skglm's ``ProxNewton``, newGLMNET in liblinear).
+
+    At ``(w, b)`` the datafit is replaced by its second-order model, the per-sample Hessians
+    :math:`H_i = \operatorname{diag}(d_i) - q_i q_i^\top` in :math:`z` (for a non-convex
+    penalty, the datafit's curvature bound where it has one: then the model is a majorizer and
+    every step descends). Coordinate descent minimizes the model plus the penalty over a working
+    set (the support and the worst violators of the optimality condition at zero, twice as many
+    as the non-zero coordinates), each coordinate exactly (its prox with the model's curvature
+    as step), the intercept by a Newton step on the model after each epoch, in blocks of
+    ``_ANDERSON`` epochs extrapolated as in :func:`coordinate_descent`, until its largest step
+    (in gradient units) is a tenth of the first epoch's, or after ``_INNER_EPOCHS``. The step
+    to the model's minimizer is then shortened by halving until the objective falls by a
+    fraction of the model's predicted decrease (Armijo; a full step keeps the coordinates' exact
+    zeros), unless that decrease is below the objective's rounding (then it is taken in full:
+    near the solution the gap still falls). ``n_iter`` counts epochs; a model whose minimizer
+    is the current point, or a step that no halving makes acceptable, ends the solve (its gap
+    says how far it got).
+    """
+    rows, y, a = design.rows, design.y, design.a
+    p, m = rows.shape[0], y.shape[1]
+    d = p * m
+    majorize = not penalty.convex and datafit.curvature_bound is not None
+
+    def curvature(z):
+        if majorize:
+            return jnp.full_like(z, datafit.curvature_bound), None
+        return datafit.curvature(z, y)
+
+    # the curvature of each coordinate is the gradient mapping's step where the gap needs it:
+    # for a penalty without a duality gap, and for unpenalized coordinates (rarely present)
+    every = not penalty.convex or penalty.dual_scale is None
+
+    def scored(w, b, evaluation, n_iter, progress) -> _Newton:
+        dd, q = curvature(evaluation.z)  # the steps of coordinate descent's fixed points
+        h = a[:, None] * (dd if q is None else dd - q * q)
+        ones = lambda: jnp.ones(d, h.dtype)  # noqa: E731
+        columns = lambda: ((rows * rows) @ h).reshape(-1)  # noqa: E731
+        if penalty.blocks is not None:  # one step for the groups' gradient mapping
+            coordinates = jnp.max(columns()) if every else jnp.ones((), h.dtype)
+        else:
+            coordinates = columns() if every else jax.lax.cond(jnp.any(lam == 0), columns, ones)
+        coordinates = _steps(coordinates, penalty)
+        intercept = jnp.sum(h, axis=0)
+        intercept = jnp.where(intercept > 0, intercept, 1)
+        objective = evaluation.loss + penalty.value(w, lam)
+        gap = gap_at(evaluation, coordinates, intercept, penalty, w, lam)
+        return _Newton(w, b, evaluation, objective, gap, n_iter, progress)
+
+    def outer(state: _Newton) -> _Newton:
+        evaluation = state.evaluation
+        dd, q = curvature(evaluation.z)
+        ad = a[:, None] * dd
+        aq = None if q is None else a[:, None] * q
+        diagonal = ad if q is None else ad - aq * q  # the weighted Hessians' diagonals (n, m)
+        grad = evaluation.grad_w
+        penalty_now = state.objective - evaluation.loss
+
+        def hessian_dz(model: _Model):
+            """The weighted Hessians times ``dz``, ``(n, m)``."""
+            return ad * model.dz - (0 if q is None else aq * model.s[:, None])
+
+        def model_value(model: _Model):
+            quadratic = jnp.vdot(model.dz, hessian_dz(model)) / 2
+            linear = jnp.vdot(grad, model.w - state.w) + jnp.vdot(
+                evaluation.grad_b, model.b - state.b
+            )
+            return linear + quadratic + penalty.value(model.w, lam) - penalty_now
+
+        def coordinate(t, carry):
+            """Coordinate ``order[t]`` to the model's minimizer along it."""
+            model, residual = carry
+            c = order[t]
+            j, k = c // m, c % m
+            x = rows[j]
+            h = (x * x) @ diagonal[:, k]
+            step = 1 / _steps(h, penalty)
+            now = model.w[c]
+            product = ad[:, k] * model.dz[:, k] - (0 if q is None else aq[:, k] * model.s)
+            new = penalty.coordinate_prox(now - step * (grad[c] + x @ product), lam[c], step, c)
+            delta = jnp.where(h > 0, new - now, 0)
+            model = model._replace(
+                w=model.w.at[c].set(jnp.where(h > 0, new, now)),  # exact: bounds hold
+                dz=model.dz.at[:, k].add(delta * x),
+                s=model.s if q is None else model.s + delta * q[:, k] * x,
+            )
+            return model, jnp.maximum(residual, h * jnp.abs(delta))
+
+        def group(t, carry):
+            """Group ``order[t]`` (its features, all outputs) by a proximal gradient step on
+            the model, with a bound of the block's curvature as step."""
+            model, residual = carry
+            g = order[t]
+            x = rows.at[features[g]].get(mode="fill", fill_value=0)  # (size, n)
+            index = flat[g]
+            now = model.w.at[index].get(mode="fill", fill_value=0)
+            model_grad = grad_padded[index] + (x @ hessian_dz(model)).reshape(-1)
+            step = 1 / jnp.where(bounds[g] > 0, bounds[g], 1)
+            new = penalty.block_prox(now - step * model_grad, lam[g], step, g)
+            delta = jnp.where(bounds[g] > 0, new - now, 0)
+            change = x.T @ delta.reshape(x.shape[0], m)  # (n, m)
+            model = model._replace(
+                w=model.w.at[index].set(jnp.where(bounds[g] > 0, new, now), mode="drop"),
+                dz=model.dz + change,
+                s=model.s if q is None else model.s + jnp.sum(q * change, axis=1),
+            )
+            return model, jnp.maximum(residual, bounds[g] * jnp.linalg.norm(delta))
+
+        if penalty.blocks is None:
+            update, active, units = coordinate, state.w != 0, d
+        else:
+            features = jnp.asarray(penalty.blocks)
+            outputs = jnp.arange(m)[None, None, :]
+            flat = jnp.where(features[:, :, None] < p, features[:, :, None] * m + outputs, d)
+            flat = flat.reshape(features.shape[0], -1)
+            grad_padded = jnp.append(grad, 0)
+            active = jnp.any(jnp.append(state.w, 0)[flat] != 0, axis=1)
+            bounds = _block_curvatures(rows, features, diagonal if q is None else ad)
+            update, units = group, features.shape[0]
+        if penalty.violation is None:  # no zeros: every coordinate works
+            order, size = jnp.arange(units), units
+        else:
+            score = jnp.where(active, jnp.inf, penalty.violation(grad, lam))
+            order = jnp.argsort(-score)
+            size = jnp.clip(2 * jnp.sum(active), _WORKING_SET, units)
+
+        def intercept_step(model: _Model) -> _Model:
+            """The model's minimizer in ``b``: a Newton step on the ``(m, m)`` block."""
+            gradient = evaluation.grad_b + jnp.sum(hessian_dz(model), axis=0)
+            block = jnp.diag(jnp.sum(ad, axis=0)) - (0 if q is None else aq.T @ q)
+            db = solve_psd(block, -gradient)
+            s = model.s if q is None else model.s + q @ db
+            return model._replace(b=model.b + db, dz=model.dz + db[None, :], s=s)
+
+        def epoch(model: _Model, _):
+            zero = jnp.zeros((), model.dz.dtype)
+            model, residual = jax.lax.fori_loop(0, size, update, (model, zero))
+            if fit_intercept:
+                model = intercept_step(model)
+            return model, (model, residual)
+
+        def moved(w_new, b_new) -> _Model:
+            """The model at ``(w_new, b_new)``, its ``dz`` computed afresh (from the rows of
+            the coordinates that moved: the working set)."""
+            dz = linear(design, w_new - state.w, b_new - state.b)
+            return _Model(w_new, b_new, dz, jnp.zeros_like(dz[:, 0]) if q is None else
+                          jnp.sum(q * dz, axis=1))  # fmt: skip
+
+        def block(inner: _Inner) -> _Inner:
+            """``_ANDERSON`` epochs, then Anderson's extrapolation of their ``w`` if it is
+            lower (the intercept re-fitted to it; extrapolating ``b`` and ``dz`` too would
+            amplify their rounding by the weights, large once the epochs have converged)."""
+            model, (iterates, residuals) = jax.lax.scan(epoch, inner.model, length=_ANDERSON)
+            w = _extrapolated(jnp.concatenate([inner.model.w[None], iterates.w]), penalty)
+            extrapolated = moved(w, model.b)
+            if fit_intercept:
+                extrapolated = intercept_step(extrapolated)
+            plain_value, extrapolated_value = model_value(model), model_value(extrapolated)
+            better = extrapolated_value < plain_value
+            first = jnp.where(inner.epochs == 0, residuals[0], inner.first)
+            return _Inner(
+                model=pick(better, extrapolated, model),
+                value=jnp.minimum(plain_value, extrapolated_value),
+                residual=residuals[-1],
+                first=first,
+                epochs=inner.epochs + _ANDERSON,
+            )
+
+        def inner_done(inner: _Inner):
+            solved = (inner.epochs > 0) & (inner.residual <= 0.1 * inner.first)
+            return solved | (inner.epochs >= _INNER_EPOCHS)
+
+        z = evaluation.z
+        zero = jnp.zeros((), z.dtype)
+        start = _Model(state.w, state.b, jnp.zeros_like(z), jnp.zeros(z.shape[0], z.dtype))
+        inner = jax.lax.while_loop(
+            lambda inner: ~inner_done(inner), block, _Inner(start, zero, zero, zero, 0)
+        )
+        model = inner.model
+        dw, db = model.w - state.w, model.b - state.b
+        decrease = inner.value - jnp.vdot(model.dz, hessian_dz(model)) / 2  # <= 0
+
+        def objective_at(t):
+            return a @ datafit.loss(z + t * model.dz, y) + penalty.value(state.w + t * dw, lam)
+
+        # a decrease below the objective's rounding cannot be measured: such a step, second
+        # order in the gradient's error (which the gap is first order in), is taken in full
+        unmeasurable = -decrease <= _UNMEASURABLE * jnp.finfo(z.dtype).eps * state.objective
+
+        def rejected(search):
+            t, value, count = search
+            sufficient = value <= state.objective + _ARMIJO * t * decrease
+            return ~(sufficient | unmeasurable) & (count < _LINE_SEARCH)
+
+        def halve(search):
+            t = search[0] / 2
+            return t, objective_at(t), search[2] + 1
+
+        one = jnp.ones((), z.dtype)
+        t, value, _ = jax.lax.while_loop(rejected, halve, (one, objective_at(one), 0))
+        accepted = unmeasurable | (value <= state.objective + _ARMIJO * t * decrease)
+        progress = accepted & (jnp.any(dw != 0) | jnp.any(db != 0))
+        t = jnp.where(accepted, t, 0)
+        w_new = jnp.where(t == 1, model.w, state.w + t * dw)  # a full step keeps exact zeros
+        b_new = state.b + t * db
+        if fit_intercept:  # the best intercept for w_new (the dual point's constraint)
+            b_new = b_new + best_shift(datafit, z + t * model.dz, y, a, POLISH_STEPS)
+        n_iter = state.n_iter + inner.epochs
+        return scored(w_new, b_new, evaluate(w_new, b_new), n_iter, progress)
+
+    def not_done(state: _Newton):
+        return (state.gap > target) & (state.n_iter < max_iter) & state.progress
+
+    start = scored(w, b, warm, jnp.zeros((), jnp.int32), jnp.ones((), bool))
+    state = jax.lax.while_loop(not_done, outer, start)
+    return Solution(state.w, state.b, state.gap, state.n_iter, state.evaluation)
