@@ -31,7 +31,15 @@ from jreg import glm, plot
 
 DEMO_PENALTIES = {"l1": {}, "elastic_net": {"l1_ratio": 0.5}, "mcp": {}}
 FIT_PENALTIES = tuple(p for p in glm.PENALTIES if p != "group_lasso")
-SCORE_NAMES = {"squared": "mean squared error", "logistic": "log-loss"}
+# the held-out score per datafit (glm.cross_validate's ``scoring``) and its name
+SCORES = {
+    "squared": ("mse", "mean squared error"),
+    "logistic": ("deviance", "log-loss"),
+    "multinomial": ("deviance", "cross-entropy"),
+    "poisson": ("deviance", "half Poisson deviance"),
+    "huber": ("deviance", "Huber loss"),
+}
+CLASSIFIERS = ("logistic", "multinomial")
 DEMO_COLUMNS = {
     "penalty": "",
     "strength": ".4g",
@@ -169,6 +177,7 @@ def _demo(args) -> int:
                 penalty=name,
                 n_folds=n_folds,
                 n_strengths=n_strengths,
+                scoring="mse",
                 **options,
             ),
         )
@@ -275,11 +284,14 @@ def _load(args) -> tuple[np.ndarray, np.ndarray, list[str]]:
             f"--datafit logistic needs a target with two classes; {args.target!r} has "
             f"{classes.size} distinct values"
         )
-    smallest = counts.min() if args.datafit == "logistic" else y.size
+    if args.datafit == "poisson" and not np.all((y >= 0) & (y == np.round(y))):
+        raise InputError(f"--datafit poisson needs non-negative integer counts in {args.target!r}")
+    classifier = args.datafit in CLASSIFIERS
+    smallest = counts.min() if classifier else y.size
     if smallest < args.n_folds:
         raise InputError(
             f"--n-folds {args.n_folds} needs at least {args.n_folds} rows"
-            + (" per class" if args.datafit == "logistic" else "")
+            + (" per class" if classifier else "")
             + f", {args.data} has {smallest}"
         )
     return X, y, names
@@ -294,22 +306,36 @@ def _check_options(args) -> None:
         raise InputError(f"--l1-ratio must be in (0, 1], got {args.l1_ratio}")
     if args.strength_min_ratio is not None and not 0 < args.strength_min_ratio < 1:
         raise InputError(f"--strength-min-ratio must be in (0, 1), got {args.strength_min_ratio}")
+    if args.delta is not None and not 0 < args.delta < np.inf:
+        raise InputError(f"--delta must be a finite number > 0, got {args.delta}")
     _check_out(args.out)
 
 
-def _result(cv: glm.CrossValidation, names, mean, scale, settings: dict) -> dict:
-    """The model at the best strength, fitted on standardized features, in the data's units."""
+def _result(cv: glm.CrossValidation, names, mean, scale, settings: dict, classes) -> dict:
+    """The model at the best strength, fitted on standardized features, in the data's units
+    (for several classes, coefficients and intercepts per class, keyed by its label)."""
     at = _best_index(cv)
-    coef = np.asarray(cv.path.coef[at]) / scale + 0.0  # + 0.0 turns -0.0 into 0.0
+    coef = np.asarray(cv.path.coef[at])
+    coef = coef / scale.reshape(-1, *[1] * (coef.ndim - 1)) + 0.0  # + 0.0: -0.0 becomes 0.0
+    intercept = np.asarray(cv.path.intercept[at]) - mean @ coef
     scores = np.asarray(cv.scores)[:, at]
+    if coef.ndim == 2:
+        labels = [format(label, "g") for label in classes]
+        coefficients = {
+            label: dict(zip(names, column.tolist(), strict=True))
+            for label, column in zip(labels, coef.T, strict=True)
+        }
+        intercepts = dict(zip(labels, intercept.tolist(), strict=True))
+    else:
+        coefficients, intercepts = dict(zip(names, coef.tolist(), strict=True)), float(intercept)
     return {
         "strength": float(cv.best_strength),
         "strength_1se": float(cv.strength_1se),
-        "coefficients": dict(zip(names, coef.tolist(), strict=True)),
-        "intercept": float(cv.path.intercept[at]) - float(coef @ mean),
+        "coefficients": coefficients,
+        "intercept": intercepts,
         "cv_score": float(scores.mean()),
         "cv_score_se": float(scores.std(ddof=1) / np.sqrt(scores.size)),
-        "cv_score_name": SCORE_NAMES[settings["datafit"]],
+        "cv_score_name": SCORES[settings["datafit"]][1],
         "settings": settings,
     }
 
@@ -318,12 +344,18 @@ def _fit(args) -> int:
     _check_options(args)
     X, y, names = _load(args)
     logistic, elastic_net = args.datafit == "logistic", args.penalty == "elastic_net"
-    positive = y.max()
+    classes = np.unique(y)
+    positive = classes[-1]
     if logistic:
         y = (y == positive).astype(float)
+    elif args.datafit == "multinomial":
+        y = np.searchsorted(classes, y)  # labels 0..C-1, in the order of the classes' values
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)  # a constant feature stays 0 after centering
     options = {"l1_ratio": args.l1_ratio} if elastic_net else {}
+    if args.datafit == "huber":  # default: 1.35 times a robust scale of the target (as sklearn)
+        spread = 1.4826 * np.median(np.abs(y - np.median(y)))
+        options["delta"] = args.delta or 1.35 * (spread if spread > 0 else np.std(y))
     settings = {
         "data": str(args.data),
         "target": args.target,
@@ -336,6 +368,10 @@ def _fit(args) -> int:
         "seed": args.seed,
         "positive_class": float(positive) if logistic else None,
     }
+    if args.datafit == "multinomial":
+        settings["classes"] = classes.tolist()
+    if "delta" in options:
+        settings["delta"] = float(options["delta"])
     label = f"cross-validating {args.penalty} ({args.n_folds} folds x {args.n_strengths} strengths)"
     thunk = functools.partial(
         glm.cross_validate,
@@ -347,14 +383,12 @@ def _fit(args) -> int:
         n_strengths=args.n_strengths,
         strength_min_ratio=args.strength_min_ratio,
         seed=args.seed,
+        scoring=SCORES[args.datafit][0],
         **options,
     )
     [(cv, _)] = _run_stages([(label, thunk)], show=sys.stderr.isatty())
-    result = _result(cv, names, mean, scale, settings)
-    path_figure = plot.plot_path(
-        cv.path, strength=result["strength"], feature_names=names, title=args.penalty
-    )
-    path_figure.axes[0].set_ylabel("coefficient (standardized features)")
+    result = _result(cv, names, mean, scale, settings, classes)
+    path_figure = _path_figure(cv, result, names, classes, args.penalty)
     ylabel = f"held-out {result['cv_score_name']}"
     cv_figure = plot.plot_cv(cv, ylabel=ylabel, title=args.penalty)
     print(_fit_summary(result, X.shape))
@@ -373,22 +407,53 @@ def _fit(args) -> int:
     return 0
 
 
+def _path_figure(cv: glm.CrossValidation, result: dict, names, classes, title: str):
+    """The coefficient paths (standardized features): one panel, or one per class."""
+    if np.ndim(cv.path.coef) == 2:
+        figure = plot.plot_path(cv.path, strength=result["strength"], feature_names=names,
+                                title=title)  # fmt: skip
+        figure.axes[0].set_ylabel("coefficient (standardized features)")
+        return figure
+    figure, axes = plot._figure(figsize=FIGSIZE, ncols=len(classes))
+    for c, (label, ax) in enumerate(zip(classes, axes, strict=True)):
+        one = cv.path._replace(coef=cv.path.coef[..., c])
+        plot.plot_path(one, ax=ax, strength=result["strength"], feature_names=names,
+                       title=f"{title}: class {label:g}")  # fmt: skip
+    axes[0].set_ylabel("coefficient (standardized features)")
+    return figure
+
+
 def _fit_summary(result: dict, shape: tuple[int, int]) -> str:
     settings = result["settings"]
-    selected = {name: c for name, c in result["coefficients"].items() if c != 0}
-    width = max(map(len, [*selected, "intercept"]))
     lines = [
         f"{settings['data']}: {shape[0]} rows, {shape[1]} features, target "
         f"{settings['target']!r} ({settings['datafit']}, {settings['penalty']})",
         f"chosen strength: {result['strength']:.6g} (1se strength: {result['strength_1se']:.6g})",
         f"held-out {result['cv_score_name']} ({settings['n_folds']}-fold CV): "
         f"{result['cv_score']:.6g} ± {result['cv_score_se']:.3g}",
-        f"selected features: {len(selected)} of {shape[1]}, coefficients in the data's units:",
-        *(f"  {name:<{width}}  {c:+.6g}" for name, c in selected.items()),
-        f"  {'intercept':<{width}}  {result['intercept']:+.6g}",
     ]
+    per_class = isinstance(result["intercept"], dict)
+    tables = (
+        [
+            (f" of class {label}", result["coefficients"][label], result["intercept"][label])
+            for label in result["intercept"]
+        ]  # fmt: skip
+        if per_class
+        else [("", result["coefficients"], result["intercept"])]
+    )
+    for which, coefficients, intercept in tables:
+        selected = {name: c for name, c in coefficients.items() if c != 0}
+        width = max(map(len, [*selected, "intercept"]))
+        lines += [
+            f"selected features{which}: {len(selected)} of {shape[1]}, coefficients in the data's "
+            "units:",
+            *(f"  {name:<{width}}  {c:+.6g}" for name, c in selected.items()),
+            f"  {'intercept':<{width}}  {intercept:+.6g}",
+        ]
     if settings["positive_class"] is not None:
         lines.append(f"(log-odds of target = {settings['positive_class']:g})")
+    if per_class:
+        lines.append("(log-odds of each class, up to a common shift)")
     return "\n".join(lines)
 
 
@@ -423,10 +488,21 @@ def _parser() -> argparse.ArgumentParser:
     fit.set_defaults(run=_fit)
     fit.add_argument("data", type=pathlib.Path, help="CSV file with a header line")
     fit.add_argument("--target", required=True, help="the column to predict")
-    fit.add_argument("--datafit", choices=glm.DATAFITS, default="squared", help="default: squared")
+    fit.add_argument(
+        "--datafit",
+        choices=list(glm.DATAFITS),
+        default="squared",
+        help="default: squared; multinomial for a target with several classes",
+    )
     fit.add_argument("--penalty", choices=FIT_PENALTIES, default="l1", help="default: l1")
     fit.add_argument(
         "--l1-ratio", type=float, default=0.5, help="mixing of --penalty elastic_net (default: 0.5)"
+    )
+    fit.add_argument(
+        "--delta",
+        type=float,
+        help="threshold of --datafit huber in the target's units (default: 1.35 times its "
+        "robust standard deviation)",
     )
     fit.add_argument("--n-folds", type=int, default=5, help="default: 5")
     fit.add_argument("--n-strengths", type=int, default=100, help="grid size (default: 100)")

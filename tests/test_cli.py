@@ -94,7 +94,7 @@ def test_fit(dataset, tmp_path, capsys):
     # the same cross-validation on the same standardized data
     mean, scale = X.mean(axis=0), X.std(axis=0)
     penalty = "elastic_net" if logistic else "l1"
-    kwargs = {"datafit": "logistic", "l1_ratio": 0.7} if logistic else {}
+    kwargs = {"datafit": "logistic", "l1_ratio": 0.7} if logistic else {"scoring": "mse"}
     cv = glm.cross_validate(
         (X - mean) / scale, y, n_folds=3, n_strengths=20, penalty=penalty, **kwargs
     )
@@ -128,6 +128,58 @@ def test_fit(dataset, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["cv.png", "paths.png", "result.json"]
 
 
+def other_family(datafit, rng):
+    """Features and a target of ``datafit`` (multinomial: three classes labelled 2, 5, 7)."""
+    X = rng.standard_normal((150, 4))
+    z = X @ np.array([1.0, -1.0, 0.0, 0.0])
+    if datafit == "multinomial":
+        return X, np.array([2.0, 5.0, 7.0])[
+            np.digitize(z + 0.3 * rng.standard_normal(150), [-0.7, 0.7])
+        ]
+    if datafit == "poisson":
+        return X, rng.poisson(np.exp(0.5 * z)).astype(float)
+    return X, z + rng.standard_t(2, 150)  # huber: heavy tails
+
+
+@pytest.mark.parametrize("datafit", ["multinomial", "poisson", "huber"])
+def test_fit_other_families(datafit, tmp_path, capsys):
+    """The result is the cross-validation's fit at the chosen strength, in the data's units:
+    for several classes one column of coefficients and one intercept per class, keyed by label."""
+    X, y = other_family(datafit, np.random.default_rng(0))
+    names = ["a", "b", "c", "d"]
+    data = write_csv(tmp_path / "data.csv", [*names, "y"], np.column_stack([X, y]).tolist())
+    out = tmp_path / "out"
+    argv = ["fit", str(data), "--target", "y", "--datafit", datafit, *FAST, "--out", str(out)]
+    assert cli.main(argv) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["cv_score_name"] == cli.SCORES[datafit][1]
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    target, options = y, {}
+    if datafit == "multinomial":
+        assert result["settings"]["classes"] == [2.0, 5.0, 7.0]
+        target = np.searchsorted([2.0, 5.0, 7.0], y)
+    if datafit == "huber":
+        options["delta"] = result["settings"]["delta"]
+        assert options["delta"] > 0
+    cv = glm.cross_validate((X - mean) / scale, target, datafit=datafit, n_folds=3,
+                            n_strengths=20, **options)  # fmt: skip
+    at = int(np.argmin(np.mean(cv.scores, axis=0)))
+    assert result["strength"] == pytest.approx(float(cv.best_strength))
+    coef_std, intercept_std = np.asarray(cv.path.coef[at]), np.asarray(cv.path.intercept[at])
+    if datafit == "multinomial":
+        coef = np.array([[result["coefficients"][c][n] for n in names] for c in ["2", "5", "7"]]).T
+        intercept = np.array([result["intercept"][c] for c in ["2", "5", "7"]])
+        assert "selected features of class 5" in capsys.readouterr().out
+    else:
+        coef = np.array([result["coefficients"][n] for n in names])
+        intercept = result["intercept"]
+    np.testing.assert_allclose(coef * scale.reshape(-1, *[1] * (coef.ndim - 1)), coef_std,
+                               rtol=1e-9, atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(X @ coef + intercept, (X - mean) / scale @ coef_std + intercept_std,
+                               rtol=1e-9, atol=1e-9)  # fmt: skip
+    assert np.count_nonzero(coef[:2]) > 0 and png_size(out / "paths.png")[1] == 500
+
+
 HEADER = ["a", "b", "y"]
 GOOD = [HEADER, *[[1, 2, 0], [2, 1, 1], [3, 5, 0]] * 4]
 LOGISTIC = ["--target", "y", "--datafit", "logistic"]
@@ -147,6 +199,17 @@ BAD_INPUTS = {  # name: (the CSV's rows, None for no file; the options; the mess
         LOGISTIC,
         "--datafit logistic needs a target with two classes",
     ),
+    "one class for multinomial": (
+        [HEADER, *[[i, -i, 3] for i in range(10)]],
+        ["--target", "y", "--datafit", "multinomial"],
+        "target 'y' is constant",
+    ),
+    "negative counts": (
+        [HEADER, *[[i, -i, i - 2] for i in range(10)]],
+        ["--target", "y", "--datafit", "poisson"],
+        "--datafit poisson needs non-negative integer counts",
+    ),
+    "huber delta": (GOOD, ["--target", "y", "--datafit", "huber", "--delta", "0"], "--delta"),
     "fewer rows than folds": (GOOD, ["--target", "y", "--n-folds", "20"], "--n-folds 20"),
     "fewer rows per class than folds": (
         [HEADER, *[[i, -i, int(i == 0)] for i in range(10)]],
