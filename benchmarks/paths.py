@@ -1,4 +1,4 @@
-"""Regularization paths: jreg against scikit-learn, celer and skglm, side by side.
+"""Regularization paths: jreg against scikit-learn, celer, skglm and R's glmnet, side by side.
 
 For each problem every solver computes the same path (same strengths, same tolerance) on the
 same machine in one run; times are medians of warm runs (jreg's compilation is reported apart),
@@ -13,27 +13,60 @@ peer).
     python benchmarks/paths.py --gpu      # batched CV on a large problem (run on a GPU)
 
 Data are centered and fitted without intercept, so that every peer solves the very same problem.
+R's glmnet (where ``Rscript`` and the glmnet package are installed) is timed inside R, its fit
+alone, after a warm-up fit in the same R process.
 """
 
 import argparse
 import json
 import platform
+import shutil
+import subprocess
+import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
+import scipy.special
 
 from jreg import glm
 
 RESULTS = Path(__file__).parent / "results"
+GLMNET = r"""
+args <- commandArgs(TRUE)
+read <- function(name, size) readBin(file.path(args[1], name), "double", size)
+shape <- read("shape.bin", 4)  # n, p, number of strengths, thresh
+n <- shape[1]; p <- shape[2]; k <- shape[3]
+X <- matrix(read("X.bin", n * p), n, p)
+y <- read("y.bin", n)
+if (args[2] == "multinomial") y <- factor(y)
+lambda <- read("lambda.bin", k)
+suppressMessages(library(glmnet))
+fit_path <- function() glmnet(X, y, family = args[2], lambda = lambda, standardize = FALSE,
+                              intercept = FALSE, thresh = shape[4], maxit = 1e7)
+invisible(fit_path())  # warm-up
+seconds <- system.time(fit <- fit_path())[["elapsed"]]
+beta <- if (is.list(fit$beta)) sapply(fit$beta, as.matrix) else as.matrix(fit$beta)
+writeBin(c(seconds, as.vector(beta)), file.path(args[1], "out.bin"))
+"""
+
+
+class Timed(NamedTuple):
+    """A peer's result with its own timing (measured inside another process)."""
+
+    seconds: float
+    value: np.ndarray
 
 
 def _elapsed(fn):
-    """Seconds of one call of ``fn`` and its result."""
+    """Seconds of one call of ``fn`` and its result (a :class:`Timed` result: its own)."""
     start = time.perf_counter()
     result = jax.block_until_ready(fn())
+    if isinstance(result, Timed):
+        return result.seconds, result.value
     return time.perf_counter() - start, result
 
 
@@ -76,13 +109,21 @@ def _row(name, X, n_strengths, tol, timed, excess, target):
 
 
 def _objective(X, y, coef, strength, datafit):
-    """The (sklearn) objective without intercept, evaluated in float64 numpy."""
+    """The objective without intercept, evaluated in float64 numpy: the mean loss (squared:
+    half the squared error, summed over outputs; Poisson: the negative log-likelihood up to a
+    constant) plus the L1 norm, or for several outputs of ``"squared"`` the sum of the rows'
+    Euclidean norms (``MultiTaskLasso``)."""
     z = X @ coef
     if datafit == "squared":
-        loss = np.mean((y - z) ** 2) / 2
-    else:
+        loss = np.sum((y.reshape(z.shape) - z) ** 2) / (2 * len(y))
+    elif datafit == "logistic":
         loss = np.mean(np.logaddexp(0, -y * z))
-    return loss + strength * np.abs(coef).sum()
+    elif datafit == "poisson":
+        loss = np.mean(np.exp(z) - y * z)
+    else:  # multinomial, integer labels
+        loss = np.mean(scipy.special.logsumexp(z, axis=1) - z[np.arange(len(y)), y.astype(int)])
+    grouped = datafit == "squared" and coef.ndim == 2
+    return loss + strength * (np.linalg.norm(coef, axis=1).sum() if grouped else np.abs(coef).sum())
 
 
 def _regression(n, p, *, rho=0.0, seed=0, n_informative=None):
@@ -100,8 +141,24 @@ def _regression(n, p, *, rho=0.0, seed=0, n_informative=None):
     return X, y
 
 
+def _families(n, p, *, seed=0):
+    """Gaussian features and, from one sparse linear predictor per output, Poisson counts (mean
+    about 1.6), three classes and three noisy outputs."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    k = max(1, min(n, p) // 10)
+    coef = np.zeros((p, 3))
+    coef[rng.choice(p, k, replace=False)] = rng.standard_normal((k, 3))
+    Z = X @ coef
+    Z /= Z.std(axis=0)
+    counts = rng.poisson(np.exp(0.5 * Z[:, 0] + 0.3)).astype(float)
+    classes = np.argmax(Z + rng.gumbel(size=Z.shape), axis=1)
+    outputs = Z + rng.standard_normal(Z.shape) / 3
+    return X, counts, classes, outputs
+
+
 def _centered(X, y):
-    return np.asfortranarray(X - X.mean(0)), y - y.mean()
+    return np.asfortranarray(X - X.mean(0)), y - y.mean(axis=0)
 
 
 def _diabetes_interactions():
@@ -171,27 +228,116 @@ def _logistic_peers(X, y, strengths, tol):
     return peers
 
 
+def _glmnet_peer(X, y, strengths, family, thresh):
+    """R's glmnet path (no intercept, no standardization), or None without ``Rscript``."""
+    if shutil.which("Rscript") is None:
+        return None
+    n, p = X.shape
+
+    def run():
+        with tempfile.TemporaryDirectory() as folder:
+            folder = Path(folder)
+            np.array([n, p, len(strengths), thresh], float).tofile(folder / "shape.bin")
+            np.asarray(X, float).T.tofile(folder / "X.bin")  # R's column-major order
+            np.asarray(y, float).tofile(folder / "y.bin")
+            np.asarray(strengths, float).tofile(folder / "lambda.bin")
+            subprocess.run(["Rscript", "-e", GLMNET, str(folder), family], check=True)
+            out = np.fromfile(folder / "out.bin")
+        beta = out[1:].reshape(-1, len(strengths), p)  # (classes or 1, strengths, p)
+        return Timed(float(out[0]), np.squeeze(beta.transpose(1, 2, 0), axis=-1 if family ==
+                                               "poisson" else ()))  # fmt: skip
+
+    return run
+
+
+def _poisson_peers(X, y, strengths, tol):
+    """Poisson L1 paths: skglm's proximal Newton and R's glmnet (each where installed)."""
+    peers = {"glmnet": _glmnet_peer(X, y, strengths, "poisson", 1e-7)}
+    try:
+        from skglm import GeneralizedLinearEstimator
+        from skglm.datafits import Poisson
+        from skglm.penalties import L1
+        from skglm.solvers import ProxNewton
+
+        def skglm_path():
+            solver = ProxNewton(fit_intercept=False, tol=tol, warm_start=True, max_iter=100)
+            model, coefs = GeneralizedLinearEstimator(Poisson(), L1(1.0), solver), []
+            for strength in strengths:
+                model.penalty = L1(strength)
+                coefs.append(model.fit(X, y).coef_.copy())
+            return np.array(coefs)
+
+        peers["skglm"] = skglm_path
+    except ImportError:
+        pass
+    return {name: run for name, run in peers.items() if run is not None}
+
+
+def _multinomial_peers(X, y, strengths, tol):
+    """Multinomial L1 paths (every class its own coefficients): scikit-learn's saga and R's
+    glmnet (``type.multinomial="ungrouped"``)."""
+    from sklearn.linear_model import LogisticRegression
+
+    n = X.shape[0]
+
+    def saga_path():
+        model = LogisticRegression(l1_ratio=1.0, solver="saga", fit_intercept=False, tol=tol,
+                                   max_iter=10_000, warm_start=True)  # fmt: skip
+        return np.array(
+            [model.set_params(C=1 / (n * s)).fit(X, y).coef_.T.copy() for s in strengths]
+        )
+
+    peers = {
+        "sklearn-saga": saga_path,
+        "glmnet": _glmnet_peer(X, y, strengths, "multinomial", 1e-7),
+    }
+    return {name: run for name, run in peers.items() if run is not None}
+
+
+def _multitask_peers(X, Y, strengths, tol):
+    """Several outputs, each feature's coefficients a group: scikit-learn's ``MultiTaskLasso``
+    path (``lasso_path`` on a 2-D target)."""
+    from sklearn.linear_model import lasso_path
+
+    return {
+        "scikit-learn MultiTaskLasso": lambda: lasso_path(X, Y, alphas=strengths, tol=tol)[
+            1
+        ].transpose(2, 1, 0)
+    }
+
+
+PEERS = {  # datafit -> (jreg's penalty, the peers)
+    "squared": ("l1", _lasso_peers),
+    "logistic": ("l1", _logistic_peers),
+    "poisson": ("l1", _poisson_peers),
+    "multinomial": ("l1", _multinomial_peers),
+    "multi-output": ("group_lasso", _multitask_peers),
+}
+
+
 def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target):
-    X, y = _centered(X, y) if datafit == "squared" else (np.asfortranarray(X), y)
-    top = float(glm.strength_max(X, y, datafit=datafit, fit_intercept=False))
+    """One path problem: ``datafit`` a key of :data:`PEERS` (``"multi-output"``: squared loss,
+    ``y (n, m)``)."""
+    penalty, peers_of = PEERS[datafit]
+    loss = "squared" if datafit == "multi-output" else datafit
+    X, y = _centered(X, y) if loss == "squared" else (np.asfortranarray(X), y)
+    top = float(glm.strength_max(X, y, datafit=loss, penalty=penalty, fit_intercept=False))
     ratio = 1e-3 if X.shape[0] >= X.shape[1] else 1e-2
     strengths = top * np.logspace(0, np.log10(ratio), n_strengths)
 
     def run_jreg():
         return glm.path(
-            X, y, datafit=datafit, strengths=strengths, fit_intercept=False, tol=tol
+            X, y, datafit=loss, penalty=penalty, strengths=strengths, fit_intercept=False, tol=tol
         ).coef
 
-    peers = (_lasso_peers if datafit == "squared" else _logistic_peers)(X, y, strengths, tol)
+    peers = peers_of(X, y, strengths, tol)
     timed, coefs = _timed({"jreg": run_jreg, **peers}, repeats)
     jreg_coef = np.asarray(coefs["jreg"], float)
-    p0 = _objective(X, y, np.zeros(X.shape[1]), 0.0, datafit)
+    p0 = _objective(X, y, np.zeros(jreg_coef.shape[1:]), 0.0, loss)
 
     def excess(peer_coefs):
-        ours = [_objective(X, y, c, s, datafit) for c, s in zip(jreg_coef, strengths, strict=True)]
-        theirs = [
-            _objective(X, y, c, s, datafit) for c, s in zip(peer_coefs, strengths, strict=True)
-        ]
+        ours = [_objective(X, y, c, s, loss) for c, s in zip(jreg_coef, strengths, strict=True)]
+        theirs = [_objective(X, y, c, s, loss) for c, s in zip(peer_coefs, strengths, strict=True)]
         return float(np.max(np.subtract(ours, theirs)) / p0)
 
     excesses = {peer: excess(coefs[peer]) for peer in peers}
@@ -308,6 +454,27 @@ def main(argv=None):
                 target="<= 1.0 (best peer)",
             )
         )
+        families = [  # name, datafit, (n, p), target
+            ("Poisson L1 path", "poisson", (5000, 200), "<= 1.0 (best peer)"),
+            ("Poisson L1 path, p >> n", "poisson", (500, 2000), "-"),
+            ("multinomial L1 path, 3 classes", "multinomial", (2000, 100), "<= 1.0 (best peer)"),
+            ("multi-output lasso path, 3 outputs", "multi-output", (2000, 300), "-"),
+        ]
+        for name, datafit, (n, p), target in families:
+            X, counts, classes, outputs = _families(n // scale, p // scale)
+            y = {"poisson": counts, "multinomial": classes, "multi-output": outputs}[datafit]
+            rows.append(
+                _path_problem(
+                    name,
+                    X,
+                    y,
+                    datafit=datafit,
+                    n_strengths=20,
+                    tol=1e-6,
+                    repeats=repeats,
+                    target=target,
+                )  # fmt: skip
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "paths_gpu" if args.gpu else "paths"
     stem += "_quick" if args.quick else ""

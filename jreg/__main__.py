@@ -39,6 +39,7 @@ SCORES = {
     "poisson": ("deviance", "half Poisson deviance"),
     "huber": ("deviance", "Huber loss"),
 }
+DEFAULT_SCORE = ("deviance", "mean loss")  # a datafit registered in glm.DATAFITS by a user
 CLASSIFIERS = ("logistic", "multinomial")
 DEMO_COLUMNS = {
     "penalty": "",
@@ -335,7 +336,7 @@ def _result(cv: glm.CrossValidation, names, mean, scale, settings: dict, classes
         "intercept": intercepts,
         "cv_score": float(scores.mean()),
         "cv_score_se": float(scores.std(ddof=1) / np.sqrt(scores.size)),
-        "cv_score_name": SCORES[settings["datafit"]][1],
+        "cv_score_name": SCORES.get(settings["datafit"], DEFAULT_SCORE)[1],
         "settings": settings,
     }
 
@@ -383,7 +384,7 @@ def _fit(args) -> int:
         n_strengths=args.n_strengths,
         strength_min_ratio=args.strength_min_ratio,
         seed=args.seed,
-        scoring=SCORES[args.datafit][0],
+        scoring=SCORES.get(args.datafit, DEFAULT_SCORE)[0],
         **options,
     )
     [(cv, _)] = _run_stages([(label, thunk)], show=sys.stderr.isatty())

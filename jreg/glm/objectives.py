@@ -48,7 +48,7 @@ class Problem(NamedTuple):
 
     ``solve(lam, w, b, target, max_iter, warm) -> Solution`` from ``(w, b)`` (``warm``: what
     the last solve carried, or ``warm_start(w, b)``); ``intercept(w, b)`` the reported intercept;
-    the objective, its gradient in ``w`` and the intercept at :math:`w = 0` (best intercept).
+    the objective and the intercept at :math:`w = 0` (the best intercept).
     """
 
     smooth: Smooth
@@ -56,7 +56,6 @@ class Problem(NamedTuple):
     warm_start: Callable
     intercept: Callable
     value_at_zero: jax.Array
-    grad_at_zero: jax.Array
     intercept_at_zero: jax.Array
 
 
@@ -230,7 +229,6 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
         warm_start=warm_start,
         intercept=lambda w, b: y_mean - x_mean @ w.reshape(p, m),
         value_at_zero=y_sq / 2,
-        grad_at_zero=-corr.reshape(-1),
         intercept_at_zero=y_mean,
     )
 
@@ -319,6 +317,5 @@ def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: b
         warm_start=warm_start,
         intercept=functools.partial(_reported_intercept, datafit, x_mean),
         value_at_zero=at_zero.loss,
-        grad_at_zero=at_zero.grad_w,
         intercept_at_zero=b0,
     )

@@ -312,7 +312,6 @@ def path_arrays(data: Data, strengths, options: Options, config: Config):
 
 
 def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Array:
-    config = config._replace(newton=False)  # one rare solve: not worth compiling Newton systems
     datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype)
     factor = penalty.factor
     grad = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
@@ -325,7 +324,7 @@ def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Arr
         penalized feature held at zero by a strength far above ``top``); its solver's set-up
         (the Gram matrix, its top eigenvalue) stays in this branch."""
         problem = objectives.problem(datafit, penalty, data, fit_intercept=config.fit_intercept,
-                                     newton=False)  # fmt: skip
+                                     newton=False)  # one rare solve: no Newton systems  # fmt: skip
         lam = factor * (1e6 * (top + 1))
         w, b = jnp.zeros_like(factor), problem.intercept_at_zero
         tight = 100 * jnp.finfo(w.dtype).eps * jnp.abs(problem.value_at_zero)
