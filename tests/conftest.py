@@ -8,9 +8,17 @@ os.environ["XLA_FLAGS"] = (
 
 import hypothesis  # noqa: E402
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 hypothesis.settings.register_profile("jreg", deadline=None, max_examples=60, print_blob=True)
 hypothesis.settings.load_profile("jreg")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Each test module's compiled programs are dropped after it (the suite compiles hundreds)."""
+    yield
+    jax.clear_caches()
