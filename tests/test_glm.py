@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.special
+from numpy_penalties import concave_slopes, concave_values
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge, enet_path, lasso_path
 
@@ -127,15 +128,8 @@ def penalty_value(w, strength, penalty, groups=None):
         return lam @ w**2 / 2
     if penalty == "elastic_net":
         return lam @ (L1_RATIO * aw + (1 - L1_RATIO) / 2 * w**2)
-    if penalty == "mcp":
-        return np.sum(
-            np.where(aw <= GAMMA * lam, lam * aw - aw**2 / (2 * GAMMA), GAMMA * lam**2 / 2)
-        )
-    if penalty == "scad":
-        middle = (2 * A * lam * aw - aw**2 - lam**2) / (2 * (A - 1))
-        return np.sum(
-            np.where(aw <= lam, lam * aw, np.where(aw <= A * lam, middle, (A + 1) * lam**2 / 2))
-        )
+    if penalty in ("mcp", "scad"):
+        return np.sum(concave_values(aw, lam, penalty, gamma=GAMMA, a=A))
     sizes = group_sizes(groups)
     return strength * sum(np.sqrt(sizes[g]) * np.linalg.norm(w[groups == g]) for g in sizes)
 
@@ -168,12 +162,8 @@ def kkt_violation(grad, w, strength, penalty, factor=None, groups=None) -> float
     if penalty == "elastic_net":
         grad, lam = grad + (1 - L1_RATIO) * lam * w, L1_RATIO * lam
     aw = np.abs(w)
-    slope = {  # P'(|w|) for w != 0
-        "l1": lam,
-        "elastic_net": lam,
-        "mcp": np.maximum(lam - aw / GAMMA, 0),
-        "scad": np.where(aw <= lam, lam, np.maximum(A * lam - aw, 0) / (A - 1)),
-    }[penalty]
+    concave = penalty in ("mcp", "scad")  # P'(|w|) for w != 0
+    slope = concave_slopes(aw, lam, penalty, gamma=GAMMA, a=A) if concave else lam
     return np.max(np.where(w == 0, np.abs(grad) - lam, np.abs(grad + np.sign(w) * slope)))
 
 

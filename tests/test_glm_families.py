@@ -26,6 +26,7 @@ import pytest
 import scipy.linalg
 import scipy.optimize
 import scipy.special
+from numpy_penalties import concave_slopes, concave_values
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LogisticRegression, MultiTaskElasticNet, MultiTaskLasso
 
@@ -142,15 +143,8 @@ def penalty_value(W, strength, penalty, groups=None, l1_ratio=None, factor=None)
         return np.sum(lam * W**2) / 2
     if penalty == "elastic_net":
         return np.sum(lam * (l1_ratio * aw + (1 - l1_ratio) / 2 * W**2))
-    if penalty == "mcp":
-        return np.sum(
-            np.where(aw <= GAMMA * lam, lam * aw - aw**2 / (2 * GAMMA), GAMMA * lam**2 / 2)
-        )
-    if penalty == "scad":
-        middle = (2 * A * lam * aw - aw**2 - lam**2) / (2 * (A - 1))
-        return np.sum(
-            np.where(aw <= lam, lam * aw, np.where(aw <= A * lam, middle, (A + 1) * lam**2 / 2))
-        )
+    if penalty in ("mcp", "scad"):
+        return np.sum(concave_values(aw, lam, penalty, gamma=GAMMA, a=A))
     return sum(
         strength
         * weight
@@ -198,10 +192,7 @@ def kkt_violation(G, W, strength, penalty, *, groups=None, l1_ratio=None, bounds
             lo = np.where(W <= lower + at, -np.inf, lo)  # the normal cone at a bound
             hi = np.where(W >= upper - at, np.inf, hi)
         return np.max(np.maximum(lo + G, 0) + np.maximum(-G - hi, 0))
-    slope = {
-        "mcp": np.maximum(lam - aw / GAMMA, 0),
-        "scad": np.where(aw <= lam, lam, np.maximum(A * lam - aw, 0) / (A - 1)),
-    }[penalty]
+    slope = concave_slopes(aw, lam, penalty, gamma=GAMMA, a=A)
     return np.max(np.where(W == 0, np.abs(G) - lam, np.abs(G + np.sign(W) * slope)))
 
 
