@@ -25,7 +25,7 @@ strengths that stop at ``max_iter`` first warn :class:`ConvergenceWarning`.
 """
 
 from jreg.glm.datafits import DATAFITS, Datafit
-from jreg.glm.paths import ConvergenceWarning, Path, path, strength_max
+from jreg.glm.paths import ConvergenceWarning, Fit, Path, fit, path, strength_max
 from jreg.glm.penalties import PENALTIES, Penalty
 from jreg.glm.selection import (
     SCORINGS,
@@ -42,10 +42,12 @@ __all__ = [
     "ConvergenceWarning",
     "CrossValidation",
     "Datafit",
+    "Fit",
     "Path",
     "Penalty",
     "StabilitySelection",
     "cross_validate",
+    "fit",
     "path",
     "stability_selection",
     "strength_max",

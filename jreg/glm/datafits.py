@@ -131,8 +131,9 @@ def _binary_labels(y, weights) -> jax.Array:
 
 
 def _class_labels(y, weights) -> jax.Array:
-    """Integer labels ``0..C-1`` (each class with weight) as one-hot rows ``(n, C)``."""
-    if not _concrete(y, weights):
+    """Integer labels ``0..C-1`` (each class with weight, where the weights are concrete) as
+    one-hot rows ``(n, C)``."""
+    if not _concrete(y):
         raise ValueError("y must be concrete for datafit='multinomial': its classes are a shape")
     labels = np.asarray(y)
     if labels.ndim != 1:
@@ -142,7 +143,8 @@ def _class_labels(y, weights) -> jax.Array:
     if not np.all(labels == np.round(labels)) or labels.min(initial=0) < 0:
         raise ValueError(f"y must hold integer labels 0..C-1, got {np.unique(labels)[:5]}")
     labels = labels.astype(np.int64)
-    present = np.unique(labels[np.asarray(weights) > 0])
+    weighted = np.asarray(weights) > 0 if _concrete(weights) else slice(None)
+    present = np.unique(labels[weighted])
     n_classes = int(labels.max()) + 1
     if present.size < 2 or present.size != n_classes:
         raise ValueError(

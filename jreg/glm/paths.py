@@ -6,6 +6,7 @@ the groups, the shapes) is static, a compiled program's key; every number (``tol
 is a traced argument, so that a new value runs the same program.
 """
 
+import functools
 import warnings
 from collections.abc import Callable
 from typing import NamedTuple
@@ -14,13 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jreg._checks import check, check_a, check_gamma, check_l1_ratio, is_count
+from jreg._checks import check, check_a, check_gamma, check_l1_ratio, check_strength, is_count
 from jreg.glm import datafits as _datafits
-from jreg.glm import objectives
+from jreg.glm import implicit, objectives
 from jreg.glm import penalties as _penalties
 from jreg.glm.objectives import Data
 
-__all__ = ["ConvergenceWarning", "Path", "path", "strength_max"]
+__all__ = ["ConvergenceWarning", "Fit", "Path", "fit", "path", "strength_max"]
 
 _INT32_MAX = 2**31 - 1
 
@@ -40,6 +41,16 @@ class Path(NamedTuple):
     """
 
     strengths: jax.Array
+    coef: jax.Array
+    intercept: jax.Array
+    gap: jax.Array
+    n_iter: jax.Array
+
+
+class Fit(NamedTuple):
+    """The solution at one strength (see :class:`Path` for the shapes, without the leading
+    strength axis)."""
+
     coef: jax.Array
     intercept: jax.Array
     gap: jax.Array
@@ -154,7 +165,10 @@ def _check_options(settings: Settings, datafit, penalty) -> None:
     reads = set(datafit.options) | set(penalty.options)
     for name in ("l1_ratio", "gamma", "a", "delta", "group_weights"):
         value, default = getattr(settings, name), getattr(defaults, name)
-        given = value is not None if default is None else bool(np.any(value != default))
+        if default is None or isinstance(value, jax.core.Tracer):  # a traced value is given
+            given = value is not None
+        else:
+            given = bool(np.any(value != default))
         if name not in reads and given:
             owner = "datafit" if name == "delta" else "penalty"
             raise ValueError(f"{name} does not apply to {owner}={getattr(settings, owner)!r}")
@@ -335,6 +349,30 @@ def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Arr
 
 
 path_jit = jax.jit(path_arrays, static_argnames="config")
+
+
+def solve_path(data: Data, strengths, options: Options, config: Config) -> tuple[Path, jax.Array]:
+    """:func:`path_arrays` on values with their derivatives held off, then coefficients and
+    intercepts differentiable by :mod:`~jreg.glm.implicit` (where anything is traced: a
+    concrete call has nothing to differentiate)."""
+    result, converged = path_jit(*jax.lax.stop_gradient((data, strengths, options)), config=config)
+    traced = (data, strengths, options)
+    if not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(traced)):
+        return result, converged
+    k, m = strengths.shape[0], data.y.shape[1]
+    build = functools.partial(parts, config, n_outputs=m, dtype=data.X.dtype)
+
+    def at_strength(strength, w, b):
+        return implicit.with_derivatives(build, data, options, strength, w, b,
+                                         fit_intercept=config.fit_intercept)  # fmt: skip
+
+    coef, intercept = jax.vmap(at_strength)(
+        strengths, result.coef.reshape(k, -1), result.intercept.reshape(k, m)
+    )
+    coef, intercept = coef.reshape(result.coef.shape), intercept.reshape(result.intercept.shape)
+    return result._replace(strengths=strengths, coef=coef, intercept=intercept), converged
+
+
 strength_max_jit = jax.jit(strength_max_arrays, static_argnames="config")
 
 
@@ -366,6 +404,7 @@ def grid(data: Data, options: Options, config: Config, settings: Settings) -> ja
         "zeros: constant X or y, or every penalty_factor 0?; inf: l1_ratio too small?)",
     )
     n_strengths = settings.n_strengths
+    top = jax.lax.stop_gradient(top)  # the default grid is held fixed under differentiation
     return top * jnp.logspace(0, np.log10(ratio), n_strengths, dtype=data.X.dtype)
 
 
@@ -509,6 +548,76 @@ def path(
         a=a, delta=delta,
     )  # fmt: skip
     data, options, config, strengths = setup_path(X, y, settings)
-    fit, converged = path_jit(data, strengths, options, config=config)
+    result, converged = solve_path(data, strengths, options, config)
     warn_unconverged(converged, max_iter, "strengths")
-    return fit
+    return result
+
+
+def fit(
+    X,
+    y,
+    strength,
+    *,
+    datafit="squared",
+    penalty="l1",
+    l1_ratio=1.0,
+    fit_intercept=True,
+    tol=1e-6,
+    max_iter=10_000,
+    bounds=None,
+    sample_weight=None,
+    penalty_factor=None,
+    groups=None,
+    group_weights=None,
+    gamma=3.0,
+    a=3.7,
+    delta=1.35,
+) -> Fit:
+    r"""The solution at one strength, differentiable in its hyperparameters and data.
+
+    The keywords are :func:`path`'s. Works under :func:`jax.jit` and :func:`jax.vmap` (over
+    ``strength``, ``sample_weight``, ``y``, ...), and :func:`jax.grad`, :func:`jax.jacfwd` and
+    :func:`jax.jacrev` differentiate ``coef`` and ``intercept`` with respect to ``strength``,
+    ``penalty_factor``, ``group_weights``, ``l1_ratio``, ``sample_weight``, ``X`` and ``y`` by
+    implicit differentiation of the optimality conditions on the support
+    (:mod:`jreg.glm.implicit`): one linear solve, never the solver's iterations. Off the
+    support (and so above :func:`strength_max`) the derivative is exactly 0. Labels (logistic,
+    multinomial) have no derivative; multinomial labels must be concrete.
+
+    Solved from :math:`w = 0` as the first strength of a path (warm starts are
+    :func:`path`'s); values are checked where they are concrete (under :func:`jax.jit` a traced
+    NaN is not caught).
+
+    Returns:
+      A :class:`Fit`: ``coef (p,)`` (``(p, m)``), ``intercept`` (scalar or ``(m,)``), ``gap``
+      and ``n_iter`` as in :class:`Path`.
+
+    Examples:
+      >>> import jax
+      >>> import numpy as np
+      >>> from jreg import glm
+      >>> rng = np.random.default_rng(0)
+      >>> X = rng.standard_normal((50, 5))
+      >>> y = X @ np.array([2.0, 0, 0, -1.0, 0]) + 0.1 * rng.standard_normal(50)
+      >>> print(glm.fit(X, y, 0.1).coef.round(2))
+      [ 1.88  0.    0.   -0.87  0.  ]
+      >>> slope = jax.jacfwd(lambda s: glm.fit(X, y, s).coef)(0.1)  # d coef / d strength
+      >>> print(slope.round(2))
+      [-1.07  0.    0.    0.95  0.  ]
+    """
+    check_strength(strength)
+    settings = Settings(
+        datafit=datafit, penalty=penalty, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
+        tol=tol, max_iter=max_iter, bounds=bounds, sample_weight=sample_weight,
+        penalty_factor=penalty_factor, groups=groups, group_weights=group_weights, gamma=gamma,
+        a=a, delta=delta,
+    )  # fmt: skip
+    data, options, config = setup(X, y, settings)
+    strength = jnp.asarray(strength, data.X.dtype)
+    if strength.ndim != 0:
+        raise ValueError(
+            f"strength must be a scalar, got shape {strength.shape} (several: path or vmap)"
+        )
+    result, converged = solve_path(data, strength[None], options, config)
+    warn_unconverged(converged, max_iter, "fits")
+    return Fit(*(x[0] for x in (result.coef, result.intercept, result.gap, result.n_iter)))

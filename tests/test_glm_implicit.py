@@ -1,0 +1,216 @@
+"""Tests of glm.fit and the derivatives of solutions (jreg.glm.implicit).
+
+Every derivative is checked three ways on problems whose support is locally constant: forward
+mode (``jax.jvp``), reverse mode (``jax.grad``) and central finite differences of solves at a
+tight tolerance, in one random direction over all hyperparameters and data at once (strength,
+penalty factors or group weights, l1_ratio, sample weights, X, and y where it is continuous),
+so that a wrong derivative in any of them shows. The lasso's derivative is also checked against
+its closed form, and derivatives off the support and above strength_max are exactly 0.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.linear_model import Lasso
+
+from jreg import glm
+
+CONVEX_TOL, CONCAVE_TOL = 1e-13, 1e-18  # concave penalties stop on a squared gradient mapping
+MAX_ITER = 100_000
+
+
+def problem(datafit: str, n: int = 60, p: int = 8, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    z = X[:, :3] @ np.array([1.0, -0.8, 0.5])
+    if datafit == "logistic":
+        y = (rng.random(n) < 1 / (1 + np.exp(-2 * z))).astype(float)
+    elif datafit == "poisson":
+        y = rng.poisson(np.exp(0.5 * z)).astype(float)
+    elif datafit == "multinomial":
+        y = np.argmax(np.stack([z, -z, 0 * z], axis=1) + rng.gumbel(size=(n, 3)), axis=1)
+    else:
+        y = z + 0.3 * rng.standard_normal(n)
+    return X, y
+
+
+def hyperparameters(datafit, penalty, X, y, options):
+    """What the derivative is taken with respect to (y where it is continuous and not integer
+    counts: perturbed counts would be rejected by the finite differences' solves)."""
+    n, p = X.shape
+    theta = {"X": X, "strength": None, "sample_weight": np.ones(n)}
+    if datafit in ("squared", "huber"):
+        theta["y"] = y
+    if penalty == "group_lasso":
+        groups = options.get("groups", np.arange(p))  # without: a group per feature
+        theta["group_weights"] = np.sqrt(np.bincount(groups))
+    else:
+        theta["penalty_factor"] = np.ones(p)
+    if penalty == "elastic_net":
+        theta["l1_ratio"] = 0.5
+    return theta
+
+
+CASES = [
+    ("squared", "l1", {}),
+    ("logistic", "l1", {}),
+    ("poisson", "l1", {}),
+    ("huber", "l1", {}),
+    ("multinomial", "l1", {}),
+    ("squared", "elastic_net", {}),
+    ("squared", "group_lasso", {"groups": np.arange(8) // 2}),
+    ("squared", "l2", {}),
+    ("squared", "mcp", {}),
+    ("squared", "scad", {}),
+    ("logistic", "group_lasso", {"groups": np.arange(8) // 2}),
+    ("multinomial", "group_lasso", {}),
+    ("poisson", "elastic_net", {}),
+    ("logistic", "mcp", {}),
+    ("squared", "l1", {"bounds": (-0.3, 0.5)}),
+    ("squared", "group_lasso", {"groups": np.arange(8) // 2, "bounds": (0.0, np.inf)}),
+    ("squared", "l1", {"fit_intercept": False}),
+    ("multinomial", "l1", {"fit_intercept": False}),
+]
+
+
+def solution_of(datafit, penalty, options, y, tol):
+    def solve(theta):
+        keywords = {k: v for k, v in theta.items() if k not in ("X", "y", "strength")}
+        keywords |= dict(datafit=datafit, penalty=penalty, tol=tol, max_iter=MAX_ITER)
+        return glm.fit(theta["X"], theta.get("y", y), theta["strength"], **options, **keywords)
+
+    return solve
+
+
+@pytest.mark.parametrize(("datafit", "penalty", "options"), CASES, ids=lambda c: str(c)[:24])
+def test_forward_reverse_and_finite_differences_agree(datafit, penalty, options):
+    X, y = problem(datafit)
+    concave = penalty in ("mcp", "scad")
+    tol = CONCAVE_TOL if concave else CONVEX_TOL
+    bounds = {"bounds": options["bounds"]} if "bounds" in options else {}
+    groups = {"groups": options["groups"]} if "groups" in options else {}
+    top = glm.strength_max(X, y, datafit=datafit, penalty="l1" if penalty == "l2" else penalty,
+                           **bounds, **groups)  # fmt: skip
+    theta = hyperparameters(datafit, penalty, X, y, options)
+    theta["strength"] = 0.3 * float(top)
+    solve = solution_of(datafit, penalty, options, y, tol)
+    rng = np.random.default_rng(1)
+    size = solve(theta).coef.size + np.size(solve(theta).intercept)
+    weights = rng.standard_normal(size)
+
+    def summary(theta):
+        fit = solve(theta)
+        return jnp.concatenate([fit.coef.ravel(), jnp.ravel(fit.intercept)]) @ weights
+
+    direction = {k: rng.standard_normal(np.shape(v)) for k, v in theta.items()}
+    direction["strength"] *= 0.1 * theta["strength"]
+    if "l1_ratio" in direction:
+        direction["l1_ratio"] = 0.1
+    forward = jax.jvp(summary, (theta,), (direction,))[1]
+    gradient = jax.grad(summary)(theta)
+    reverse = sum(np.sum(np.asarray(gradient[k]) * direction[k]) for k in theta)
+    h = 1e-4 if concave else 1e-6  # solves reach ~sqrt(tol) there: larger steps
+    shifted = [jax.tree.map(lambda t, d, s=s: np.asarray(t) + s * h * d, theta, direction)
+               for s in (1, -1)]  # fmt: skip
+    fits = [solve(t) for t in shifted]
+    support = solve(theta).coef != 0
+    assert all(np.array_equal(fit.coef != 0, support) for fit in fits)  # locally constant
+    assert 0 < np.sum(support) < support.size or penalty == "l2"
+    finite_difference = (summary(shifted[0]) - summary(shifted[1])) / (2 * h)
+    scale = 1e-5 * max(1.0, abs(float(finite_difference)))
+    assert abs(float(forward) - float(reverse)) <= 1e-9 * max(1.0, abs(float(forward)))
+    assert abs(float(forward) - float(finite_difference)) <= scale
+
+
+def test_lasso_derivative_is_the_closed_form():
+    """:math:`d w_S / ds = -(X_S^\\top X_S / n)^{-1} \\operatorname{sign}(w_S)` (centred X, an
+    intercept), 0 off the support; ``jacfwd`` equals ``jacrev``."""
+    X, y = problem("squared", n=100, p=20)
+    strength = 0.05
+
+    def coef(s):
+        return glm.fit(X, y, s, tol=CONVEX_TOL, max_iter=MAX_ITER).coef
+
+    w = coef(strength)
+    support = np.asarray(w != 0)
+    assert 2 < support.sum() < 20
+    Xc = X[:, support] - X[:, support].mean(axis=0)
+    closed = -np.linalg.solve(Xc.T @ Xc / len(y), np.sign(w[support]))
+    forward, reverse = jax.jacfwd(coef)(strength), jax.jacrev(coef)(strength)
+    np.testing.assert_allclose(forward[support], closed, rtol=1e-9)
+    np.testing.assert_array_equal(forward[~support], 0.0)
+    np.testing.assert_allclose(reverse, forward, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "group_lasso"])
+def test_above_strength_max_every_coefficient_derivative_is_exactly_zero(penalty):
+    X, y = problem("squared")
+    groups = {"groups": np.arange(8) // 2} if penalty == "group_lasso" else {}
+    top = float(glm.strength_max(X, y, penalty=penalty, **groups))
+
+    def solution(X, y, s):
+        fit = glm.fit(X, y, s, penalty=penalty, tol=CONVEX_TOL, **groups)
+        return fit.coef, fit.intercept
+
+    d_coef, d_intercept = jax.jacrev(solution, argnums=(0, 1, 2))(X, y, 1.5 * top)
+    for derivative in d_coef:
+        np.testing.assert_array_equal(derivative, 0.0)  # finite (no NaN) and exactly 0
+    # the intercept is the mean of y there
+    np.testing.assert_allclose(d_intercept[1], np.full(len(y), 1 / len(y)), rtol=1e-12)
+
+
+def test_fit_matches_sklearn_lasso():
+    X, y = problem("squared", n=100, p=20)
+    fit = glm.fit(X, y, 0.05, tol=1e-10)
+    reference = Lasso(alpha=0.05, tol=1e-12, max_iter=100_000).fit(X, y)
+    np.testing.assert_allclose(fit.coef, reference.coef_, atol=1e-6)
+    np.testing.assert_allclose(fit.intercept, reference.intercept_, atol=1e-6)
+
+
+def test_vmap_and_jit_of_fit_equal_the_path():
+    X, y = problem("logistic", n=100, p=20)
+    reference = glm.path(X, y, datafit="logistic", n_strengths=5, tol=1e-10)
+    fit = jax.jit(
+        jax.vmap(lambda s: glm.fit(X, y, s, datafit="logistic", tol=1e-10)),
+    )(reference.strengths)
+    np.testing.assert_allclose(fit.coef, reference.coef, atol=1e-6)
+    np.testing.assert_allclose(fit.intercept, reference.intercept, atol=1e-6)
+    np.testing.assert_array_equal(fit.coef != 0, reference.coef != 0)
+
+
+def test_vmap_over_sample_weights_equals_a_loop():
+    X, y = problem("squared")
+    rng = np.random.default_rng(3)
+    weights = rng.poisson(1.0, size=(3, len(y))).astype(float)  # bootstrap weights
+    batched = jax.vmap(lambda w: glm.fit(X, y, 0.05, sample_weight=w, tol=1e-10).coef)(weights)
+    for row, w in zip(batched, weights, strict=True):
+        np.testing.assert_allclose(row, glm.fit(X, y, 0.05, sample_weight=w, tol=1e-10).coef,
+                                   atol=1e-7)  # fmt: skip
+
+
+def test_path_coefficients_differentiate_as_fits():
+    X, y = problem("squared")
+    strengths = np.array([0.2, 0.1, 0.05])
+
+    def path_coef(X):
+        return glm.path(X, y, strengths=strengths, tol=CONVEX_TOL, max_iter=MAX_ITER).coef
+
+    def fit_coef(X, s):
+        return glm.fit(X, y, s, tol=CONVEX_TOL, max_iter=MAX_ITER).coef
+
+    weights = np.random.default_rng(4).standard_normal((3, 8))
+    along_path = jax.grad(lambda X: jnp.sum(path_coef(X) * weights))(X)
+    separately = sum(jax.grad(lambda X, s=s, v=v: fit_coef(X, s) @ v)(X)
+                     for s, v in zip(strengths, weights, strict=True))  # fmt: skip
+    np.testing.assert_allclose(along_path, separately, rtol=1e-8, atol=1e-12)
+
+
+def test_fit_rejects_bad_strengths():
+    X, y = problem("squared")
+    with pytest.raises(ValueError, match="strength must be a scalar"):
+        glm.fit(X, y, [0.1, 0.2])
+    with pytest.raises(ValueError, match="strength must be finite and non-negative"):
+        glm.fit(X, y, -0.1)
+    with pytest.raises(ValueError, match="strength must be finite and non-negative"):
+        glm.fit(X, y, np.nan)
