@@ -16,3 +16,17 @@ def test_sparse_mlp_quick(monkeypatch, capsys):
     zeros = [float(row[2].rstrip("%")) for row in rows]
     assert min(accuracy) > 0.8
     assert zeros == sorted(zeros) and zeros[-1] > 50
+
+
+def test_hypergradient_quick(monkeypatch, capsys, tmp_path):
+    """Adam on the hypergradients lowers the validation error below LassoCV's strength (its
+    starting point), and the figure is written."""
+    argv = ["hypergradient.py", "--quick", "--out", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(EXAMPLES / "hypergradient.py"), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line[:24].strip(): line[24:].split() for line in lines[2:]}
+    assert set(rows) == {"LassoCV (one strength)", "random search", "Adam on hypergradients"}
+    validation = {name: float(row[0]) for name, row in rows.items()}
+    assert validation["Adam on hypergradients"] < 0.95 * validation["LassoCV (one strength)"]
+    assert (tmp_path / "hypergradient.png").stat().st_size > 10_000

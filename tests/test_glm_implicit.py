@@ -179,14 +179,18 @@ def test_vmap_and_jit_of_fit_equal_the_path():
     np.testing.assert_array_equal(fit.coef != 0, reference.coef != 0)
 
 
-def test_vmap_over_sample_weights_equals_a_loop():
+def test_vmap_over_sample_weights_and_targets_equals_a_loop():
     X, y = problem("squared")
     rng = np.random.default_rng(3)
     weights = rng.poisson(1.0, size=(3, len(y))).astype(float)  # bootstrap weights
-    batched = jax.vmap(lambda w: glm.fit(X, y, 0.05, sample_weight=w, tol=1e-10).coef)(weights)
-    for row, w in zip(batched, weights, strict=True):
-        np.testing.assert_allclose(row, glm.fit(X, y, 0.05, sample_weight=w, tol=1e-10).coef,
-                                   atol=1e-7)  # fmt: skip
+    targets = y + 0.3 * rng.standard_normal((3, len(y)))
+
+    def coef(w, y):
+        return glm.fit(X, y, 0.05, sample_weight=w, tol=1e-10).coef
+
+    batched = jax.vmap(coef)(weights, targets)
+    for row, w, target in zip(batched, weights, targets, strict=True):
+        np.testing.assert_allclose(row, coef(w, target), atol=1e-7)
 
 
 def test_path_coefficients_differentiate_as_fits():
