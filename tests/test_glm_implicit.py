@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Lasso
 
-from jreg import glm
+from jreg import glm, penalties, prox
 
 CONVEX_TOL, CONCAVE_TOL = 1e-13, 1e-18  # concave penalties stop on a squared gradient mapping
 MAX_ITER = 100_000
@@ -40,7 +40,7 @@ def hyperparameters(datafit, penalty, X, y, options):
     counts: perturbed counts would be rejected by the finite differences' solves)."""
     n, p = X.shape
     theta = {"X": X, "strength": None, "sample_weight": np.ones(n)}
-    if datafit in ("squared", "huber"):
+    if datafit in ("squared", "huber") or callable(datafit):
         theta["y"] = y
     if penalty == "group_lasso":
         groups = options.get("groups", np.arange(p))  # without: a group per feature
@@ -50,6 +50,10 @@ def hyperparameters(datafit, penalty, X, y, options):
     if penalty == "elastic_net":
         theta["l1_ratio"] = 0.5
     return theta
+
+
+def log_cosh(z, y):
+    return jnp.logaddexp(z - y, y - z)
 
 
 CASES = [
@@ -71,6 +75,8 @@ CASES = [
     ("squared", "group_lasso", {"groups": np.arange(8) // 2, "bounds": (0.0, np.inf)}),
     ("squared", "l1", {"fit_intercept": False}),
     ("multinomial", "l1", {"fit_intercept": False}),
+    (log_cosh, "l1", {}),
+    ("squared", (penalties.elastic_net, prox.elastic_net), {}),
 ]
 
 
@@ -83,15 +89,20 @@ def solution_of(datafit, penalty, options, y, tol):
     return solve
 
 
-@pytest.mark.parametrize(("datafit", "penalty", "options"), CASES, ids=lambda c: str(c)[:24])
+def case_id(value) -> str:
+    return getattr(value, "__name__", None) or str(value)[:24]
+
+
+@pytest.mark.parametrize(("datafit", "penalty", "options"), CASES, ids=case_id)
 def test_forward_reverse_and_finite_differences_agree(datafit, penalty, options):
     X, y = problem(datafit)
-    concave = penalty in ("mcp", "scad")
+    concave = penalty in ("mcp", "scad") or not isinstance(penalty, str)  # a pair: a KKT stop
     tol = CONCAVE_TOL if concave else CONVEX_TOL
     bounds = {"bounds": options["bounds"]} if "bounds" in options else {}
     groups = {"groups": options["groups"]} if "groups" in options else {}
-    top = glm.strength_max(X, y, datafit=datafit, penalty="l1" if penalty == "l2" else penalty,
-                           **bounds, **groups)  # fmt: skip
+    named = isinstance(penalty, str) and penalty != "l2"
+    top = glm.strength_max(X, y, datafit=datafit, penalty=penalty if named else "l1", **bounds,
+                           **groups)  # fmt: skip
     theta = hyperparameters(datafit, penalty, X, y, options)
     theta["strength"] = 0.3 * float(top)
     solve = solution_of(datafit, penalty, options, y, tol)
@@ -218,3 +229,82 @@ def test_fit_rejects_bad_strengths():
         glm.fit(X, y, -0.1)
     with pytest.raises(ValueError, match="strength must be finite and non-negative"):
         glm.fit(X, y, np.nan)
+
+
+def directional(solution, theta, direction, h=1e-6):
+    """Forward mode, reverse mode and central differences of ``solution`` (an array) along
+    ``direction``, with the supports at both ends (they must equal the centre's)."""
+    forward = jax.jvp(solution, (theta,), (direction,))[1]
+    reverse = jax.vjp(solution, theta)[1](forward)[0]  # <J^T J d, d> = |J d|^2
+    ends = [solution(jax.tree.map(lambda t, d, s=s: t + s * h * d, theta, direction))
+            for s in (1, -1)]  # fmt: skip
+    pairs = zip(jax.tree.leaves(reverse), jax.tree.leaves(direction), strict=True)
+    inner = sum(np.sum(np.asarray(r) * d) for r, d in pairs)
+    return forward, inner, (ends[0] - ends[1]) / (2 * h), [e != 0 for e in ends]
+
+
+def assert_derivative(solution, theta, direction, *, fixed=Ellipsis):
+    """``fixed``: the coefficients whose zeros stay zeros (not those free at 0)."""
+    forward, inner, finite_difference, supports = directional(solution, theta, direction)
+    centre = solution(theta) != 0
+    assert all(np.array_equal(s[fixed], centre[fixed]) for s in supports)
+    np.testing.assert_allclose(forward, finite_difference, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(inner, np.sum(np.asarray(forward) ** 2), rtol=1e-8)
+    assert np.max(np.abs(forward)) > 1e-3  # something moved
+
+
+def test_a_zero_coefficient_where_the_penalty_is_smooth_still_moves():
+    """Ridge: a zero column has coefficient exactly 0, yet it is free (the penalty is smooth
+    at 0): moving the column moves it, by the closed form ``d'r / (n s)`` (``d`` the centred
+    move, ``r`` the residual)."""
+    X, y = problem("squared")
+    X[:, 5] = 0.0
+    move = np.random.default_rng(5).standard_normal(len(y))
+    direction = np.zeros_like(X)
+    direction[:, 5] = move
+
+    def ridge(X):
+        return glm.fit(X, y, 0.1, penalty="l2", tol=CONVEX_TOL, max_iter=MAX_ITER)
+
+    fit = ridge(X)
+    assert fit.coef[5] == 0
+    residual = y - X @ fit.coef - fit.intercept
+    closed = (move - move.mean()) @ residual / (len(y) * 0.1)
+    forward = jax.jvp(lambda X: ridge(X).coef, (X,), (direction,))[1]
+    np.testing.assert_allclose(forward[5], closed, rtol=1e-9)
+    reverse = jax.grad(lambda X: ridge(X).coef[5])(X)
+    np.testing.assert_allclose(np.sum(reverse * direction), forward[5], rtol=1e-9)
+
+
+def test_a_zero_coordinate_of_a_selected_group_still_moves():
+    """Two outputs, the second all zeros: each feature's row is a group whose second coefficient
+    is exactly 0 while the group is selected; moving the second output moves it."""
+    X, y = problem("squared")
+    Y = np.stack([y, np.zeros_like(y)], axis=1)
+    direction = np.zeros_like(Y)
+    direction[:, 1] = np.random.default_rng(6).standard_normal(len(y))
+
+    def coef(Y):
+        return glm.fit(X, Y, 0.05, penalty="group_lasso", tol=CONVEX_TOL, max_iter=MAX_ITER).coef
+
+    selected = np.asarray(coef(Y)[:, 0] != 0)
+    assert selected.any() and np.all(coef(Y)[:, 1] == 0)
+    assert_derivative(lambda Y: coef(Y)[selected], Y, direction, fixed=(slice(None), 0))
+    unselected = coef(Y + 1e-6 * direction)[~selected]
+    np.testing.assert_array_equal(unselected, 0.0)  # the groups stay as they were
+
+
+def test_a_coefficient_at_a_bound_follows_the_bound():
+    X, y = problem("squared")
+
+    def coef(upper):
+        bounds = (-np.inf, upper)
+        return glm.fit(X, y, 0.01, bounds=bounds, tol=CONVEX_TOL, max_iter=MAX_ITER).coef
+
+    upper = np.full(8, 0.4)
+    at_bound = np.asarray(coef(upper) == 0.4)
+    assert at_bound.any()
+    direction = np.random.default_rng(7).standard_normal(8)
+    assert_derivative(coef, upper, direction)
+    derivative = jax.jacfwd(coef)(upper)
+    np.testing.assert_allclose(derivative[at_bound][:, at_bound], np.eye(at_bound.sum()))

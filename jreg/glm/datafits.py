@@ -278,8 +278,9 @@ def huber(options) -> Datafit:
     delta = options.delta
 
     def loss(z, y):
-        r = jnp.abs(z - y)
-        return jnp.sum(jnp.where(r <= delta, r**2 / 2, delta * r - delta**2 / 2), axis=1)
+        r = z - y  # not |z - y| squared: its second derivative at r = 0 would be 0, not 1
+        quadratic = jnp.abs(r) <= delta
+        return jnp.sum(jnp.where(quadratic, r**2 / 2, delta * jnp.abs(r) - delta**2 / 2), axis=1)
 
     return Datafit(
         loss=loss,

@@ -351,6 +351,22 @@ def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Arr
 path_jit = jax.jit(path_arrays, static_argnames="config")
 
 
+def _differentiable_arrays(data: Data, strengths, options: Options, coef, intercept,
+                           config: Config):  # fmt: skip
+    """``coef (k, d)`` and ``intercept (k, m)`` made differentiable by
+    :mod:`~jreg.glm.implicit` (one program: a derivative reuses its compilation)."""
+    build = functools.partial(parts, config, n_outputs=data.y.shape[1], dtype=data.X.dtype)
+
+    def at_strength(strength, w, b):
+        return implicit.with_derivatives(build, data, options, strength, w, b,
+                                         fit_intercept=config.fit_intercept)  # fmt: skip
+
+    return jax.vmap(at_strength)(strengths, coef, intercept)
+
+
+differentiable_jit = jax.jit(_differentiable_arrays, static_argnames="config")
+
+
 def solve_path(data: Data, strengths, options: Options, config: Config) -> tuple[Path, jax.Array]:
     """:func:`path_arrays` on values with their derivatives held off, then coefficients and
     intercepts differentiable by :mod:`~jreg.glm.implicit` (where anything is traced: a
@@ -360,15 +376,8 @@ def solve_path(data: Data, strengths, options: Options, config: Config) -> tuple
     if not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(traced)):
         return result, converged
     k, m = strengths.shape[0], data.y.shape[1]
-    build = functools.partial(parts, config, n_outputs=m, dtype=data.X.dtype)
-
-    def at_strength(strength, w, b):
-        return implicit.with_derivatives(build, data, options, strength, w, b,
-                                         fit_intercept=config.fit_intercept)  # fmt: skip
-
-    coef, intercept = jax.vmap(at_strength)(
-        strengths, result.coef.reshape(k, -1), result.intercept.reshape(k, m)
-    )
+    flat = (result.coef.reshape(k, -1), result.intercept.reshape(k, m))
+    coef, intercept = differentiable_jit(data, strengths, options, *flat, config=config)
     coef, intercept = coef.reshape(result.coef.shape), intercept.reshape(result.intercept.shape)
     return result._replace(strengths=strengths, coef=coef, intercept=intercept), converged
 

@@ -72,6 +72,9 @@ class Penalty(NamedTuple):
         ``violation`` is per group.
       block_prox: ``(x, lam_g, step, g) -> group g's prox``, ``x`` its flat coefficients
         (padded as ``blocks``, with zeros).
+      differentiable: ``(w, lam) -> (d,) bool``, where the value is differentiable in ``w`` (its
+        optimality condition there is an equation: implicit derivatives); None: where
+        ``w != 0``.
       concavity: the penalty's largest negative curvature (MCP :math:`1/\gamma`, SCAD
         :math:`1/(a - 1)`): coordinate steps use a curvature of at least twice it, so that each
         coordinate's problem is strictly convex and its prox moves continuously (no jump to
@@ -90,7 +93,14 @@ class Penalty(NamedTuple):
     on_orthant: Callable | None = None
     blocks: np.ndarray | None = None
     block_prox: Callable | None = None
+    differentiable: Callable | None = None
     concavity: object = 0.0
+
+
+def _off_kink(w, slope_lam):
+    """Separable penalties with slope ``slope_lam`` at 0: differentiable off 0, or without a
+    kink there (``l2``, unpenalized coordinates)."""
+    return (w != 0) | (slope_lam == 0)
 
 
 def ratio(numerator, denominator):
@@ -183,6 +193,7 @@ def _smooth_l1(options, layout, *, slope, value, prox, newton: bool) -> Penalty:
             else lambda grad, lam: jnp.abs(box.tangent(-grad)) - slope * lam
         ),
         on_orthant=on_orthant if newton and bounds is None else None,
+        differentiable=lambda w, lam: _off_kink(w, slope * lam),
     )
 
 
@@ -233,6 +244,7 @@ def _concave(value, prox, keyword: str, concavity: Callable):
             convex=False,
             zero_threshold=lambda grad, factor: jnp.max(ratio(jnp.abs(grad), factor), initial=0),
             violation=lambda grad, lam: jnp.abs(grad) - lam,
+            differentiable=_off_kink,
             concavity=concavity(option),
         )
 
@@ -348,6 +360,11 @@ def group_lasso(options, layout, groups) -> Penalty:
     def slack(grad, lam):
         return norms(tangent(-grad)) - rho * lam
 
+    def differentiable(w, lam):
+        """Every coordinate of a group off 0 (its zeros too), or unpenalized."""
+        smooth = ((norms(w) > 0) | (lam == 0)).astype(w.dtype)
+        return scatter(jnp.broadcast_to(smooth[:, None], index.shape)) > 0
+
     return Penalty(
         value=value,
         prox=prox,
@@ -360,6 +377,7 @@ def group_lasso(options, layout, groups) -> Penalty:
         violation=slack,
         blocks=features,
         block_prox=block_prox,
+        differentiable=differentiable,
     )
 
 
