@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from jreg.glm.objectives import Data
+from jreg.glm.penalties import coordinate_bounds
 
 __all__ = ["with_derivatives"]
 
@@ -67,14 +68,6 @@ def _linear(X, w, b):
     return X @ w.reshape(X.shape[1], -1) + b[None, :]
 
 
-def _bounds(options, m: int):
-    """The per-coordinate bounds ``(d,)`` (traced: the derivative follows a coefficient held
-    at a bound), or None."""
-    if options.lower is None:
-        return None
-    return tuple(jnp.repeat(x, m) for x in (options.lower, options.upper))
-
-
 def with_derivatives(build: Callable, data: Data, options, strength, w, b, *,
                      fit_intercept: bool):  # fmt: skip
     r"""``(w, b)`` (flat coefficients ``(d,)``, intercepts ``(m,)`` of the uncentred ``X``),
@@ -91,7 +84,7 @@ def with_derivatives(build: Callable, data: Data, options, strength, w, b, *,
     no_gradient = ~jnp.isfinite(jax.grad(penalty.value)(w, lam))
     free = w != 0 if penalty.differentiable is None else penalty.differentiable(w, lam)
     side = jnp.zeros(w.shape, jnp.int8)
-    bounds = _bounds(fixed_options, b.shape[0])
+    bounds = coordinate_bounds(fixed_options, b.shape[0], w.dtype)
     if bounds is not None:
         lower, upper = bounds
         free &= (w > lower) & (w < upper)
@@ -114,11 +107,11 @@ def _optimality(structure: _Structure, solution: _Solution, x, params):
     free = solution.free
     lam = strength * penalty.factor
     held = solution.w  # the coordinates that are not free: at 0, or at a bound
-    bounds = _bounds(options, solution.b.shape[0])
+    # traced: the derivative follows a coefficient held at a bound
+    bounds = coordinate_bounds(options, solution.b.shape[0], solution.w.dtype)
     if bounds is not None:
-        held = jnp.where(
-            solution.side < 0, bounds[0], jnp.where(solution.side > 0, bounds[1], held)
-        )
+        at_upper = jnp.where(solution.side > 0, bounds.upper, held)
+        held = jnp.where(solution.side < 0, bounds.lower, at_upper)
 
     def objective(v, c):
         # where the penalty's gradient is not finite (a user's penalty at 0), it is evaluated

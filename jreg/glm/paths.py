@@ -371,9 +371,9 @@ def solve_path(data: Data, strengths, options: Options, config: Config) -> tuple
     """:func:`path_arrays` on values with their derivatives held off, then coefficients and
     intercepts differentiable by :mod:`~jreg.glm.implicit` (where anything is traced: a
     concrete call has nothing to differentiate)."""
-    result, converged = path_jit(*jax.lax.stop_gradient((data, strengths, options)), config=config)
-    traced = (data, strengths, options)
-    if not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(traced)):
+    inputs = (data, strengths, options)
+    result, converged = path_jit(*jax.lax.stop_gradient(inputs), config=config)
+    if not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(inputs)):
         return result, converged
     k, m = strengths.shape[0], data.y.shape[1]
     flat = (result.coef.reshape(k, -1), result.intercept.reshape(k, m))

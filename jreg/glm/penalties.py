@@ -125,7 +125,9 @@ class _Bounds(NamedTuple):
         return jnp.clip(v, jnp.where(self.lower < 0, -inf, 0), jnp.where(self.upper > 0, inf, 0))
 
 
-def _bounds(options, m: int, dtype) -> _Bounds | None:
+def coordinate_bounds(options, m: int, dtype) -> _Bounds | None:
+    """The bounds per coordinate ``(d,)`` (each feature's repeated over its ``m`` outputs), or
+    None."""
     if options.lower is None:
         return None
     return _Bounds(*(jnp.repeat(jnp.asarray(x, dtype), m) for x in (options.lower, options.upper)))
@@ -148,7 +150,7 @@ def _smooth_l1(options, layout, *, slope, value, prox, newton: bool) -> Penalty:
     """
     n_outputs, dtype = layout
     factor = _per_coordinate(options, n_outputs)
-    bounds = _bounds(options, n_outputs, dtype)
+    bounds = coordinate_bounds(options, n_outputs, dtype)
     box = bounds or _Bounds(
         jnp.full(factor.shape, -jnp.inf, dtype), jnp.full(factor.shape, jnp.inf, dtype)
     )
@@ -308,7 +310,7 @@ def group_lasso(options, layout, groups) -> Penalty:
     rho = options.l1_ratio
     weights = options.group_weights
     factor = jnp.asarray(np.sqrt(sizes) if weights is None else weights, dtype)
-    bounds = _bounds(options, n_outputs, dtype)
+    bounds = coordinate_bounds(options, n_outputs, dtype)
     n_steps = 2 * jnp.finfo(dtype).nmant + 8  # bisection to rounding
 
     def gather(w, fill=0):
