@@ -311,6 +311,24 @@ def test_multinomial_intercepts_sum_to_zero():
     np.testing.assert_allclose(np.sum(fit.intercept, axis=1), 0, atol=1e-8)
 
 
+def test_multinomial_intercept_steps_stay_off_the_ones():
+    """The intercepts' Newton block is singular along the vector of ones, where rounding leaves
+    an eigenvalue of either sign: solved on its complement. Once, on this cross-validation
+    (scikit-learn's weights-versus-repetitions check, near-separable, two zero features), the
+    intercepts drifted along the ones to 2e5, then a rounded curvature there made the Newton
+    model unbounded: a fold's path ended with intercepts of 1e31 and scores of 5e31."""
+    rng = np.random.RandomState(42)
+    X, y, weights = rng.rand(15, 30), rng.randint(0, 3, size=15), rng.randint(0, 5, size=15)
+    order = np.random.RandomState(0).permutation(15)
+    stacked = np.pad(np.vstack([X[order], X, X]), ((0, 0), (0, 2)))
+    labels = np.concatenate([y[order], y, y])
+    weights = np.concatenate([weights[order], np.ones(30)])
+    cv = glm.cross_validate(stacked, labels, datafit="multinomial", sample_weight=weights,
+                            folds=np.repeat([0, 1, 2], 15))  # fmt: skip  (no warning: converged)
+    assert np.all(np.asarray(cv.scores) < 2)  # log(3) = 1.1 at w = 0
+    assert np.all(np.abs(cv.path.intercept) < 20)
+
+
 # --------------------------------------------------------------------------------------------
 # References.
 

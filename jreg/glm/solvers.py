@@ -577,14 +577,22 @@ def coordinate_descent(
 # Proximal Newton.
 
 
-def solve_psd(matrix, rhs):
+def solve_psd(matrix, rhs, shift_invariant: bool):
     """``matrix^+ rhs`` for a small symmetric PSD ``matrix``: eigenvalues below ``m eps`` times
-    the largest are dropped (the multinomial's intercept block is singular along the vector
-    of ones, where a tiny jitter would amplify rounding into a drift of all intercepts)."""
+    the largest are dropped. With ``shift_invariant`` (the multinomial's intercept block,
+    singular along the vector of ones, where rounding leaves an eigenvalue of either sign and
+    any size near 0), the system is solved on the complement of the ones: their direction
+    given a known curvature, the right side and the solution centred (else the intercepts
+    drift along it and a rounded curvature there makes the Newton model unbounded)."""
+    if shift_invariant:
+        m = rhs.shape[0]
+        matrix = matrix + jnp.trace(matrix) / m**2 * jnp.ones((m, m), matrix.dtype)
+        rhs = rhs - jnp.mean(rhs)
     values, vectors = jnp.linalg.eigh(matrix)
     cutoff = matrix.shape[0] * jnp.finfo(matrix.dtype).eps * jnp.max(values)
     inverse = jnp.where(values > cutoff, 1 / jnp.where(values > cutoff, values, 1), 0)
-    return vectors @ (inverse * (vectors.T @ rhs))
+    solution = vectors @ (inverse * (vectors.T @ rhs))
+    return solution - jnp.mean(solution) if shift_invariant else solution
 
 
 def best_shift(datafit, z, y, a, n_steps: int) -> jax.Array:
@@ -605,7 +613,7 @@ def best_shift(datafit, z, y, a, n_steps: int) -> jax.Array:
         gradient = a @ datafit.gradient(shifted, y)
         dd, q = datafit.curvature(shifted, y)
         block = jnp.diag(a @ dd) - (0 if q is None else q.T @ (a[:, None] * q))
-        direction = solve_psd(block, -gradient)
+        direction = solve_psd(block, -gradient, datafit.shift_invariant)
         now = value(db)
 
         def rejected(search):
@@ -805,7 +813,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             """The model's minimizer in ``b``: a Newton step on the ``(m, m)`` block."""
             gradient = evaluation.grad_b + jnp.sum(hessian_dz(model), axis=0)
             block = jnp.diag(jnp.sum(ad, axis=0)) - (0 if q is None else aq.T @ q)
-            db = solve_psd(block, -gradient)
+            db = solve_psd(block, -gradient, datafit.shift_invariant)
             s = model.s if q is None else model.s + q @ db
             return model._replace(b=model.b + db, dz=model.dz + db[None, :], s=s)
 
@@ -862,7 +870,11 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
 
         # a decrease below the objective's rounding cannot be measured: such a step, second
         # order in the gradient's error (which the gap is first order in), is taken in full
-        unmeasurable = -decrease <= _UNMEASURABLE * jnp.finfo(z.dtype).eps * state.objective
+        # if the objective does not rise by more than that rounding
+        one = jnp.ones((), z.dtype)
+        full = objective_at(one)
+        rounding = _UNMEASURABLE * jnp.finfo(z.dtype).eps * state.objective
+        unmeasurable = (-decrease <= rounding) & (full <= state.objective + rounding)
 
         def rejected(search):
             t, value, count = search
@@ -873,8 +885,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             t = search[0] / 2
             return t, objective_at(t), search[2] + 1
 
-        one = jnp.ones((), z.dtype)
-        t, value, _ = jax.lax.while_loop(rejected, halve, (one, objective_at(one), 0))
+        t, value, _ = jax.lax.while_loop(rejected, halve, (one, full, 0))
         accepted = unmeasurable | (value <= state.objective + _ARMIJO * t * decrease)
         progress = accepted & (jnp.any(dw != 0) | jnp.any(db != 0))
         t = jnp.where(accepted, t, 0)
