@@ -1001,6 +1001,38 @@ def test_cross_validate_logistic_needs_n_folds_at_most_the_smallest_class():
         glm.cross_validate(X, y, datafit="logistic", n_folds=5, n_strengths=3)
 
 
+@pytest.mark.parametrize("datafit", DATAFITS)
+def test_cross_validate_given_folds(datafit):
+    """``folds`` (glmnet's ``foldid``): fold ``k``'s scores are the held-out loss of the path
+    fitted on the rows whose id is not ``k``."""
+    X, y = small_data(datafit)
+    folds = np.arange(y.size) % 3
+    cv = glm.cross_validate(X, y, datafit=datafit, folds=folds, **SMALL_STRENGTHS)
+    assert_cv_summary(cv, 3)
+    strengths = tuple(np.asarray(cv.strengths).tolist())
+    for k, row in enumerate(np.asarray(cv.scores)):
+        rows = tuple(np.flatnonzero(folds == k).tolist())
+        fits = fits_without(datafit, rows, strengths)
+        expected = held_out_loss(datafit, X[list(rows)], y[list(rows)], fits).mean(axis=0)
+        np.testing.assert_allclose(row, expected, rtol=0, atol=1e-5 * max(1.0, np.abs(row).max()))
+
+
+def test_cross_validate_given_folds_are_checked():
+    X, y = small_data("squared")
+    n = y.size
+    for folds, message in [
+        (np.arange(n) % 3 + 1, "ids 0..K-1"),  # no fold 0
+        (np.zeros(n, int), "K >= 2"),
+        (np.arange(n - 1) % 2, rf"shape \({n},\)"),
+        (np.arange(n) % 2 * 1.0, "int array"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            glm.cross_validate(X, y, folds=folds, n_strengths=3)
+    weights = (np.arange(n) % 2).astype(float)  # fold 0 holds out only rows of weight 0
+    with pytest.raises(ValueError, match="rows of positive sample_weight"):
+        glm.cross_validate(X, y, folds=np.arange(n) % 2, sample_weight=weights, n_strengths=3)
+
+
 # --------------------------------------------------------------------------------------------
 # Stability selection.
 

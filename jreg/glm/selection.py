@@ -143,7 +143,7 @@ def _check_scoring(scoring, datafit, n_outputs: int) -> None:
 
 
 def cross_validate(
-    X, y, *, n_folds=5, seed=0, scoring="deviance", **path_kwargs
+    X, y, *, n_folds=5, folds=None, seed=0, scoring="deviance", **path_kwargs
 ) -> CrossValidation:
     r"""K-fold cross-validated path: all folds and the full-data path in one program.
 
@@ -155,6 +155,8 @@ def cross_validate(
       X: ``(n, p)`` features.
       y: targets or labels, as for :func:`~jreg.glm.path`.
       n_folds: number of folds (>= 2).
+      folds: ``(n,)`` int fold ids ``0..K-1``, each present (glmnet's ``foldid``): the
+        folds, given (then ``n_folds`` and ``seed`` are not used).
       seed: seed of the random assignment of rows to folds.
       scoring: the held-out score (glmnet's ``type.measure``): ``"deviance"`` (the mean
         held-out datafit loss), ``"mse"``, ``"mae"``, ``"misclassification"``, ``"auc"``
@@ -182,16 +184,17 @@ def cross_validate(
     data, options, config, grid = paths.setup_path(X, y, settings)
     datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype)
     _check_scoring(scoring, datafit, data.y.shape[1])
-    strata = _strata(data, datafit)
-    limit = min(rows.size for rows in strata)  # so that no fold holds out nothing of a stratum
-    if not is_count(n_folds, 2) or n_folds > limit:
-        what = "the smallest class" if datafit.classify else "n_samples"
-        raise ValueError(f"n_folds must be an int in [2, {what} = {limit}], got {n_folds!r}")
-    rng = np.random.default_rng(seed)
-    fold = np.full(data.X.shape[0], -1)
-    for rows in strata:
-        fold[rng.permutation(rows)] = np.arange(rows.size) % n_folds
-    held_out = np.asarray(fold[None, :] == np.arange(n_folds)[:, None], data.X.dtype)
+    if folds is None:
+        folds = _random_folds(data, datafit, n_folds, seed)
+    else:
+        folds = _given_folds(folds, data.X.shape[0])
+    held_out = np.asarray(folds[None, :] == np.arange(folds.max() + 1)[:, None], data.X.dtype)
+    weights = np.asarray(data.weights)
+    held_out_weight = held_out @ weights
+    if np.any(held_out_weight <= 0) or np.any(held_out_weight >= weights.sum()):
+        raise ValueError(
+            "folds must each hold out, and keep for training, rows of positive sample_weight"
+        )
     result, converged = _cross_validation_jit(
         data, held_out, grid, options, config=config, scoring=scoring,
         sequential=_sequential(data),
@@ -200,6 +203,33 @@ def cross_validate(
         converged, settings.max_iter, "solves (folds and the full path, per strength)"
     )
     return result
+
+
+def _random_folds(data: Data, datafit, n_folds, seed) -> np.ndarray:
+    """Fold ids ``(n,)`` drawn at random, stratified by class for classifiers."""
+    strata = _strata(data, datafit)
+    limit = min(rows.size for rows in strata)  # so that no fold holds out nothing of a stratum
+    if not is_count(n_folds, 2) or n_folds > limit:
+        what = "the smallest class" if datafit.classify else "n_samples"
+        raise ValueError(f"n_folds must be an int in [2, {what} = {limit}], got {n_folds!r}")
+    rng = np.random.default_rng(seed)
+    folds = np.full(data.X.shape[0], -1)  # rows of weight 0 are in no fold
+    for rows in strata:
+        folds[rng.permutation(rows)] = np.arange(rows.size) % n_folds
+    return folds
+
+
+def _given_folds(folds, n: int) -> np.ndarray:
+    """The user's fold ids, checked: ``(n,)`` ints ``0..K-1``, each present, ``K >= 2``."""
+    folds = np.asarray(folds)
+    if folds.shape != (n,) or not np.issubdtype(folds.dtype, np.integer):
+        raise ValueError(f"folds must be an int array of shape ({n},), got {folds.dtype} "
+                         f"{folds.shape}")  # fmt: skip
+    present = np.unique(folds)
+    if present.size < 2 or not np.array_equal(present, np.arange(present.size)):
+        raise ValueError(f"folds must hold the ids 0..K-1 (K >= 2), each present, got "
+                         f"{present[:10]}")  # fmt: skip
+    return folds
 
 
 def _cross_validation(data: Data, held_out, grid, options: Options, config: Config,
