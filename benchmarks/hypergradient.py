@@ -16,18 +16,16 @@ of 0.1 times strength_max, in JAX's default float32 (as a user runs it).
 
 import argparse
 import json
-import platform
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
+from _results import write as write_results
 
 from jreg import glm
 
-RESULTS = Path(__file__).parent / "results"
 SHAPES = [(1000, 100), (2000, 500), (500, 2000), (10000, 300)]
 QUICK_SHAPES = [(100, 20)]
 
@@ -140,11 +138,7 @@ def main(argv=None) -> None:
     report = table(rows)
     print(report)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        meta = {"machine": platform.processor() or platform.machine(), "jax": jax.__version__,
-                "devices": str(jax.devices())}  # fmt: skip
-        (RESULTS / "hypergradient.json").write_text(json.dumps({"meta": meta, "rows": rows}))
-        (RESULTS / "hypergradient.md").write_text(report + "\n")
+        write_results("hypergradient", rows, report)
 
 
 if __name__ == "__main__":

@@ -372,9 +372,9 @@ def solve_path(data: Data, strengths, options: Options, config: Config) -> tuple
     intercepts differentiable by :mod:`~jreg.glm.implicit` (where anything is traced: a
     concrete call has nothing to differentiate)."""
     inputs = (data, strengths, options)
-    result, converged = path_jit(*jax.lax.stop_gradient(inputs), config=config)
     if not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(inputs)):
-        return result, converged
+        return path_jit(*inputs, config=config)
+    result, converged = path_jit(*jax.lax.stop_gradient(inputs), config=config)
     k, m = strengths.shape[0], data.y.shape[1]
     flat = (result.coef.reshape(k, -1), result.intercept.reshape(k, m))
     coef, intercept = differentiable_jit(data, strengths, options, *flat, config=config)
@@ -383,6 +383,7 @@ def solve_path(data: Data, strengths, options: Options, config: Config) -> tuple
 
 
 strength_max_jit = jax.jit(strength_max_arrays, static_argnames="config")
+_first = jax.jit(lambda arrays: [x[0] for x in arrays])  # one dispatch, not one per array
 
 
 def grid(data: Data, options: Options, config: Config, settings: Settings) -> jax.Array:
@@ -629,4 +630,4 @@ def fit(
         )
     result, converged = solve_path(data, strength[None], options, config)
     warn_unconverged(converged, max_iter, "fits")
-    return Fit(*(x[0] for x in (result.coef, result.intercept, result.gap, result.n_iter)))
+    return Fit(*_first((result.coef, result.intercept, result.gap, result.n_iter)))
