@@ -857,10 +857,16 @@ def test_grid_options():
     fit = glm.path(data.X, data.y, n_strengths=RATIOS.size, strength_min_ratio=0.05, **TIGHT)
     top = float(glm.strength_max(data.X, data.y))
     np.testing.assert_allclose(fit.strengths, top * np.geomspace(1, 0.05, RATIOS.size), rtol=1e-12)
-    # An explicit grid is fitted from largest to smallest.
-    shuffled = glm.path(data.X, data.y, strengths=top * RATIOS[::-1], **TIGHT)
-    np.testing.assert_allclose(shuffled.strengths, top * RATIOS, rtol=1e-15)
-    np.testing.assert_allclose(shuffled.coef, fitted("tall", "squared", "l1").coef, atol=1e-12)
+    # An explicit grid is kept in the given order (never re-sorted), whatever the order.
+    order = np.array([3, 0, 5, 1, 4, 2])
+    shuffled = glm.path(data.X, data.y, strengths=top * RATIOS[order], **TIGHT)
+    np.testing.assert_array_equal(shuffled.strengths, top * RATIOS[order])
+    np.testing.assert_allclose(shuffled.coef, fitted("tall", "squared", "l1").coef[order],
+                               atol=1e-8)  # fmt: skip
+    cv = glm.cross_validate(data.X, data.y, strengths=top * RATIOS[order], **TIGHT)
+    np.testing.assert_array_equal(cv.strengths, top * RATIOS[order])
+    best = np.argmin(np.mean(cv.scores, axis=0))
+    assert float(cv.best_strength) == float(cv.strengths[best])
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,10 +27,11 @@ _INT32_MAX = 2**31 - 1
 
 
 class Path(NamedTuple):
-    """A regularization path, strengths from largest to smallest.
+    """A regularization path.
 
     Attributes:
-      strengths: ``(k,)`` the strengths.
+      strengths: ``(k,)`` the strengths, in the order fitted (the default grid's: from largest
+        to smallest; given ones: as given).
       coef: ``(k, p)`` coefficients; ``(k, p, m)`` for ``m`` outputs or classes.
       intercept: ``(k,)`` intercepts (0 when ``fit_intercept=False``); ``(k, m)``.
       gap: ``(k,)`` duality gap (convex penalties) or squared gradient mapping (a KKT residual:
@@ -387,7 +388,8 @@ _first = jax.jit(lambda arrays: [x[0] for x in arrays])  # one dispatch, not one
 
 
 def grid(data: Data, options: Options, config: Config, settings: Settings) -> jax.Array:
-    """The strengths to fit, from largest to smallest (glmnet's default grid if not given)."""
+    """The strengths to fit: the given ones in their order, or glmnet's default grid (from
+    largest to smallest)."""
     if settings.strengths is not None:
         strengths = jnp.asarray(settings.strengths, data.X.dtype)
         if strengths.ndim != 1 or strengths.size == 0:
@@ -395,7 +397,7 @@ def grid(data: Data, options: Options, config: Config, settings: Settings) -> ja
                 f"strengths must be a non-empty 1-D array, got shape {strengths.shape}"
             )
         check("strengths", strengths, lambda s: np.isfinite(s) & (s >= 0), "finite and >= 0")
-        return -jnp.sort(-strengths)
+        return strengths  # in the given order, never re-sorted
     if _is_pair(config.penalty):
         raise ValueError("strengths must be given for a user-defined penalty (value, prox)")
     if not is_count(settings.n_strengths):
@@ -511,7 +513,9 @@ def path(
         ``"l2"``, or a pair ``(value, prox)`` with the signatures of ``jreg.penalties.X`` and
         ``jreg.prox.X`` (then ``strengths`` is required).
       strengths: the grid; default: ``n_strengths`` log-spaced from :func:`strength_max` down
-        to ``strength_min_ratio`` times it (glmnet's grid). Fitted from largest to smallest.
+        to ``strength_min_ratio`` times it (glmnet's grid). Fitted in the given order, each
+        warm-started from the previous one (from largest to smallest is the fastest), and
+        returned in that order.
       n_strengths: size of the default grid.
       strength_min_ratio: bottom of the default grid; 1e-3 when ``n >= p``, else 1e-2.
       l1_ratio: elastic-net mixing (scikit-learn's ``l1_ratio``, glmnet's ``alpha``).

@@ -40,7 +40,7 @@ class CrossValidation(NamedTuple):
     """The result of :func:`cross_validate`.
 
     Attributes:
-      strengths: ``(k,)`` the grid, from largest to smallest.
+      strengths: ``(k,)`` the grid (as :class:`~jreg.glm.Path`'s).
       scores: ``(n_folds, k)`` held-out scores (``scoring``); lower is better.
       best_strength: the strength with the lowest mean score.
       strength_1se: the largest strength whose mean score is within one standard error of the
@@ -59,7 +59,7 @@ class StabilitySelection(NamedTuple):
     """The result of :func:`stability_selection`.
 
     Attributes:
-      strengths: ``(k,)`` the grid, from largest to smallest.
+      strengths: ``(k,)`` the grid (as :class:`~jreg.glm.Path`'s).
       probabilities: ``(k, p)`` the fraction of subsamples in which each feature is selected
         (a non-zero coefficient, for any output or class) at each strength.
     """
