@@ -33,6 +33,7 @@ import scipy.special
 from numpy_penalties import concave_slopes, concave_values
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge, enet_path, lasso_path
+from sklearn.metrics import r2_score
 
 from jreg import glm, penalties, prox
 from jreg.glm import objectives, paths, selection, solvers
@@ -867,6 +868,32 @@ def test_grid_options():
     np.testing.assert_array_equal(cv.strengths, top * RATIOS[order])
     best = np.argmin(np.mean(cv.scores, axis=0))
     assert float(cv.best_strength) == float(cv.strengths[best])
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_deviance_ratio_and_n_nonzero(fit_intercept):
+    """``deviance_ratio`` is the weighted R^2 of the squared loss (scikit-learn's ``r2_score``
+    with an intercept; against the zero model without), and one minus the ratio of log-losses
+    to the null model's for logistic; ``n_nonzero`` counts the non-zero coefficients."""
+    data = dataset("tall")
+    weights = np.random.default_rng(0).uniform(0.2, 2, data.X.shape[0])
+    kw = dict(n_strengths=8, sample_weight=weights, fit_intercept=fit_intercept, **TIGHT)
+    fit = glm.path(data.X, data.y, **kw)
+    predictions = data.X @ np.asarray(fit.coef).T + np.asarray(fit.intercept)
+    if fit_intercept:
+        expected = [r2_score(data.y, z, sample_weight=weights) for z in predictions.T]
+    else:
+        expected = 1 - weights @ (data.y[:, None] - predictions) ** 2 / (weights @ data.y**2)
+    np.testing.assert_allclose(fit.deviance_ratio, expected, rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(fit.n_nonzero, np.sum(np.asarray(fit.coef) != 0, axis=1))
+    assert fit.n_nonzero[0] == 0 and fit.n_nonzero[-1] > 0
+
+    fit = glm.path(data.X, data.labels, datafit="logistic", **kw)
+    z = data.X @ np.asarray(fit.coef).T + np.asarray(fit.intercept)
+    log_loss = weights @ (np.logaddexp(0, z) - data.labels[:, None] * z) / weights.sum()
+    mean = weights @ data.labels / weights.sum()
+    null = -(mean * np.log(mean) + (1 - mean) * np.log(1 - mean)) if fit_intercept else np.log(2)
+    np.testing.assert_allclose(fit.deviance_ratio, 1 - log_loss / null, rtol=0, atol=1e-10)
 
 
 # --------------------------------------------------------------------------------------------

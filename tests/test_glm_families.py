@@ -489,11 +489,14 @@ if (family == "multinomial") {
   out <- as.matrix(coefs)
 }
 write.table(out, file.path(dir, "coef.csv"), sep = ",", row.names = FALSE, col.names = FALSE)
+write.table(cbind(fit$dev.ratio, fit$df), file.path(dir, "summary.csv"), sep = ",",
+            row.names = FALSE, col.names = FALSE)
 """
 
 
 def glmnet_path(family, X, y, strengths):
-    """R's glmnet at our strengths: coefficients ``(k, p)`` or ``(k, p, C)`` and intercepts."""
+    """R's glmnet at our strengths: coefficients ``(k, p)`` or ``(k, p, C)``, intercepts, and
+    ``dev.ratio`` and ``df`` ``(k, 2)``."""
     if shutil.which("Rscript") is None:
         pytest.skip("Rscript is not installed (apt-get install r-cran-glmnet)")
     with tempfile.TemporaryDirectory() as directory:
@@ -507,22 +510,26 @@ def glmnet_path(family, X, y, strengths):
             pytest.skip(f"R's glmnet is not available: {result.stderr[-300:]}")
         assert result.returncode == 0, result.stderr[-2000:]
         out = np.loadtxt(os.path.join(directory, "coef.csv"), delimiter=",", ndmin=2)
+        summary = np.loadtxt(os.path.join(directory, "summary.csv"), delimiter=",", ndmin=2)
     p = X.shape[1]
     if family == "multinomial":
         out = out.reshape(-1, p + 1, len(strengths))  # (C, p + 1, k)
-        return out[:, 1:].transpose(2, 1, 0), out[:, 0].T
-    return out[1:].T, out[0]
+        return out[:, 1:].transpose(2, 1, 0), out[:, 0].T, summary
+    return out[1:].T, out[0], summary
 
 
 @pytest.mark.parametrize("family", ["poisson", "multinomial"])
 def test_poisson_and_multinomial_match_glmnet(family):
     """glmnet's ``family="poisson"`` and ``"multinomial"`` (elementwise lasso), unstandardized,
-    at our strengths (its ``lambda``)."""
+    at our strengths (its ``lambda``): the coefficients, ``dev.ratio`` and ``df``."""
     data = dataset("tall")
     y = data.targets[family]
     fit = fitted("tall", family, "l1")
-    coefs, intercepts = glmnet_path(family, data.X, y, np.asarray(fit.strengths))
+    coefs, intercepts, summary = glmnet_path(family, data.X, y, np.asarray(fit.strengths))
     assert_matches(fit, family, "l1", data.X, y, coefs, intercepts, atol=2e-5, first=1)
+    np.testing.assert_allclose(fit.deviance_ratio, summary[:, 0], rtol=0, atol=1e-6)
+    # (at strength_max glmnet keeps a non-zero coefficient: skipped, as for the coefficients)
+    np.testing.assert_array_equal(fit.n_nonzero[1:], summary[1:, 1])
 
 
 # --------------------------------------------------------------------------------------------

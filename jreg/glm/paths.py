@@ -39,6 +39,12 @@ class Path(NamedTuple):
         objective units.
       n_iter: ``(k,)`` solver iterations spent at each strength (FISTA iterations; coordinate
         descent epochs, proximal Newton's included; Newton steps).
+      deviance_ratio: ``(k,)`` the fraction of the null deviance explained, :math:`1 -
+        L(W, b) / L_0` with :math:`L` the weighted mean loss (half the deviance) and
+        :math:`L_0` its value at :math:`W = 0` (with the best intercept, if fitted): glmnet's
+        ``dev.ratio``.
+      n_nonzero: ``(k,)`` the number of features with a non-zero coefficient (for any output
+        or class): glmnet's ``df``.
     """
 
     strengths: jax.Array
@@ -46,6 +52,8 @@ class Path(NamedTuple):
     intercept: jax.Array
     gap: jax.Array
     n_iter: jax.Array
+    deviance_ratio: jax.Array | None = None
+    n_nonzero: jax.Array | None = None
 
 
 class Fit(NamedTuple):
@@ -312,18 +320,22 @@ def path_arrays(data: Data, strengths, options: Options, config: Config):
     def at_strength(carry, strength):
         w, b, warm = carry
         it = problem.solve(strength * penalty.factor, w, b, target, options.max_iter, warm)
-        out = (it.w, problem.intercept(it.w, it.b), it.gap, it.n_iter)
+        loss = problem.smooth.evaluate(it.w, it.b).loss
+        out = (it.w, problem.intercept(it.w, it.b), it.gap, it.n_iter, loss)
         return (it.w, it.b, it.warm), out
 
     p, m = data.X.shape[1], data.y.shape[1]
     w, b = jnp.zeros(p * m, data.X.dtype), problem.intercept_at_zero
     init = (w, b, problem.warm_start(w, b))
-    _, (coef, intercept, gap, n_iter) = jax.lax.scan(at_strength, init, strengths)
+    _, (coef, intercept, gap, n_iter, loss) = jax.lax.scan(at_strength, init, strengths)
+    null = problem.value_at_zero
+    deviance_ratio = jnp.where(null > 0, 1 - loss / jnp.where(null > 0, null, 1), 0)
+    coef = coef.reshape(-1, p, m)
+    n_nonzero = jnp.sum(jnp.any(coef != 0, axis=2), axis=1)
     if config.squeeze:
-        intercept = intercept[:, 0]
-    else:
-        coef = coef.reshape(-1, p, m)
-    return Path(strengths, coef, intercept, gap, n_iter), gap <= target
+        coef, intercept = coef[..., 0], intercept[:, 0]
+    path = Path(strengths, coef, intercept, gap, n_iter, deviance_ratio, n_nonzero)
+    return path, gap <= target
 
 
 def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Array:
