@@ -870,6 +870,27 @@ def test_grid_options():
     assert float(cv.best_strength) == float(cv.strengths[best])
 
 
+@pytest.mark.parametrize("datafit", DATAFITS)
+def test_infinite_penalty_factor_excludes_a_feature(datafit):
+    """``penalty_factor=inf`` is glmnet's ``exclude``: the feature's coefficient is exactly 0 at
+    every strength, and the rest is the path (and ``strength_max``) without that feature."""
+    data = dataset("tall")
+    X, y = data.X, data.target(datafit)
+    factor = np.ones(X.shape[1])
+    factor[[0, 5]] = np.inf  # feature 0 is the strongest of the true support
+    factor[7] = 0.5
+    keep = np.isfinite(factor)
+    fit = glm.path(X, y, datafit=datafit, penalty_factor=factor, n_strengths=8, **TIGHT)
+    assert np.all(np.asarray(fit.coef)[:, ~keep] == 0) and np.any(np.asarray(fit.coef) != 0)
+    dropped = glm.path(X[:, keep], y, datafit=datafit, penalty_factor=factor[keep],
+                       strengths=fit.strengths, **TIGHT)  # fmt: skip
+    np.testing.assert_allclose(np.asarray(fit.coef)[:, keep], dropped.coef, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(fit.intercept, dropped.intercept, rtol=0, atol=1e-8)
+    for bad in (np.nan, -np.inf):
+        with pytest.raises(ValueError, match="penalty_factor"):
+            glm.path(X, y, datafit=datafit, penalty_factor=np.where(keep, 1.0, bad))
+
+
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_deviance_ratio_and_n_nonzero(fit_intercept):
     """``deviance_ratio`` is the weighted R^2 of the squared loss (scikit-learn's ``r2_score``

@@ -271,8 +271,14 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
     elif grouped:
         raise ValueError("penalty_factor does not apply to group_lasso: use group_weights")
     else:
-        factor = _vector("penalty_factor", settings.penalty_factor, p, dtype, "finite and >= 0",
-                         lambda f: np.isfinite(f) & (f >= 0))  # fmt: skip
+        factor = _vector("penalty_factor", settings.penalty_factor, p, dtype,
+                         ">= 0 (inf excludes a feature), not NaN",
+                         lambda f: ~np.isnan(f) & (f >= 0))  # fmt: skip
+        if not isinstance(factor, jax.core.Tracer) and np.any(np.isinf(factor)):
+            # an excluded feature: a column of zeros, penalized, stays at exactly 0
+            excluded = jnp.isinf(factor)
+            data = data._replace(X=jnp.where(excluded[None, :], 0, data.X))
+            factor = jnp.where(excluded, 1, factor)
     lower = upper = None
     if settings.bounds is not None:
         lower, upper = _penalties.check_bounds(settings.bounds, p, dtype)
@@ -541,7 +547,8 @@ def path(
         scikit-learn's ``positive=True``); convex penalties only.
       sample_weight: ``(n,)`` non-negative weights (normalized to sum to one).
       penalty_factor: ``(p,)`` non-negative per-feature factors (glmnet's ``penalty.factor``);
-        0 leaves a feature unpenalized.
+        0 leaves a feature unpenalized, ``inf`` excludes it (glmnet's ``exclude``: its
+        coefficient is exactly 0; ``penalty_factor`` must then be concrete).
       groups: ``(p,)`` int group ids, for ``penalty="group_lasso"`` (with several outputs or
         classes a group holds all of its features' coefficients; without ``groups`` each
         feature's coefficients are a group).
