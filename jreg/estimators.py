@@ -27,6 +27,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from jreg import glm
+from jreg.glm import paths
 
 __all__ = ["GLMClassifier", "GLMClassifierCV", "GLMRegressor", "GLMRegressorCV"]
 
@@ -201,7 +202,7 @@ class _CV(_GLM):
             raise ValueError(f"rule must be one of {_RULES}, got {self.rule!r}")
         (n, p), ratio = shape, self.strength_min_ratio
         if ratio is None:  # glm's default, of the data before padding
-            ratio = 1e-3 if n >= p else 1e-2
+            ratio = paths.default_strength_min_ratio(n, p)
         folds = np.pad(self._folds(X[:n, :p], y[:n]), (0, X.shape[0] - n))
         cv = glm.cross_validate(
             X, y, folds=folds, scoring=self.scoring, datafit=datafit,

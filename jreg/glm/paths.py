@@ -405,6 +405,12 @@ strength_max_jit = jax.jit(strength_max_arrays, static_argnames="config")
 _first = jax.jit(lambda arrays: [x[0] for x in arrays])  # one dispatch, not one per array
 
 
+def default_strength_min_ratio(n: int, p: int) -> float:
+    """The bottom of the default grid relative to its top: 1e-3 when ``n >= p``, else 1e-2
+    (glmnet's ``lambda.min.ratio``)."""
+    return 1e-3 if n >= p else 1e-2
+
+
 def grid(data: Data, options: Options, config: Config, settings: Settings) -> jax.Array:
     """The strengths to fit: the given ones in their order, or glmnet's default grid (from
     largest to smallest)."""
@@ -422,8 +428,7 @@ def grid(data: Data, options: Options, config: Config, settings: Settings) -> ja
         raise ValueError(f"n_strengths must be a positive int, got {settings.n_strengths!r}")
     ratio = settings.strength_min_ratio
     if ratio is None:
-        n, p = data.X.shape
-        ratio = 1e-3 if n >= p else 1e-2
+        ratio = default_strength_min_ratio(*data.X.shape)
     check("strength_min_ratio", ratio, lambda r: (r > 0) & (r < 1), "in (0, 1)")
     top = strength_max_jit(data, options, config=config)
     check(
