@@ -33,6 +33,15 @@ def _figure(*, figsize, ncols=1):
     return figure, figure.subplots(ncols=ncols)
 
 
+def _colors(n: int) -> list:
+    """``n`` distinct colors: tab10, tab20, else evenly spaced along turbo."""
+    from matplotlib import colormaps
+
+    if n <= 20:
+        return list(colormaps["tab10" if n <= 10 else "tab20"].colors[:n])
+    return [tuple(color) for color in colormaps["turbo"](np.linspace(0, 1, n))]
+
+
 def plot_path(
     path,
     *,
@@ -40,21 +49,26 @@ def plot_path(
     strength=None,
     feature_names=None,
     highlight=None,
-    max_labels=10,
+    max_labels=None,
     title=None,
     figsize=(8, 5),
 ):
     """Coefficient paths against strength, on a log axis.
+
+    The features in color have colors of their own (no color drawn twice); the others are
+    light gray.
 
     Args:
       path: a :class:`jreg.glm.Path` (anything with ``strengths (k,)`` and ``coef (k, p)``).
       ax: matplotlib axes to draw on; default: those of a new figure.
       strength: a strength to mark with a vertical line (e.g. the cross-validated choice).
       feature_names: ``p`` names; the features selected at ``strength`` (at the smallest
-        strength if none is marked) with the largest coefficients get a legend entry.
+        strength if none is marked) get a legend entry (outside the axes beyond 12 entries).
       highlight: indices or a boolean mask of features to draw in color (e.g. a known true
-        support); the others are drawn in light gray. Default: all in color.
-      max_labels: the most legend entries for features.
+        support). Default: the features with a legend entry when ``feature_names`` is given,
+        else all.
+      max_labels: the most legend entries for features (those with the largest coefficients);
+        default: all the selected features.
       title: the axes title.
       figsize: size of a new figure, in inches.
 
@@ -65,22 +79,29 @@ def plot_path(
         _, ax = _figure(figsize=figsize)
     strengths, coef = np.asarray(path.strengths), np.asarray(path.coef)
     strength = None if strength is None else float(strength)
-    lines = ax.plot(strengths, coef, linewidth=1)
+    at = -1 if strength is None else int(np.argmin(np.abs(strengths - strength)))
+    labelled = np.zeros(coef.shape[1], bool)
+    if feature_names is not None:
+        largest = np.argsort(-np.abs(coef[at]), kind="stable")[:max_labels]
+        labelled[largest[coef[at, largest] != 0]] = True
     if highlight is not None:
-        muted = np.ones(coef.shape[1], bool)
-        muted[highlight] = False
-        for j in np.flatnonzero(muted):
-            lines[j].set(color="lightgray", zorder=1)
+        colored = np.zeros(coef.shape[1], bool)
+        colored[highlight] = True
+    else:
+        colored = labelled if feature_names is not None else np.ones(coef.shape[1], bool)
+    lines = ax.plot(strengths, coef, linewidth=1, color="lightgray", zorder=1)
+    for j, color in zip(np.flatnonzero(colored), _colors(colored.sum()), strict=True):
+        lines[j].set(color=color, zorder=2)
+    for j in np.flatnonzero(labelled):
+        lines[j].set_label(feature_names[j])
     ax.set_xscale("log")
     ax.axhline(0, color="black", linewidth=0.5)
-    at = -1 if strength is None else int(np.argmin(np.abs(strengths - strength)))
     if strength is not None:
         ax.axvline(strength, color="black", linestyle="--", linewidth=1, label="chosen strength")
-    if feature_names is not None:
-        largest = np.argsort(-np.abs(coef[at]))[:max_labels]
-        for j in largest[coef[at, largest] != 0]:
-            lines[j].set_label(feature_names[j])
-    if strength is not None or feature_names is not None:
+    if labelled.sum() > 12:
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1),
+                  ncols=-(-labelled.sum() // 30))  # fmt: skip
+    elif strength is not None or feature_names is not None:
         ax.legend(fontsize="small")
     ax.set(xlabel="strength", ylabel="coefficient", title=title)
     return ax.figure
