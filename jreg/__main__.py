@@ -7,21 +7,29 @@ penalty is static configuration of the :mod:`jreg.glm` solver, so the three pena
 compiled programs: the demo makes one :func:`jreg.glm.cross_validate` call per penalty, each of
 which runs all its folds and the full-data path as one compiled program.
 
-``jreg fit DATA.csv --target COLUMN`` standardizes the features of a CSV file, cross-validates a
-path and reports the chosen model in the data's units (also in ``DIR/result.json``). Bad input
-is one line on stderr and exit status 2; DIR is written only once everything has succeeded.
+``jreg fit DATA.csv --target COLUMN`` encodes the columns of a CSV file (categorical ones
+one-hot, missing values an error, dropped or imputed), standardizes the features,
+cross-validates a path and reports the chosen model in the data's units (also in
+``DIR/result.json``, with what ``jreg predict`` needs to encode new rows the same way). ``jreg
+predict DIR NEW.csv`` applies it. Bad input is one line on stderr and exit status 2; DIR is
+written only once everything has succeeded.
 
-On a terminal, a progress bar on stderr advances per compiled program.
+Progress on stderr, per compiled program with its elapsed time: a bar on a terminal, else lines.
 """
 
 import argparse
+import contextlib
 import csv
 import functools
 import importlib.util
 import json
 import pathlib
+import re
 import sys
+import threading
 import time
+import types
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -52,6 +60,7 @@ DEMO_COLUMNS = {
     "rerun (s)": ".2f",
 }
 FIGSIZE = (8, 5)  # inches; figures are saved at 100 dpi
+PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is not a terminal
 
 
 class InputError(Exception):
@@ -65,23 +74,56 @@ def _timed(thunk):
     return result, time.perf_counter() - start
 
 
-def _run_stages(stages, *, show):
+@contextlib.contextmanager
+def _every(seconds: float, report):
+    """While the block runs, calls ``report(elapsed seconds)`` every ``seconds`` on a thread."""
+    stop, start = threading.Event(), time.perf_counter()
+
+    def loop():
+        while not stop.wait(seconds):
+            report(time.perf_counter() - start)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _run_stages(stages, *, terminal: bool):
     """Runs ``(label, thunk)`` stages in order; returns ``[(result, seconds)]``.
 
-    With ``show``, draws a bar over the stages on stderr: each stage is one compiled program,
-    so the bar moves per stage, not per fold or strength.
+    Each stage is one compiled program (compilation included), so progress is per stage, with
+    its elapsed time: on a terminal, a bar on stderr redrawn every second; otherwise a line on
+    stderr at the start and the end of each stage and every ``PROGRESS_EVERY`` seconds.
     """
 
     def draw(done, label):
         bar = "#" * round(20 * done / len(stages))
         print(f"\r[{bar:<20}] {done}/{len(stages)} {label}\033[K", end="", file=sys.stderr)
 
+    def say(done, label, text):
+        print(f"jreg: [{done + 1}/{len(stages)}] {label}: {text}", file=sys.stderr, flush=True)
+
+    def tick(done, label, elapsed):
+        if terminal:
+            draw(done, f"{label} ({elapsed:.0f} s)")
+        else:
+            say(done, label, f"{elapsed:.0f} s")
+
     timed = []
     for done, (label, thunk) in enumerate(stages):
-        if show:
+        if terminal:
             draw(done, label)
-        timed.append(_timed(thunk))
-    if show:
+        else:
+            say(done, label, "started")
+        with _every(1.0 if terminal else PROGRESS_EVERY, functools.partial(tick, done, label)):
+            timed.append(_timed(thunk))
+        if not terminal:
+            say(done, label, f"done in {timed[-1][1]:.1f} s")
+    if terminal:
         draw(len(stages), "done")
         print(file=sys.stderr)
     return timed
@@ -184,7 +226,7 @@ def _demo(args) -> int:
         )
         for name, options in DEMO_PENALTIES.items()
     ]
-    fits = _run_stages(stages, show=sys.stderr.isatty())
+    fits = _run_stages(stages, terminal=sys.stderr.isatty())
     reruns = [_timed(thunk)[1] for _, thunk in stages]
     rows = [
         _demo_row(name, cv, seconds, rerun, problem)
@@ -215,87 +257,298 @@ def _demo(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# Reading a CSV file: columns by name, each a float array (NaN where missing) or an object array
+# of stripped strings (None where missing). Errors name data rows, counted from 1 after the
+# header, blank lines skipped.
+
+MISSING = frozenset(["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL"])  # missing cells
+FEW_VALUES = 10  # a numeric target with at most this many integer values may be classes
+
+
+def _reason(error: Exception) -> str:
+    reason = getattr(error, "strerror", None) or str(error)
+    return " ".join(reason.split())  # one line (pandas' messages have newlines)
+
+
+def _header(source: pathlib.Path) -> list[str]:
+    """The column names of a CSV file, checked to be unique."""
+    try:
+        with open(source, newline="", encoding="utf-8-sig") as file:  # -sig: skip a BOM
+            header = [name.strip() for name in next(csv.reader(file), [])]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"cannot read {source}: {_reason(error)}") from None
+    if len(set(header)) != len(header):
+        raise InputError(f"{source} has duplicate column names: {', '.join(header)}")
+    return header
+
+
+def _cell(text: str) -> str | None:
+    text = text.strip()
+    return None if text in MISSING else text
+
+
+def _read_plain(source: pathlib.Path, header: list[str]) -> dict[str, np.ndarray]:
+    """The csv module's reading (without pandas): every column as strings."""
+    try:
+        with open(source, newline="", encoding="utf-8-sig") as file:
+            rows = [row for row in csv.reader(file) if row][1:]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"cannot read {source}: {_reason(error)}") from None
+    for i, row in enumerate(rows):
+        if len(row) != len(header):
+            raise InputError(
+                f"{source}, data row {i + 1}: {len(row)} fields, the header has {len(header)}"
+            )
+    table = np.array([[_cell(text) for text in row] for row in rows], dtype=object)
+    return {name: table[:, j] for j, name in enumerate(header)} if rows else {}
+
+
+def _read_pandas(pandas, source, header, text) -> dict[str, np.ndarray]:
+    """pandas' reading: its numeric columns as floats, the others (and ``text``) as strings."""
+    try:
+        frame = pandas.read_csv(
+            source,
+            header=0,
+            names=header,
+            index_col=False,
+            encoding="utf-8-sig",
+            na_values=sorted(MISSING),
+            keep_default_na=False,
+            skipinitialspace=True,
+            dtype=dict.fromkeys(text, str),
+        )
+    except (OSError, ValueError) as error:  # pandas' parser errors are ValueErrors
+        raise InputError(f"cannot read {source}: {_reason(error)}") from None
+
+    def column(series):
+        if series.dtype.kind in "iuf":
+            return series.to_numpy(dtype=float)
+        cells = [None if value != value else _cell(str(value)) for value in series.tolist()]
+        return np.array(cells, dtype=object)  # value != value: NaN, a missing cell
+
+    return {name: column(frame[name]) for name in header} if len(frame) else {}
+
+
+def _read_csv(source: pathlib.Path, *, text=()) -> dict[str, np.ndarray]:
+    """The columns of a CSV file with a header line (``text``: columns kept as strings).
+
+    Read by pandas when it is installed (``pip install "jreg[cli]"``), else by the csv module,
+    slower, which also rejects rows with too few fields (pandas reads them as missing values).
+    """
+    header = _header(source)
+    try:
+        import pandas
+    except ImportError:
+        columns = _read_plain(source, header)
+    else:
+        columns = _read_pandas(pandas, source, header, text)
+    if not columns:
+        raise InputError(f"{source} has no data rows (a header line, then one row per sample)")
+    return columns
+
+
+def _missing(column: np.ndarray) -> np.ndarray:
+    return np.isnan(column) if column.dtype != object else np.equal(column, None)
+
+
+def _numbers(column: np.ndarray) -> np.ndarray | None:
+    """The column as floats (NaN where missing), or None where a value is not a number."""
+    if column.dtype != object:
+        return column
+    present = ~_missing(column)
+    numbers = np.full(column.shape, np.nan)
+    try:
+        numbers[present] = column[present].astype(float)
+    except ValueError:
+        return None
+    return numbers
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _text(column: np.ndarray) -> np.ndarray:
+    """The column as strings (None where missing); integers without a trailing ``.0``."""
+    if column.dtype == object:
+        return column
+    return np.array(
+        [None if v != v else str(int(v)) if v.is_integer() else repr(v) for v in column.tolist()],
+        dtype=object,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Features: learned on the training rows (``_learn``), applied to them and to new rows
+# (``_encode``). Each feature column is numeric, or categorical: one-hot, its first level (in
+# sorted order) dropped, outputs named ``column=level``.
+
+
+def _where(source, name, column, rows, bad) -> str:
+    """``column 'x' of data.csv has the value 'v' on data row 3``: the first bad cell."""
+    i = int(np.flatnonzero(bad)[0])
+    text = _text(column[i : i + 1])[0]
+    value = "a missing value" if text is None else f"the value {text!r}"
+    return f"column {name!r} of {source} has {value} on data row {rows[i]}"
+
+
+def _check_numeric(name, column, source, rows) -> np.ndarray:
+    """A numeric feature's values (NaN where missing); text and infinities are errors."""
+    numbers = _numbers(column)
+    if numbers is None:
+        text = np.array([v is not None and not _is_number(v) for v in column])
+        mixed = np.any(~text & ~_missing(column))
+        hint = "; list it in --categorical to one-hot encode it" if mixed else ""
+        raise InputError(f"{_where(source, name, column, rows, text)} (not a number{hint})")
+    if np.isinf(numbers).any():
+        where = _where(source, name, numbers, rows, np.isinf(numbers))
+        raise InputError(f"{where} (every value must be a finite number)")
+    return numbers
+
+
+def _is_text(column: np.ndarray) -> bool:
+    """Text (for --categorical auto): no number among the column's values."""
+    return _numbers(column) is None and not any(_is_number(v) for v in column if v is not None)
+
+
+def _learn(columns, features, *, categorical, source, rows) -> list[dict]:
+    """Per feature column: ``{"column", "levels", "fill"}`` (categorical: its sorted levels and
+    the most frequent, the first on ties) or ``{"column", "fill"}`` (numeric: its mean); ``fill``
+    is None for a column without values. ``categorical``: the --categorical names, or None
+    (auto: the text columns). A categorical column with a single level is left out (a note)."""
+    learned = []
+    for name in features:
+        column = columns[name]
+        if name in categorical if categorical is not None else _is_text(column):
+            text = _text(column)
+            levels, counts = np.unique(text[~_missing(text)].astype(str), return_counts=True)
+            if levels.size == 1:
+                note = f"column {name!r} has a single level ({levels[0]!r}): left out"
+                print(f"jreg: note: {note}", file=sys.stderr)
+                continue
+            fill = str(levels[np.argmax(counts)]) if levels.size else None
+            learned.append({"column": name, "levels": levels.tolist(), "fill": fill})
+        else:
+            numbers = _check_numeric(name, column, source, rows)
+            present = numbers[~np.isnan(numbers)]
+            learned.append(
+                {"column": name, "fill": float(present.mean()) if present.size else None}
+            )
+    if not learned:
+        raise InputError(f"{source} has no feature columns besides the target")
+    return learned
+
+
+def _encode(columns, learned, *, missing, source, rows) -> tuple[np.ndarray, list[str]]:
+    """The feature matrix and its column names. Missing values: an error (``"error"``), NaN in
+    the row (``"drop"``), or the learned fill (``"mean"``); an unknown level: all the column's
+    dummies 0 (a warning)."""
+    blocks, names = [], []
+    for feature in learned:
+        name, column = feature["column"], columns[feature["column"]]
+        absent = _missing(column)
+        if absent.any() and missing == "error":
+            where = _where(source, name, column, rows, absent)
+            raise InputError(f"{where} (--missing drop or mean handles missing values)")
+        if absent.any() and missing == "mean" and feature["fill"] is None:
+            raise InputError(f"column {name!r} of {source} has no values to take a mean of")
+        if "levels" in feature:
+            text = _text(column)
+            if missing == "mean":
+                text = np.where(absent, feature["fill"], text)
+            known = set(feature["levels"])
+            unknown = np.array([v is not None and v not in known for v in text])
+            if unknown.any():
+                where = _where(source, name, text, rows, unknown)
+                print(
+                    f"jreg: warning: {where}, a level not seen in fitting ({unknown.sum()} rows "
+                    "with new levels in all): their dummies are 0",
+                    file=sys.stderr,
+                )
+            dummies = feature["levels"][1:]
+            block = (text[:, None] == np.array(dummies, dtype=object)).astype(float)
+            block[np.equal(text, None)] = np.nan
+            names += [f"{name}={level}" for level in dummies]
+        else:
+            numbers = _check_numeric(name, column, source, rows)
+            if missing == "mean":
+                numbers = np.where(absent, feature["fill"], numbers)
+            block = numbers[:, None]
+            names.append(name)
+        blocks.append(block)
+    return np.hstack(blocks), names
+
+
+# --------------------------------------------------------------------------------------------
 # Fitting a CSV file.
 
 
-def _read_csv(source: pathlib.Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and the non-empty rows, each with its line number."""
-    try:
-        with open(source, newline="", encoding="utf-8-sig") as file:  # -sig: skip a BOM
-            reader = csv.reader(file)
-            header = [name.strip() for name in next(reader, [])]
-            numbered = [(reader.line_num, row) for row in reader if row]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        reason = getattr(error, "strerror", None) or error
-        raise InputError(f"cannot read {source}: {reason}") from None
-    if not numbered:
-        raise InputError(f"{source} has no data rows (a header line, then one row per sample)")
-    if len(set(header)) != len(header):
-        raise InputError(f"{source} has duplicate column names: {', '.join(header)}")
-    for line, row in numbered:
-        if len(row) != len(header):
+def _names(text: str | None) -> list[str]:
+    return [] if text is None else [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _check_columns(names, header, option, source) -> None:
+    for name in names:
+        if name not in header:
             raise InputError(
-                f"{source}, line {line}: {len(row)} fields, the header has {len(header)}"
+                f"{option}: column {name!r} not found in {source} (columns: {', '.join(header)})"
             )
-    return header, numbered
 
 
-def _to_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return np.nan
-
-
-def _numeric(header, numbered, source) -> np.ndarray:
-    """The rows as floats; an error names the first missing or non-numeric cell."""
-    table = np.array([[_to_float(text) for text in row] for _, row in numbered])
-    bad = np.argwhere(~np.isfinite(table))
-    if bad.size:
-        i, j = bad[0]
-        line, row = numbered[i]
-        text = row[j].strip()
-        problem = "a missing value" if text.lower() in ("", "nan", "na") else f"the value {text!r}"
-        raise InputError(
-            f"column {header[j]!r} of {source} has {problem} on line {line} "
-            "(every value must be a finite number)"
-        )
-    return table
-
-
-def _load(args) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Features, target and feature names of the CSV file; checks them against the options."""
-    header, numbered = _read_csv(args.data)
-    if args.target not in header:
-        raise InputError(
-            f"column {args.target!r} not found in {args.data} (columns: {', '.join(header)})"
-        )
-    if len(header) < 2:
-        raise InputError(f"{args.data} has no feature columns besides the target")
-    table = _numeric(header, numbered, args.data)
-    target = header.index(args.target)
-    y = table[:, target]
-    X = np.delete(table, target, axis=1)
-    names = [name for name in header if name != args.target]
-    classes, counts = np.unique(y, return_counts=True)
+def _target(column, args, rows) -> tuple[np.ndarray, str, list[str] | None]:
+    """The target (class indices ``0..C-1`` for classifiers, in the sorted order of the labels),
+    the datafit and the class labels (None for a regression). Without --datafit, text labels
+    are classes (two: logistic, more: multinomial) and numbers a regression (squared)."""
+    numbers = _numbers(column)
+    if numbers is None and args.datafit not in (None, *CLASSIFIERS):
+        text = np.array([not _is_number(v) for v in column])
+        where = _where(args.data, args.target, column, rows, text)
+        raise InputError(f"{where}: --datafit {args.datafit} needs numbers")
+    if numbers is not None and np.isinf(numbers).any():
+        where = _where(args.data, args.target, numbers, rows, np.isinf(numbers))
+        raise InputError(f"{where} (every value must be a finite number)")
+    classes, y = np.unique(column.astype(str) if numbers is None else numbers, return_inverse=True)
+    labels = _text(classes.astype(object if numbers is None else float)).tolist()
     if classes.size == 1:
-        raise InputError(f"target {args.target!r} is constant ({classes[0]:g}): nothing to fit")
-    if args.datafit == "logistic" and classes.size != 2:
+        raise InputError(f"target {args.target!r} is constant ({labels[0]}): nothing to fit")
+    text_datafit = "logistic" if classes.size == 2 else "multinomial"
+    datafit = args.datafit or ("squared" if numbers is not None else text_datafit)
+    if datafit == "logistic" and classes.size != 2:
         raise InputError(
             f"--datafit logistic needs a target with two classes; {args.target!r} has "
             f"{classes.size} distinct values"
         )
-    if args.datafit == "poisson" and not np.all((y >= 0) & (y == np.round(y))):
+    if datafit == "poisson" and not np.all((numbers >= 0) & (numbers == np.round(numbers))):
         raise InputError(f"--datafit poisson needs non-negative integer counts in {args.target!r}")
-    classifier = args.datafit in CLASSIFIERS
-    smallest = counts.min() if classifier else y.size
-    if smallest < args.n_folds:
-        raise InputError(
-            f"--n-folds {args.n_folds} needs at least {args.n_folds} rows"
-            + (" per class" if classifier else "")
-            + f", {args.data} has {smallest}"
-        )
-    return X, y, names
+    if datafit in CLASSIFIERS:
+        return y.astype(float), datafit, labels
+    return numbers, datafit, None
+
+
+def _penalty_factor(text: str | None, names: list[str], learned) -> np.ndarray | None:
+    """--penalty-factor NAME=VALUE,...: NAME a feature as named in the output or a categorical
+    column (all its dummies); 0 leaves it unpenalized, inf excludes it."""
+    if text is None:
+        return None
+    indices = {name: [j] for j, name in enumerate(names)}
+    for feature in learned:
+        if "levels" in feature:
+            prefix = feature["column"] + "="
+            indices[feature["column"]] = [j for j, n in enumerate(names) if n.startswith(prefix)]
+    factor = np.ones(len(names))
+    for item in _names(text):
+        name, _, value = item.rpartition("=")
+        if name not in indices:
+            shown = ", ".join(list(indices)[:10]) + (", ..." if len(indices) > 10 else "")
+            raise InputError(f"--penalty-factor: unknown feature {name!r} (features: {shown})")
+        if not (_is_number(value) and float(value) >= 0):
+            raise InputError(f"--penalty-factor {item}: the factor must be a number >= 0 or inf")
+        factor[indices[name]] = float(value)
+    return factor
 
 
 def _check_options(args) -> None:
@@ -309,90 +562,131 @@ def _check_options(args) -> None:
         raise InputError(f"--strength-min-ratio must be in (0, 1), got {args.strength_min_ratio}")
     if args.delta is not None and not 0 < args.delta < np.inf:
         raise InputError(f"--delta must be a finite number > 0, got {args.delta}")
+    if not 0 < args.tol < 1:
+        raise InputError(f"--tol must be in (0, 1), got {args.tol}")
+    if args.max_iter < 1:
+        raise InputError(f"--max-iter must be at least 1, got {args.max_iter}")
     _check_out(args.out)
 
 
-def _result(cv: glm.CrossValidation, names, mean, scale, settings: dict, classes) -> dict:
-    """The model at the best strength, fitted on standardized features, in the data's units
-    (for several classes, coefficients and intercepts per class, keyed by its label)."""
-    at = _best_index(cv)
-    coef = np.asarray(cv.path.coef[at])
-    coef = coef / scale.reshape(-1, *[1] * (coef.ndim - 1)) + 0.0  # + 0.0: -0.0 becomes 0.0
-    intercept = np.asarray(cv.path.intercept[at]) - mean @ coef
-    scores = np.asarray(cv.scores)[:, at]
-    if coef.ndim == 2:
-        labels = [format(label, "g") for label in classes]
-        coefficients = {
-            label: dict(zip(names, column.tolist(), strict=True))
-            for label, column in zip(labels, coef.T, strict=True)
-        }
-        intercepts = dict(zip(labels, intercept.tolist(), strict=True))
-    else:
-        coefficients, intercepts = dict(zip(names, coef.tolist(), strict=True)), float(intercept)
-    return {
-        "strength": float(cv.best_strength),
-        "strength_1se": float(cv.strength_1se),
-        "coefficients": coefficients,
-        "intercept": intercepts,
-        "cv_score": float(scores.mean()),
-        "cv_score_se": float(scores.std(ddof=1) / np.sqrt(scores.size)),
-        "cv_score_name": SCORES.get(settings["datafit"], DEFAULT_SCORE)[1],
-        "settings": settings,
-    }
+def _rows(args) -> tuple[dict[str, np.ndarray], list[str], np.ndarray, int]:
+    """The target's and the features' columns on the training rows, the feature columns, the
+    training rows' numbers, and the number of data rows in the file."""
+    columns = _read_csv(args.data)
+    header = list(columns)
+    if args.target not in header:
+        raise InputError(
+            f"column {args.target!r} not found in {args.data} (columns: {', '.join(header)})"
+        )
+    drop, categorical = _names(args.drop), _names(args.categorical)
+    _check_columns(drop, header, "--drop", args.data)
+    if args.target in drop:
+        raise InputError(f"--drop: column {args.target!r} is the target")
+    if args.categorical != "auto":
+        _check_columns(categorical, header, "--categorical", args.data)
+    features = [name for name in header if name != args.target and name not in drop]
+    if not features:
+        raise InputError(f"{args.data} has no feature columns besides the target")
+    target, n = columns[args.target], len(columns[args.target])
+    keep = ~_missing(target)
+    if args.missing == "error" and not keep.all():
+        where = _where(args.data, args.target, target, np.arange(1, n + 1), ~keep)
+        raise InputError(f"{where} (--missing drop or mean leaves such rows out)")
+    if args.missing == "drop":
+        keep &= ~np.any([_missing(columns[name]) for name in features], axis=0)
+    if not keep.any():
+        raise InputError(f"{args.data} has no rows without missing values")
+    kept = {name: columns[name][keep] for name in [args.target, *features]}
+    return kept, features, np.flatnonzero(keep) + 1, n
 
 
 def _fit(args) -> int:
     _check_options(args)
-    X, y, names = _load(args)
-    logistic, elastic_net = args.datafit == "logistic", args.penalty == "elastic_net"
-    classes = np.unique(y)
-    positive = classes[-1]
-    if logistic:
-        y = (y == positive).astype(float)
-    elif args.datafit == "multinomial":
-        y = np.searchsorted(classes, y)  # labels 0..C-1, in the order of the classes' values
+    columns, features, rows, n_rows = _rows(args)
+    categorical = None if args.categorical == "auto" else _names(args.categorical)
+    learned = _learn(columns, features, categorical=categorical, source=args.data, rows=rows)
+    X, names = _encode(columns, learned, missing=args.missing, source=args.data, rows=rows)
+    y, datafit, classes = _target(columns[args.target], args, rows)
+    smallest = np.bincount(y.astype(int)).min() if classes else y.size
+    if smallest < args.n_folds:
+        raise InputError(
+            f"--n-folds {args.n_folds} needs at least {args.n_folds} rows"
+            + (" per class" if classes else "")
+            + f", {args.data} has {smallest}"
+        )
+    penalty_factor = _penalty_factor(args.penalty_factor, names, learned)
     mean, scale = X.mean(axis=0), X.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)  # a constant feature stays 0 after centering
-    options = {"l1_ratio": args.l1_ratio} if elastic_net else {}
-    if args.datafit == "huber":  # default: 1.35 times a robust scale of the target (as sklearn)
+    options = {"l1_ratio": args.l1_ratio} if args.penalty == "elastic_net" else {}
+    if datafit == "huber":  # default: 1.35 times a robust scale of the target (as sklearn)
         spread = 1.4826 * np.median(np.abs(y - np.median(y)))
         options["delta"] = args.delta or 1.35 * (spread if spread > 0 else np.std(y))
+    if args.datafit is None and not classes and _few_integers(y):
+        print(
+            f"jreg: warning: target {args.target!r} has {np.unique(y).size} distinct integer "
+            "values, fitted as a regression; for classes pass --datafit "
+            + ("logistic" if np.unique(y).size == 2 else "multinomial"),
+            file=sys.stderr,
+        )
     settings = {
         "data": str(args.data),
         "target": args.target,
-        "datafit": args.datafit,
+        "datafit": datafit,
         "penalty": args.penalty,
         "l1_ratio": options.get("l1_ratio"),
         "n_folds": args.n_folds,
         "n_strengths": args.n_strengths,
         "strength_min_ratio": args.strength_min_ratio,
         "seed": args.seed,
-        "positive_class": float(positive) if logistic else None,
+        "tol": args.tol,
+        "max_iter": args.max_iter,
+        "penalty_factor": args.penalty_factor,
+        "categorical": args.categorical,
+        "missing": args.missing,
+        "drop": _names(args.drop),
     }
-    if args.datafit == "multinomial":
-        settings["classes"] = classes.tolist()
-    if "delta" in options:
-        settings["delta"] = float(options["delta"])
-    label = f"cross-validating {args.penalty} ({args.n_folds} folds x {args.n_strengths} strengths)"
+    model = {
+        "features": learned,
+        "missing": args.missing,
+        "names": names,
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "datafit": datafit,
+        "delta": float(options["delta"]) if "delta" in options else None,
+        "classes": classes,
+    }
+    label = (
+        f"cross-validating {args.penalty} ({args.n_folds} folds x {args.n_strengths} strengths, "
+        f"{X.shape[0]} rows x {X.shape[1]} features)"
+    )
     thunk = functools.partial(
         glm.cross_validate,
         (X - mean) / scale,
         y,
-        datafit=args.datafit,
+        datafit=datafit,
         penalty=args.penalty,
         n_folds=args.n_folds,
         n_strengths=args.n_strengths,
         strength_min_ratio=args.strength_min_ratio,
         seed=args.seed,
-        scoring=SCORES.get(args.datafit, DEFAULT_SCORE)[0],
+        tol=args.tol,
+        max_iter=args.max_iter,
+        penalty_factor=penalty_factor,
+        scoring=SCORES.get(datafit, DEFAULT_SCORE)[0],
         **options,
     )
-    [(cv, _)] = _run_stages([(label, thunk)], show=sys.stderr.isatty())
-    result = _result(cv, names, mean, scale, settings, classes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", glm.ConvergenceWarning)
+        [(cv, _)] = _run_stages([(label, thunk)], terminal=sys.stderr.isatty())
+    for warning in caught:  # one line each, naming the options
+        message = re.sub(r"\b(max_iter|tol)\b", lambda m: "--" + m[1].replace("_", "-"),
+                         str(warning.message))  # fmt: skip
+        print(f"jreg: warning: {message}", file=sys.stderr)
+    result = _result(cv, names, mean, scale, settings, model)
     path_figure = _path_figure(cv, result, names, classes, args.penalty)
     ylabel = f"held-out {result['cv_score_name']}"
     cv_figure = plot.plot_cv(cv, ylabel=ylabel, title=args.penalty)
-    print(_fit_summary(result, X.shape))
+    print(_fit_summary(result, X.shape, n_rows))
     if result["strength"] == float(cv.strengths[-1]):
         print(
             "jreg: warning: the best strength is the smallest of the grid; the held-out score "
@@ -408,6 +702,42 @@ def _fit(args) -> int:
     return 0
 
 
+def _few_integers(y: np.ndarray) -> bool:
+    """A target that may be classes: at most FEW_VALUES distinct values, all integers."""
+    values = np.unique(y)
+    return values.size <= FEW_VALUES and bool(np.all(values == np.round(values)))
+
+
+def _result(cv: glm.CrossValidation, names, mean, scale, settings: dict, model: dict) -> dict:
+    """The model at the best strength, fitted on standardized features, in the data's units
+    (for several classes, coefficients and intercepts per class, keyed by its label), and what
+    ``jreg predict`` needs in ``model``."""
+    at = _best_index(cv)
+    coef = np.asarray(cv.path.coef[at], dtype=float)
+    coef = coef / scale.reshape(-1, *[1] * (coef.ndim - 1)) + 0.0  # + 0.0: -0.0 becomes 0.0
+    intercept = np.asarray(cv.path.intercept[at], dtype=float) - mean @ coef
+    scores = np.asarray(cv.scores)[:, at]
+    if coef.ndim == 2:
+        coefficients = {
+            label: dict(zip(names, column.tolist(), strict=True))
+            for label, column in zip(model["classes"], coef.T, strict=True)
+        }
+        intercepts = dict(zip(model["classes"], intercept.tolist(), strict=True))
+    else:
+        coefficients, intercepts = dict(zip(names, coef.tolist(), strict=True)), float(intercept)
+    return {
+        "strength": float(cv.best_strength),
+        "strength_1se": float(cv.strength_1se),
+        "coefficients": coefficients,
+        "intercept": intercepts,
+        "cv_score": float(scores.mean()),
+        "cv_score_se": float(scores.std(ddof=1) / np.sqrt(scores.size)),
+        "cv_score_name": SCORES.get(settings["datafit"], DEFAULT_SCORE)[1],
+        "settings": settings,
+        "model": model,
+    }
+
+
 def _path_figure(cv: glm.CrossValidation, result: dict, names, classes, title: str):
     """The coefficient paths (standardized features): one panel, or one per class."""
     if np.ndim(cv.path.coef) == 2:
@@ -419,20 +749,25 @@ def _path_figure(cv: glm.CrossValidation, result: dict, names, classes, title: s
     for c, (label, ax) in enumerate(zip(classes, axes, strict=True)):
         one = cv.path._replace(coef=cv.path.coef[..., c])
         plot.plot_path(one, ax=ax, strength=result["strength"], feature_names=names,
-                       title=f"{title}: class {label:g}")  # fmt: skip
+                       title=f"{title}: class {label}")  # fmt: skip
     axes[0].set_ylabel("coefficient (standardized features)")
     return figure
 
 
-def _fit_summary(result: dict, shape: tuple[int, int]) -> str:
-    settings = result["settings"]
+def _fit_summary(result: dict, shape: tuple[int, int], n_rows: int) -> str:
+    settings, model = result["settings"], result["model"]
+    dropped = f" ({n_rows - shape[0]} dropped: missing values)" if shape[0] < n_rows else ""
     lines = [
-        f"{settings['data']}: {shape[0]} rows, {shape[1]} features, target "
+        f"{settings['data']}: {shape[0]} rows{dropped}, {shape[1]} features, target "
         f"{settings['target']!r} ({settings['datafit']}, {settings['penalty']})",
         f"chosen strength: {result['strength']:.6g} (1se strength: {result['strength_1se']:.6g})",
         f"held-out {result['cv_score_name']} ({settings['n_folds']}-fold CV): "
         f"{result['cv_score']:.6g} ± {result['cv_score_se']:.3g}",
     ]
+    if model["classes"]:
+        lines.append(
+            "classes: " + ", ".join(f"{c} = {label}" for c, label in enumerate(model["classes"]))
+        )
     per_class = isinstance(result["intercept"], dict)
     tables = (
         [
@@ -451,11 +786,95 @@ def _fit_summary(result: dict, shape: tuple[int, int]) -> str:
             *(f"  {name:<{width}}  {c:+.6g}" for name, c in selected.items()),
             f"  {'intercept':<{width}}  {intercept:+.6g}",
         ]
-    if settings["positive_class"] is not None:
-        lines.append(f"(log-odds of target = {settings['positive_class']:g})")
+    if settings["datafit"] == "logistic":
+        lines.append(f"(log-odds of {settings['target']} = {model['classes'][1]})")
     if per_class:
         lines.append("(log-odds of each class, up to a common shift)")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Applying a fitted model to new rows.
+
+
+def _load_model(directory: pathlib.Path) -> dict:
+    """The ``result.json`` that ``jreg fit --out DIRECTORY`` wrote."""
+    path = directory / "result.json"
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read {path}: {_reason(error)}") from None
+    if "model" not in result:
+        raise InputError(f"{path} has no model: fit again with this version of jreg")
+    return result
+
+
+def _responses(X: np.ndarray, result: dict) -> dict[str, np.ndarray]:
+    """The prediction columns: ``prediction`` (the class label for classifiers, else the mean
+    response) and, for classifiers, ``probability_LABEL`` per class; NaN rows give NaN."""
+    model = result["model"]
+    names, classes = model["names"], model["classes"]
+    if isinstance(result["intercept"], dict):
+        coef = np.array([[result["coefficients"][c][n] for c in classes] for n in names])
+        intercept = np.array([result["intercept"][c] for c in classes])
+    else:
+        coef = np.array([[result["coefficients"][n]] for n in names])
+        intercept = np.array([result["intercept"]])
+    z = X @ coef.reshape(len(names), -1) + intercept
+    options = types.SimpleNamespace(delta=model["delta"])
+    datafit = glm.DATAFITS[model["datafit"]].build(options)
+    response = np.asarray(datafit.mean(z), dtype=float)
+    if not classes:
+        return {"prediction": response[:, 0]}
+    labels = np.array(classes, dtype=object)[np.asarray(datafit.classify(response))]
+    labels[np.isnan(z).any(axis=1)] = None
+    if response.shape[1] == 1:  # logistic: the probability of the second class
+        response = np.hstack([1 - response, response])
+    probabilities = {f"probability_{c}": p for c, p in zip(classes, response.T, strict=True)}
+    return {"prediction": labels, **probabilities}
+
+
+def _write_csv(out, columns: dict[str, np.ndarray]) -> None:
+    """The columns as a CSV file (``out`` None: stdout); missing values (None, NaN) empty."""
+
+    def cell(value):
+        if value is None or value != value:
+            return ""
+        return format(value, ".10g") if isinstance(value, float) else value
+
+    rows = zip(*(column.tolist() for column in columns.values()), strict=True)
+    try:
+        with open(out, "w", newline="") if out else contextlib.nullcontext(sys.stdout) as file:
+            writer = csv.writer(file)
+            writer.writerow(columns)
+            writer.writerows([cell(value) for value in row] for row in rows)
+    except OSError as error:
+        raise InputError(f"cannot write {out}: {_reason(error)}") from None
+
+
+def _predict(args) -> int:
+    result = _load_model(args.model)
+    model = result["model"]
+    features = [feature["column"] for feature in model["features"]]
+    header = _header(args.data)
+    _check_columns(features, header, "the model's features", args.data)
+    others = [name for name in header if name not in features]
+    columns = _read_csv(args.data, text=others)
+    rows = np.arange(1, len(columns[header[0]]) + 1)
+    X, _ = _encode(
+        columns, model["features"], missing=model["missing"], source=args.data, rows=rows
+    )
+    responses = _responses(X, result)
+    if np.isnan(X).any():
+        print(
+            f"jreg: note: {np.isnan(X).any(axis=1).sum()} rows with missing values have no "
+            "prediction (the model was fitted with --missing drop)",
+            file=sys.stderr,
+        )
+    _write_csv(args.predictions, {**{name: _text(columns[name]) for name in others}, **responses})
+    if args.predictions:
+        print(f"wrote {args.predictions}: {len(rows)} predictions", file=sys.stderr)
+    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -483,8 +902,12 @@ def _parser() -> argparse.ArgumentParser:
     fit = commands.add_parser(
         "fit",
         help="cross-validate a penalized linear model on a CSV file",
-        description="Standardizes the features, cross-validates the path and reports the model "
-        "at the strength with the best held-out score, in the data's units.",
+        description="Encodes and standardizes the features, cross-validates the path and "
+        "reports the model at the strength with the best held-out score, in the data's units. "
+        "The target: text labels (yes/no, True/False, ...) are classes, mapped to 0..C-1 in "
+        "sorted order (two: --datafit logistic, more: multinomial); numbers are a regression "
+        "(squared) unless --datafit says otherwise (a warning suggests logistic or multinomial "
+        f"for at most {FEW_VALUES} distinct integers).",
     )
     fit.set_defaults(run=_fit)
     fit.add_argument("data", type=pathlib.Path, help="CSV file with a header line")
@@ -492,8 +915,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--datafit",
         choices=list(glm.DATAFITS),
-        default="squared",
-        help="default: squared; multinomial for a target with several classes",
+        help="default: logistic or multinomial for text labels (two or more classes), else squared",
     )
     fit.add_argument("--penalty", choices=FIT_PENALTIES, default="l1", help="default: l1")
     fit.add_argument(
@@ -505,6 +927,30 @@ def _parser() -> argparse.ArgumentParser:
         help="threshold of --datafit huber in the target's units (default: 1.35 times its "
         "robust standard deviation)",
     )
+    fit.add_argument(
+        "--categorical",
+        default="auto",
+        metavar="auto|COL,...",
+        help="the columns to one-hot encode, one dummy per level but the first in sorted order, "
+        "named COL=LEVEL; a column with one level is left out (default: auto, the columns of "
+        "text)",
+    )
+    fit.add_argument(
+        "--missing",
+        choices=["error", "drop", "mean"],
+        default="error",
+        help="missing values (empty, NA, NaN, null): an error; drop the rows with any; or "
+        "impute each feature with its mean (a categorical one with its most frequent level) "
+        "over the rows fitted; rows with a missing target are dropped by drop and mean "
+        "(default: error)",
+    )
+    fit.add_argument("--drop", metavar="COL,...", help="columns to leave out (such as an ID)")
+    fit.add_argument(
+        "--penalty-factor",
+        metavar="NAME=VALUE,...",
+        help="per feature, as named in the output (or a categorical column: all its dummies): "
+        "0 leaves it unpenalized, inf excludes it (default: 1)",
+    )
     fit.add_argument("--n-folds", type=int, default=5, help="default: 5")
     fit.add_argument("--n-strengths", type=int, default=100, help="grid size (default: 100)")
     fit.add_argument(
@@ -513,8 +959,31 @@ def _parser() -> argparse.ArgumentParser:
         help="bottom of the grid over its top (default: 1e-3 when rows >= features, else 1e-2)",
     )
     fit.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default: 0)")
+    fit.add_argument(
+        "--tol", type=float, default=1e-6, help="solver tolerance, relative (default: 1e-6)"
+    )
+    fit.add_argument(
+        "--max-iter",
+        type=int,
+        default=10_000,
+        help="solver iterations per strength (default: 10000)",
+    )
     # SUPPRESS: no default of its own, so that `jreg --out D fit ...` keeps D
     _add_out(fit, what="the figures and result.json", default=argparse.SUPPRESS)
+    predict = commands.add_parser(
+        "predict",
+        help="apply a model fitted by jreg fit to the rows of a CSV file",
+        description="Encodes the rows as jreg fit did (levels not seen in fitting: all dummies "
+        "0, with a warning) and writes a CSV file: the columns that are not features (an ID, "
+        "the target if present) and a prediction column (class label, mean count or value); "
+        "for classifiers a probability_LABEL column per class.",
+    )
+    predict.set_defaults(run=_predict)
+    predict.add_argument("model", type=pathlib.Path, help="the --out directory of jreg fit")
+    predict.add_argument("data", type=pathlib.Path, help="CSV file with a header line")
+    predict.add_argument(
+        "--out", dest="predictions", type=pathlib.Path, help="CSV file to write (default: stdout)"
+    )
     return parser
 
 

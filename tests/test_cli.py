@@ -4,9 +4,13 @@ import csv
 import io
 import json
 import re
+import sys
+import time
 
 import numpy as np
+import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
 from sklearn import datasets
 
 from jreg import __main__ as cli
@@ -45,7 +49,11 @@ def dataset(request, tmp_path_factory):
 def test_demo(tmp_path, capsys):
     assert cli.main(["--quick", "--out", str(tmp_path / "out")]) == 0
     captured = capsys.readouterr()
-    assert captured.err == ""  # no progress bar when stderr is not a terminal
+    # not a terminal: progress lines, a start and an end per stage
+    progress = captured.err.splitlines()
+    assert all(re.match(r"jreg: \[[123]/3\] cross-validating ", line) for line in progress)
+    assert progress[0].endswith("(3 folds x 30 strengths): started")
+    assert re.search(r"mcp .*: done in [0-9.]+ s$", progress[-1])
     lines = captured.out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("penalty"))
     assert re.split(r"\s{2,}", lines[header]) == list(cli.DEMO_COLUMNS)
@@ -77,9 +85,21 @@ def test_out_is_read_before_or_after_the_command(argv, out):
 def test_progress_bar_on_a_terminal(monkeypatch):
     stderr = io.StringIO()
     monkeypatch.setattr("sys.stderr", stderr)
-    timed = cli._run_stages([("one", lambda: 1), ("two", lambda: 2)], show=True)
+    timed = cli._run_stages([("one", lambda: 1), ("two", lambda: 2)], terminal=True)
     assert [result for result, _ in timed] == [1, 2]
     assert stderr.getvalue().count("\r") == 3 and stderr.getvalue().endswith("2/2 done\033[K\n")
+
+
+def test_progress_lines_when_not_a_terminal(monkeypatch, capsys):
+    """A line at the start and end of each stage, and every PROGRESS_EVERY seconds."""
+    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.1)
+    stages = [("slow", lambda: time.sleep(0.45) or 1), ("fast", lambda: 2)]
+    assert [result for result, _ in cli._run_stages(stages, terminal=False)] == [1, 2]
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "jreg: [1/2] slow: started"
+    assert re.fullmatch(r"jreg: \[1/2\] slow: 0 s", lines[1]) and len(lines) >= 6
+    assert re.fullmatch(r"jreg: \[1/2\] slow: done in 0\.[45] s", lines[-3])
+    assert lines[-2:] == ["jreg: [2/2] fast: started", lines[-1]]
 
 
 def test_fit(dataset, tmp_path, capsys):
@@ -119,8 +139,14 @@ def test_fit(dataset, tmp_path, capsys):
         "n_strengths": 20,
         "strength_min_ratio": None,
         "seed": 0,
-        "positive_class": 1.0 if logistic else None,
+        "tol": 1e-6,
+        "max_iter": 10_000,
+        "penalty_factor": None,
+        "categorical": "auto",
+        "missing": "error",
+        "drop": [],
     }
+    assert result["model"]["classes"] == (["0", "1"] if logistic else None)
     printed = capsys.readouterr().out
     listed = [line.split("  ")[1].strip() for line in printed.splitlines() if line[:2] == "  "]
     assert listed == [name for name, c in zip(names, coef, strict=True) if c != 0] + ["intercept"]
@@ -156,10 +182,10 @@ def test_fit_other_families(datafit, tmp_path, capsys):
     mean, scale = X.mean(axis=0), X.std(axis=0)
     target, options = y, {}
     if datafit == "multinomial":
-        assert result["settings"]["classes"] == [2.0, 5.0, 7.0]
+        assert result["model"]["classes"] == ["2", "5", "7"]
         target = np.searchsorted([2.0, 5.0, 7.0], y)
     if datafit == "huber":
-        options["delta"] = result["settings"]["delta"]
+        options["delta"] = result["model"]["delta"]
         assert options["delta"] > 0
     cv = glm.cross_validate((X - mean) / scale, target, datafit=datafit, n_folds=3,
                             n_strengths=20, **options)  # fmt: skip
@@ -220,6 +246,39 @@ BAD_INPUTS = {  # name: (the CSV's rows, None for no file; the options; the mess
     "l1 ratio": (GOOD, ["--target", "y", "--l1-ratio", "1.5"], "--l1-ratio"),
     "one fold": (GOOD, ["--target", "y", "--n-folds", "1"], "--n-folds"),
     "grid ratio": (GOOD, ["--target", "y", "--strength-min-ratio", "2"], "--strength-min-ratio"),
+    "tol": (GOOD, ["--target", "y", "--tol", "0"], "--tol must be in (0, 1)"),
+    "max iter": (GOOD, ["--target", "y", "--max-iter", "0"], "--max-iter must be at least 1"),
+    "infinite value": ([HEADER, [1, "inf", 0], *GOOD[1:]], ["--target", "y"], "column 'b'"),
+    "unknown column to drop": (GOOD, ["--target", "y", "--drop", "id"], "--drop: column 'id'"),
+    "dropped target": (GOOD, ["--target", "y", "--drop", "y"], "--drop: column 'y' is the target"),
+    "unknown categorical": (GOOD, ["--target", "y", "--categorical", "z"], "--categorical: "),
+    "text not listed as categorical": (
+        [HEADER, ["east", 1, 0], *GOOD[1:]],
+        ["--target", "y", "--categorical", "b"],
+        "column 'a' of ",
+    ),
+    "text target for a regression": (
+        [HEADER, *[[i, -i, "no" if i % 2 else "yes"] for i in range(10)]],
+        ["--target", "y", "--datafit", "squared"],
+        "column 'y' of ",
+    ),
+    "missing target": ([HEADER, [1, 2, ""], *GOOD[1:]], ["--target", "y"], "column 'y' of "),
+    "nothing to impute from": (
+        [HEADER, *[[i, "", i % 2] for i in range(10)]],
+        ["--target", "y", "--missing", "mean"],
+        "column 'b' of ",
+    ),
+    "nothing left after dropping": (
+        [HEADER, *[[i, "", i % 2] for i in range(10)]],
+        ["--target", "y", "--missing", "drop"],
+        "",
+    ),
+    "unknown penalty factor": (
+        GOOD,
+        ["--target", "y", "--penalty-factor", "z=0"],
+        "--penalty-factor: unknown feature 'z'",
+    ),
+    "negative penalty factor": (GOOD, ["--target", "y", "--penalty-factor", "a=-1"], "--penalty"),
 }
 
 
@@ -255,3 +314,220 @@ def test_missing_matplotlib_is_an_error_before_any_work(tmp_path, capsys, monkey
         == 'jreg: error: the figures need matplotlib: pip install "jreg[plot]"\n'
     )
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Real-looking files (an ID column, categoricals, missing values, text labels) and jreg predict.
+
+
+def customers(n=240, seed=0) -> pd.DataFrame:
+    """A churn table: an ID, age, income (some missing), region (some missing), plan, and
+    whether the customer churned (yes or no)."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(20, 70, n)
+    region = rng.choice(["east", "north", "south", "west"], n)
+    plan = rng.choice(["basic", "premium"], n)
+    z = 0.08 * (age - 45) + 1.5 * (region == "south") - 1.2 * (plan == "premium")
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{1000 + i}" for i in range(n)],
+            "age": age,
+            "income": rng.lognormal(3, 0.5, n).round(1),
+            "region": region,
+            "plan": plan,
+            "churned": np.where(rng.uniform(size=n) < 1 / (1 + np.exp(-z)), "yes", "no"),
+        }
+    )
+    frame.loc[::17, "income"] = np.nan
+    frame.loc[3::29, "region"] = None
+    return frame
+
+
+def encoded(frame: pd.DataFrame) -> pd.DataFrame:
+    """The test's own encoding, with pandas: missing values imputed (mean, most frequent level),
+    one-hot with the first level dropped, named as jreg names them."""
+    X = frame[["age", "income", "region", "plan"]].copy()
+    X["income"] = X["income"].fillna(X["income"].mean())
+    X["region"] = X["region"].fillna(X["region"].mode()[0])
+    X = pd.get_dummies(X, columns=["region", "plan"], drop_first=True, dtype=float)
+    return X.rename(columns=lambda name: name.replace("_", "="))
+
+
+def read_predictions(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.mark.parametrize("reader", ["pandas", "plain"])
+def test_fit_and_predict_a_real_looking_file(reader, tmp_path, capsys, monkeypatch):
+    """``jreg predict`` on the training file gives the in-sample probabilities of the
+    cross-validated path at the chosen strength, on the test's own encoding of the file; the
+    plain reader (without pandas) reads the file as pandas does."""
+    frame = customers()
+    data, out, predictions = tmp_path / "customers.csv", tmp_path / "model", tmp_path / "p.csv"
+    frame.to_csv(data, index=False)
+    X = encoded(frame)
+    names, X = list(X.columns), X.to_numpy()
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    y = (frame["churned"] == "yes").to_numpy(float)
+    cv = glm.cross_validate((X - mean) / scale, y, datafit="logistic", n_folds=3, n_strengths=20)
+    at = int(np.argmin(np.mean(cv.scores, axis=0)))
+    z = (X - mean) / scale @ np.asarray(cv.path.coef[at]) + float(cv.path.intercept[at])
+    probability = 1 / (1 + np.exp(-z))
+
+    if reader == "plain":  # import pandas fails: the csv module reads
+        monkeypatch.setitem(sys.modules, "pandas", None)
+    argv = ["fit", str(data), "--target", "churned", "--drop", "customer_id", "--missing", "mean"]
+    assert cli.main([*argv, *FAST, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "target 'churned' (logistic, l1)" in printed and "classes: 0 = no, 1 = yes" in printed
+    assert cli.main(["predict", str(out), str(data), "--out", str(predictions)]) == 0
+    assert capsys.readouterr().err == f"wrote {predictions}: {len(frame)} predictions\n"
+    monkeypatch.undo()
+
+    model = json.loads((out / "result.json").read_text())["model"]
+    assert model["names"] == names
+    assert (model["datafit"], model["classes"], model["missing"]) == (
+        "logistic",
+        ["no", "yes"],
+        "mean",
+    )
+    assert model["features"][2] == {
+        "column": "region",
+        "levels": ["east", "north", "south", "west"],
+        "fill": frame["region"].mode()[0],
+    }
+    assert model["features"][1]["fill"] == pytest.approx(frame["income"].mean())
+    rows = read_predictions(predictions.read_text())
+    assert list(rows[0]) == [
+        "customer_id",
+        "churned",
+        "prediction",
+        "probability_no",
+        "probability_yes",
+    ]
+    assert [row["customer_id"] for row in rows] == list(frame["customer_id"])
+    got = np.array([float(row["probability_yes"]) for row in rows])
+    np.testing.assert_allclose(got, probability, rtol=1e-7)
+    assert [row["prediction"] for row in rows] == list(np.where(probability > 0.5, "yes", "no"))
+
+
+def test_missing_drop_leaves_rows_out_and_predict_leaves_them_empty(tmp_path, capsys):
+    frame = customers()
+    data, out = tmp_path / "customers.csv", tmp_path / "model"
+    frame.drop(columns="customer_id").to_csv(data, index=False)
+    argv = ["fit", str(data), "--target", "churned", "--missing", "drop", *FAST, "--out", str(out)]
+    assert cli.main(argv) == 0
+    complete = frame[["income", "region"]].notna().all(axis=1).to_numpy()
+    assert f"{complete.sum()} rows ({(~complete).sum()} dropped: missing values)" in (
+        capsys.readouterr().out
+    )
+    new = frame.drop(columns=["customer_id", "churned"])
+    new.to_csv(tmp_path / "new.csv", index=False)
+    assert cli.main(["predict", str(out), str(tmp_path / "new.csv")]) == 0  # to stdout
+    captured = capsys.readouterr()
+    rows = read_predictions(captured.out)
+    assert list(rows[0]) == ["prediction", "probability_no", "probability_yes"]
+    assert [row["prediction"] != "" for row in rows] == complete.tolist()
+    assert captured.err.startswith(f"jreg: note: {(~complete).sum()} rows with missing values")
+
+
+def test_text_labels_of_several_classes_are_multinomial(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((150, 3))
+    species = np.array(["setosa", "versicolor", "virginica"])[np.digitize(X[:, 0], [-0.5, 0.5])]
+    data = write_csv(tmp_path / "iris.csv", ["a", "b", "c", "species"],
+                     [[*x, s] for x, s in zip(X.tolist(), species, strict=True)])  # fmt: skip
+    out = tmp_path / "model"
+    assert cli.main(["fit", str(data), "--target", "species", *FAST, "--out", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["settings"]["datafit"] == "multinomial"
+    assert list(result["intercept"]) == ["setosa", "versicolor", "virginica"]
+    assert "selected features of class virginica" in capsys.readouterr().out
+    assert cli.main(["predict", str(out), str(data)]) == 0
+    rows = read_predictions(capsys.readouterr().out)
+    labels = ["setosa", "versicolor", "virginica"]
+    probabilities = np.array([[float(row[f"probability_{s}"]) for s in labels] for row in rows])
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-9)
+    predicted = np.array(labels)[probabilities.argmax(axis=1)]
+    assert [row["prediction"] for row in rows] == predicted.tolist()
+    assert np.mean(predicted == species) > 0.8
+
+
+def test_a_few_integer_values_warn_that_they_may_be_classes(tmp_path, capsys):
+    rows = [[i, (i * 7) % 5, i % 3] for i in range(30)]
+    data = write_csv(tmp_path / "data.csv", HEADER, rows)
+    assert cli.main(["fit", str(data), "--target", "y", *FAST, "--out", str(tmp_path / "o")]) == 0
+    assert (
+        "jreg: warning: target 'y' has 3 distinct integer values, fitted as a regression; for "
+        "classes pass --datafit multinomial\n"
+    ) in capsys.readouterr().err
+
+
+def test_penalty_factor_and_unknown_levels_in_predict(tmp_path, capsys):
+    """inf excludes a feature, 0 on a categorical column leaves all its dummies unpenalized;
+    a level not seen in fitting gets dummies 0 (and a warning)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 3))
+    color = rng.choice(["blue", "green", "red"], 120)
+    y = X @ [2.0, -1.0, 0.0] + 0.1 * (color == "red") + 0.3 * rng.standard_normal(120)
+    header = ["a", "b", "c", "color", "y"]
+    rows = [[*x, k, t] for x, k, t in zip(X.tolist(), color, y, strict=True)]
+    data = write_csv(tmp_path / "data.csv", header, rows)
+    out = tmp_path / "model"
+    argv = ["fit", str(data), "--target", "y", "--penalty-factor", "a=inf,color=0", *FAST]
+    assert cli.main([*argv, "--out", str(out)]) == 0
+    coefficients = json.loads((out / "result.json").read_text())["coefficients"]
+    assert coefficients["a"] == 0 and coefficients["b"] < 0
+    assert coefficients["color=green"] != 0 and coefficients["color=red"] != 0
+    new = write_csv(tmp_path / "new.csv", ["id", "c", "b", "a", "color"],
+                    [[1, 0.5, 1.0, 3.0, "purple"], [2, 0.5, 1.0, 3.0, "red"]])  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(["predict", str(out), str(new)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        f"jreg: warning: column 'color' of {new} has the value 'purple' on data row 1, a level"
+    )
+    rows = read_predictions(captured.out)
+    base = json.loads((out / "result.json").read_text())["intercept"]
+    base += coefficients["b"] + 0.5 * coefficients["c"]
+    assert [row["id"] for row in rows] == ["1", "2"]
+    np.testing.assert_allclose([float(row["prediction"]) for row in rows],
+                               [base, base + coefficients["color=red"]], rtol=1e-8)  # fmt: skip
+
+
+def test_predict_bad_input(tmp_path, capsys):
+    assert cli.main(["predict", str(tmp_path / "none"), str(tmp_path / "x.csv")]) == 2
+    assert capsys.readouterr().err.startswith("jreg: error: cannot read ")
+    data = write_csv(tmp_path / "data.csv", HEADER, GOOD[1:])
+    assert cli.main(["fit", str(data), "--target", "y", *FAST, "--out", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    new = write_csv(tmp_path / "new.csv", ["a"], [[1]])
+    assert cli.main(["predict", str(tmp_path / "m"), str(new)]) == 2
+    assert capsys.readouterr().err.startswith(
+        "jreg: error: the model's features: column 'b' not found in "
+    )
+
+
+def test_paths_png_gives_each_selected_feature_its_own_color(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 30))
+    y = X[:, :15] @ rng.uniform(1, 2, 15) + 0.5 * rng.standard_normal(200)
+    names = [f"x{j}" for j in range(30)]
+    data = write_csv(tmp_path / "data.csv", [*names, "y"], np.column_stack([X, y]).tolist())
+    figures = {}
+    write = cli._write
+    monkeypatch.setattr(cli, "_write", lambda out, f, t: figures.update(f) or write(out, f, t))
+    out = tmp_path / "out"
+    assert cli.main(["fit", str(data), "--target", "y", *FAST, "--out", str(out)]) == 0
+    selected = [
+        n
+        for n, c in json.loads((out / "result.json").read_text())["coefficients"].items()
+        if c != 0
+    ]
+    ax = figures["paths.png"].axes[0]
+    paths = ax.lines[:30]
+    labelled = [line for line in paths if not line.get_label().startswith("_")]
+    assert len(selected) > 10 and sorted(line.get_label() for line in labelled) == sorted(selected)
+    assert len({to_hex(line.get_color()) for line in labelled}) == len(labelled)
+    assert all(line.get_color() == "lightgray" for line in paths if line not in labelled)
+    assert len(ax.get_legend().get_texts()) == len(selected) + 1  # and the chosen strength
