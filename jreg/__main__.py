@@ -845,7 +845,7 @@ def _write_csv(out, columns: dict[str, np.ndarray]) -> None:
     rows = zip(*(column.tolist() for column in columns.values()), strict=True)
     try:
         with open(out, "w", newline="") if out else contextlib.nullcontext(sys.stdout) as file:
-            writer = csv.writer(file)
+            writer = csv.writer(file, lineterminator="\n")
             writer.writerow(columns)
             writer.writerows([cell(value) for value in row] for row in rows)
     except OSError as error:

@@ -3,7 +3,10 @@
 import csv
 import io
 import json
+import pathlib
 import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -17,6 +20,8 @@ from jreg import __main__ as cli
 from jreg import glm
 
 FAST = ["--n-folds", "3", "--n-strengths", "20"]
+ROOT = pathlib.Path(__file__).parents[1]
+NUMBER = r"([-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?)"
 
 
 def write_csv(path, header, rows):
@@ -531,3 +536,22 @@ def test_paths_png_gives_each_selected_feature_its_own_color(tmp_path, monkeypat
     assert len({to_hex(line.get_color()) for line in labelled}) == len(labelled)
     assert all(line.get_color() == "lightgray" for line in paths if line not in labelled)
     assert len(ax.get_legend().get_texts()) == len(selected) + 1  # and the chosen strength
+
+
+def test_readme_command_line_example(tmp_path):
+    """Each command of the README's console block, run in a directory with its data file,
+    prints what the README shows (numbers within 1%: float32 may differ in its last digits)."""
+    [block] = re.findall(r"```console\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ROOT / "examples" / "customers.csv", tmp_path / "examples")
+    parts = re.split(r"^\$ (.*)\n", block, flags=re.M)[1:]
+    for command, shown in zip(parts[::2], parts[1::2], strict=True):
+        command = re.sub(r"^python ", f"{sys.executable} ", command)
+        run = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        assert len(run.stdout.splitlines()) == len(shown.splitlines()), run.stdout
+        for got, expected in zip(run.stdout.splitlines(), shown.splitlines(), strict=True):
+            got, expected = re.split(NUMBER, got), re.split(NUMBER, expected)
+            assert got[::2] == expected[::2]
+            np.testing.assert_allclose(np.array(got[1::2], float), np.array(expected[1::2], float),
+                                       rtol=1e-2, atol=1e-3)  # fmt: skip
