@@ -210,6 +210,22 @@ def test_fit_other_families(datafit, tmp_path, capsys):
                                rtol=1e-9, atol=1e-9)  # fmt: skip
     assert np.count_nonzero(coef[:2]) > 0 and png_size(out / "paths.png")[1] == 500
 
+    # jreg predict: the mean response (multinomial: the probabilities and the likeliest class)
+    capsys.readouterr()
+    assert cli.main(["predict", str(out), str(data)]) == 0
+    rows = read_predictions(capsys.readouterr().out)
+    z = X @ coef + intercept
+    if datafit == "multinomial":
+        probabilities = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        got = [[float(row[f"probability_{c}"]) for c in ["2", "5", "7"]] for row in rows]
+        np.testing.assert_allclose(got, probabilities, rtol=1e-7)
+        labels = np.array(["2", "5", "7"])[probabilities.argmax(axis=1)]
+        assert [row["prediction"] for row in rows] == labels.tolist()
+    else:
+        mean = np.exp(z) if datafit == "poisson" else z
+        np.testing.assert_allclose([float(row["prediction"]) for row in rows], mean, rtol=1e-7)
+    assert [row["y"] for row in rows] == [str(t) for t in y]  # as written in the file
+
 
 HEADER = ["a", "b", "y"]
 GOOD = [HEADER, *[[1, 2, 0], [2, 1, 1], [3, 5, 0]] * 4]
