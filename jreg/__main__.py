@@ -49,6 +49,7 @@ SCORES = {
 }
 DEFAULT_SCORE = ("deviance", "mean loss")  # a datafit registered in glm.DATAFITS by a user
 CLASSIFIERS = ("logistic", "multinomial")
+FEW_VALUES = 10  # a numeric target with at most this many integer values may be classes
 DEMO_COLUMNS = {
     "penalty": "",
     "strength": ".4g",
@@ -262,7 +263,6 @@ def _demo(args) -> int:
 # header, blank lines skipped.
 
 MISSING = frozenset(["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL"])  # missing cells
-FEW_VALUES = 10  # a numeric target with at most this many integer values may be classes
 
 
 def _reason(error: Exception) -> str:
@@ -465,8 +465,8 @@ def _encode(columns, learned, *, missing, source, rows) -> tuple[np.ndarray, lis
             if unknown.any():
                 where = _where(source, name, text, rows, unknown)
                 print(
-                    f"jreg: warning: {where}, a level not seen in fitting ({unknown.sum()} rows "
-                    "with new levels in all): their dummies are 0",
+                    f"jreg: warning: {where}, a level not seen in fitting: {unknown.sum()} of "
+                    f"{len(text)} rows get all the dummies of {name!r} 0",
                     file=sys.stderr,
                 )
             dummies = feature["levels"][1:]
@@ -621,30 +621,10 @@ def _fit(args) -> int:
     if datafit == "huber":  # default: 1.35 times a robust scale of the target (as sklearn)
         spread = 1.4826 * np.median(np.abs(y - np.median(y)))
         options["delta"] = args.delta or 1.35 * (spread if spread > 0 else np.std(y))
-    if args.datafit is None and not classes and _few_integers(y):
-        print(
-            f"jreg: warning: target {args.target!r} has {np.unique(y).size} distinct integer "
-            "values, fitted as a regression; for classes pass --datafit "
-            + ("logistic" if np.unique(y).size == 2 else "multinomial"),
-            file=sys.stderr,
-        )
-    settings = {
-        "data": str(args.data),
-        "target": args.target,
-        "datafit": datafit,
-        "penalty": args.penalty,
-        "l1_ratio": options.get("l1_ratio"),
-        "n_folds": args.n_folds,
-        "n_strengths": args.n_strengths,
-        "strength_min_ratio": args.strength_min_ratio,
-        "seed": args.seed,
-        "tol": args.tol,
-        "max_iter": args.max_iter,
-        "penalty_factor": args.penalty_factor,
-        "categorical": args.categorical,
-        "missing": args.missing,
-        "drop": _names(args.drop),
-    }
+    warning = _classes_warning(y, args.target) if args.datafit is None and not classes else None
+    if warning:
+        print(f"jreg: warning: {warning}", file=sys.stderr)
+    settings = _settings(args, datafit=datafit, l1_ratio=options.get("l1_ratio"))
     model = {
         "features": learned,
         "missing": args.missing,
@@ -702,10 +682,37 @@ def _fit(args) -> int:
     return 0
 
 
-def _few_integers(y: np.ndarray) -> bool:
-    """A target that may be classes: at most FEW_VALUES distinct values, all integers."""
+def _classes_warning(y: np.ndarray, target: str) -> str | None:
+    """For a regression target that may be classes: at most FEW_VALUES distinct integers."""
     values = np.unique(y)
-    return values.size <= FEW_VALUES and bool(np.all(values == np.round(values)))
+    if values.size > FEW_VALUES or not np.all(values == np.round(values)):
+        return None
+    datafit = "logistic" if values.size == 2 else "multinomial"
+    return (
+        f"target {target!r} has {values.size} distinct integer values, fitted as a regression; "
+        f"for classes pass --datafit {datafit}"
+    )
+
+
+def _settings(args, *, datafit: str, l1_ratio: float | None) -> dict:
+    """The options of the fit, for ``result.json``."""
+    return {
+        "data": str(args.data),
+        "target": args.target,
+        "datafit": datafit,
+        "penalty": args.penalty,
+        "l1_ratio": l1_ratio,
+        "n_folds": args.n_folds,
+        "n_strengths": args.n_strengths,
+        "strength_min_ratio": args.strength_min_ratio,
+        "seed": args.seed,
+        "tol": args.tol,
+        "max_iter": args.max_iter,
+        "penalty_factor": args.penalty_factor,
+        "categorical": args.categorical,
+        "missing": args.missing,
+        "drop": _names(args.drop),
+    }
 
 
 def _result(cv: glm.CrossValidation, names, mean, scale, settings: dict, model: dict) -> dict:
