@@ -25,8 +25,9 @@ strengths that stop at ``max_iter`` first warn :class:`ConvergenceWarning`.
 """
 
 from jreg.glm.datafits import DATAFITS, Datafit
-from jreg.glm.paths import ConvergenceWarning, Fit, Path, fit, path, strength_max
+from jreg.glm.paths import ConvergenceWarning, Fit, Model, Path, fit, path, strength_max
 from jreg.glm.penalties import PENALTIES, Penalty
+from jreg.glm.prediction import OUTPUTS, Coefficients, coef_at, predict
 from jreg.glm.selection import (
     SCORINGS,
     CrossValidation,
@@ -37,18 +38,23 @@ from jreg.glm.selection import (
 
 __all__ = [
     "DATAFITS",
+    "OUTPUTS",
     "PENALTIES",
     "SCORINGS",
+    "Coefficients",
     "ConvergenceWarning",
     "CrossValidation",
     "Datafit",
     "Fit",
+    "Model",
     "Path",
     "Penalty",
+    "coef_at",
     "StabilitySelection",
     "cross_validate",
     "fit",
     "path",
+    "predict",
     "stability_selection",
     "strength_max",
 ]

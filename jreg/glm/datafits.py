@@ -41,7 +41,7 @@ import numpy as np
 
 from jreg._checks import check
 
-__all__ = ["DATAFITS", "Datafit", "Family", "from_loss"]
+__all__ = ["DATAFITS", "Datafit", "Family", "from_loss", "with_offset"]
 
 
 class Datafit(NamedTuple):
@@ -65,6 +65,8 @@ class Datafit(NamedTuple):
       quadratic: the squared loss (curvature 1 everywhere): solved on its Gram matrix.
       shift_invariant: the loss is unchanged by one shift of every output of ``z``
         (multinomial): the intercepts are reported centred, their sum 0 (as glmnet's).
+      residual: the loss is a function of ``z - y`` (squared, Huber): an offset is taken
+        off ``y``.
     """
 
     loss: Callable
@@ -78,6 +80,7 @@ class Datafit(NamedTuple):
     classify: Callable | None = None
     quadratic: bool = False
     shift_invariant: bool = False
+    residual: bool = False
 
 
 class Family(NamedTuple):
@@ -183,6 +186,7 @@ def squared(options=None) -> Datafit:
         conjugate=lambda u, y: jnp.sum(u**2 / 2 + u * y, axis=1),
         intercept_at_zero=lambda y, a: a @ y,
         quadratic=True,
+        residual=True,
     )
 
 
@@ -290,6 +294,25 @@ def huber(options) -> Datafit:
         mean=lambda z: z,
         curvature_bound=1.0,
         conjugate=lambda u, y: jnp.sum(u**2 / 2 + u * y, axis=1),
+        residual=True,
+    )
+
+
+def with_offset(datafit: Datafit, offset: jax.Array) -> Datafit:
+    r"""The datafit of the linear predictor ``z + offset`` (``offset (n, m)``, fixed: glmnet's
+    ``offset``): :math:`f_o(z) = f(z + o)`, whose conjugate is :math:`f^*(u) - u^\top o`; the
+    best intercept at :math:`w = 0` has no closed form any more (it is fitted)."""
+    shifted = lambda function: lambda z, y: function(z + offset, y)  # noqa: E731
+    conjugate = None
+    if datafit.conjugate is not None:
+        conjugate = lambda u, y: datafit.conjugate(u, y) - jnp.sum(u * offset, axis=1)  # noqa: E731
+    return datafit._replace(
+        loss=shifted(datafit.loss),
+        gradient=shifted(datafit.gradient),
+        curvature=shifted(datafit.curvature),
+        mean=lambda z: datafit.mean(z + jnp.broadcast_to(offset, z.shape)),  # z (..., n, m)
+        conjugate=conjugate,
+        intercept_at_zero=None,
     )
 
 

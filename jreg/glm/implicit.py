@@ -103,7 +103,7 @@ def _optimality(structure: _Structure, solution: _Solution, x, params):
     """:math:`F(x)` of the module docstring at ``x = (w, b)``."""
     data, options, strength = params
     datafit, penalty = structure.build(options)
-    X, y, a = data
+    X, y, a = data.X, data.y, data.weights
     free = solution.free
     lam = strength * penalty.factor
     held = solution.w  # the coordinates that are not free: at 0, or at a bound
@@ -155,7 +155,7 @@ def _inverse_diagonal(structure: _Structure, solution: _Solution, params):
     :math:`\sqrt{\epsilon}` of the largest), 1 elsewhere."""
     data, options, _ = params
     datafit, _ = structure.build(options)
-    X, y, a = data
+    X, y, a = data.X, data.y, data.weights
     d, q = datafit.curvature(_linear(X, solution.w, solution.b), y)
     d = jnp.broadcast_to(d, y.shape)
     per_sample = a[:, None] * (d if q is None else d - q**2)

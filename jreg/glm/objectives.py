@@ -41,6 +41,7 @@ class Data(NamedTuple):
     X: jax.Array  # (n, p)
     y: jax.Array  # (n, m) targets in the datafit's encoding
     weights: jax.Array  # (n,) non-negative, summing to one
+    offset: jax.Array | None = None  # (n, m) added to the linear predictor (in the datafit)
 
 
 class Problem(NamedTuple):
@@ -191,7 +192,7 @@ def _lasso(penalty: Penalty, dtype) -> bool:
 
 
 def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
-    X, y, a = data
+    X, y, a = data.X, data.y, data.weights
     n, p = X.shape
     m = y.shape[1]
     x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)
@@ -239,7 +240,7 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
 
 def _intercept_at_zero(datafit: Datafit, data: Data, *, fit_intercept: bool) -> jax.Array:
     """The best intercept at :math:`w = 0` (zero without an intercept)."""
-    X, y, a = data
+    X, y, a = data.X, data.y, data.weights
     if not fit_intercept:
         return jnp.zeros(y.shape[1], X.dtype)
     if datafit.intercept_at_zero is not None:
@@ -256,7 +257,7 @@ def _reported_intercept(datafit: Datafit, x_mean, w, b) -> jax.Array:
 def gradient_at_zero(datafit: Datafit, data: Data, *, fit_intercept: bool) -> jax.Array:
     """The datafit's gradient in :math:`w` at :math:`w = 0` and the best intercept, without
     the set-up of a solver (what ``strength_max`` needs)."""
-    X, y, a = data
+    X, y, a = data.X, data.y, data.weights
     b0 = _intercept_at_zero(datafit, data, fit_intercept=fit_intercept)
     x_mean = a @ X if fit_intercept else jnp.zeros(X.shape[1], X.dtype)
     g = datafit.gradient(jnp.broadcast_to(b0, y.shape), y)
@@ -264,7 +265,7 @@ def gradient_at_zero(datafit: Datafit, data: Data, *, fit_intercept: bool) -> ja
 
 
 def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
-    X, y, a = data
+    X, y, a = data.X, data.y, data.weights
     n, p = X.shape
     m = y.shape[1]
     x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)

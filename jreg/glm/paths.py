@@ -21,9 +21,25 @@ from jreg.glm import implicit, objectives
 from jreg.glm import penalties as _penalties
 from jreg.glm.objectives import Data
 
-__all__ = ["ConvergenceWarning", "Fit", "Path", "fit", "path", "strength_max"]
+__all__ = ["ConvergenceWarning", "Fit", "Model", "Path", "fit", "path", "strength_max"]
 
 _INT32_MAX = 2**31 - 1
+
+
+@jax.tree_util.register_static  # no array: a static part of the pytrees that hold it
+class Model(NamedTuple):
+    """What predicting from a fit needs beyond its coefficients (:func:`jreg.glm.predict`).
+
+    Attributes:
+      datafit: the datafit's name, or the user's loss.
+      labels: the class labels in the order of the classes (``(0, 1)`` or ``(-1, 1)`` for
+        ``"logistic"``, ``(0, ..., C-1)`` for ``"multinomial"``); None for regressions.
+      offset: whether the fit had an offset (predictions then need one).
+    """
+
+    datafit: str | Callable
+    labels: tuple | None = None
+    offset: bool = False
 
 
 class Path(NamedTuple):
@@ -45,6 +61,7 @@ class Path(NamedTuple):
         ``dev.ratio``.
       n_nonzero: ``(k,)`` the number of features with a non-zero coefficient (for any output
         or class): glmnet's ``df``.
+      model: the :class:`Model` (datafit, labels) that :func:`jreg.glm.predict` reads.
     """
 
     strengths: jax.Array
@@ -54,6 +71,7 @@ class Path(NamedTuple):
     n_iter: jax.Array
     deviance_ratio: jax.Array | None = None
     n_nonzero: jax.Array | None = None
+    model: Model | None = None
 
 
 class Fit(NamedTuple):
@@ -99,10 +117,12 @@ class Settings(NamedTuple):
     strength_min_ratio: float | None = None
     l1_ratio: float = 1.0
     fit_intercept: bool = True
+    standardize: bool = False
     tol: float = 1e-6
     max_iter: int = 10_000
     bounds: tuple | None = None
     sample_weight: object = None
+    offset: object = None
     penalty_factor: object = None
     groups: object = None
     group_weights: object = None
@@ -119,6 +139,7 @@ class Config(NamedTuple):
     fit_intercept: bool
     groups: tuple | None
     squeeze: bool  # one output reported as (k, p) coefficients
+    standardize: bool = False  # solved on features scaled to unit weighted variance
     newton: bool = True  # active-set Newton steps where the penalty has them
 
 
@@ -137,7 +158,7 @@ class Options(NamedTuple):
     upper: jax.Array | None
 
 
-def _datafit_family(datafit) -> _datafits.Family:
+def datafit_family(datafit) -> _datafits.Family:
     if callable(datafit):
         loss = _datafits.from_loss(datafit)
         return _datafits.Family(lambda options: loss)
@@ -160,12 +181,21 @@ def _penalty_family(penalty) -> _datafits.Family:
     return _penalties.PENALTIES[penalty]
 
 
-def parts(config: Config, options: Options, n_outputs: int, dtype):
-    """The datafit and the penalty of a configuration, built from the traced options."""
-    datafit = _datafit_family(config.datafit).build(options)
+def parts(config: Config, options: Options, n_outputs: int, dtype, offset=None):
+    """The datafit (of the linear predictor plus ``offset (n, m)``, if given) and the penalty
+    of a configuration, built from the traced options."""
+    datafit = datafit_family(config.datafit).build(options)
+    if offset is not None:
+        datafit = _datafits.with_offset(datafit, offset)
     layout = (n_outputs, dtype)
     penalty = _penalty_family(config.penalty).build(options, layout, config.groups)
     return datafit, penalty
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
 
 
 def _check_options(settings: Settings, datafit, penalty) -> None:
@@ -190,8 +220,7 @@ def _check_options(settings: Settings, datafit, penalty) -> None:
         check("l1_ratio", settings.l1_ratio, lambda r: r >= tiny,
               f">= {tiny:.3g} (l1_ratio=0 is penalty='l2')")  # fmt: skip
     check("tol", settings.tol, lambda t: np.isfinite(t) & (t > 0), "finite and > 0")
-    if not isinstance(settings.fit_intercept, bool | np.bool_):
-        raise TypeError(f"fit_intercept must be a bool, got {settings.fit_intercept!r}")
+    _check_bool("fit_intercept", settings.fit_intercept)
     if not is_count(settings.max_iter):
         raise ValueError(f"max_iter must be a positive int, got {settings.max_iter!r}")
     grouped = settings.penalty == "group_lasso"
@@ -208,8 +237,9 @@ def _check_options(settings: Settings, datafit, penalty) -> None:
         )
 
 
-def _prepare(X, y, sample_weight, datafit) -> Data:
-    """Validates and converts the data; the dtype is X's (at least float32)."""
+def _prepare(X, y, sample_weight, offset, datafit) -> Data:
+    """Validates and converts the data; the dtype is X's (at least float32). An offset is
+    taken off ``y`` where the loss is a function of the residual."""
     X = jnp.asarray(X)
     dtype = jnp.promote_types(X.dtype, jnp.float32)
     X = X.astype(dtype)
@@ -233,7 +263,18 @@ def _prepare(X, y, sample_weight, datafit) -> Data:
         # which would be subnormal, flushed to 0): then the sum cannot overflow
         weights = jnp.ldexp(weights, -jnp.frexp(jnp.max(weights))[1])
         weights = weights / jnp.sum(weights)
-    return Data(X, datafit.prepare(y, weights), weights)
+    y = datafit.prepare(y, weights)
+    if offset is None:
+        return Data(X, y, weights)
+    offset = jnp.asarray(offset, dtype)
+    if offset.shape not in ((n,), y.shape):
+        shapes = f"({n},)" if y.shape[1] == 1 else f"({n},) or {y.shape}"
+        raise ValueError(f"offset must have shape {shapes}, got {offset.shape}")
+    check("offset", offset, np.isfinite, "finite (no NaN or inf)")
+    offset = jnp.broadcast_to(offset.reshape(n, -1), y.shape)
+    if datafit.residual:
+        return Data(X, y - offset, weights)
+    return Data(X, y, weights, offset)
 
 
 def _vector(name: str, value, p: int, dtype, requirement: str, ok) -> jax.Array:
@@ -246,11 +287,11 @@ def _vector(name: str, value, p: int, dtype, requirement: str, ok) -> jax.Array:
 
 def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
     """Validated data, traced options and static configuration of ``settings``."""
-    datafit_family = _datafit_family(settings.datafit)
+    family = datafit_family(settings.datafit)
     penalty_family = _penalty_family(settings.penalty)
-    _check_options(settings, datafit_family, penalty_family)
-    datafit = datafit_family.build(settings)  # its label checks (no number is used)
-    data = _prepare(X, y, settings.sample_weight, datafit)
+    _check_options(settings, family, penalty_family)
+    datafit = family.build(settings)  # its label checks (no number is used)
+    data = _prepare(X, y, settings.sample_weight, settings.offset, datafit)
     n, p = data.X.shape
     dtype = data.X.dtype
     grouped = settings.penalty == "group_lasso"
@@ -301,6 +342,7 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
         fit_intercept=bool(settings.fit_intercept),
         groups=None if groups is None else tuple(groups.tolist()),
         squeeze=np.ndim(y) == 1 and n_outputs == 1,
+        standardize=_check_bool("standardize", settings.standardize),
     )
     return data, options, config
 
@@ -314,10 +356,29 @@ def _target(problem: objectives.Problem, options: Options) -> jax.Array:
     return options.tol * jnp.abs(problem.value_at_zero)
 
 
+def standardized(data: Data, options: Options, config: Config):
+    r"""With ``config.standardize``, the data with every feature divided by its standard
+    deviation under the sample weights, :math:`s_j = (\sum_i a_i (x_{ij} - \bar x_j)^2)^{1/2}`
+    (glmnet's ``standardize=TRUE``; a constant feature is left as it is), and the bounds
+    times :math:`s`: the scaled problem's coefficients are :math:`s_j w_j`, its intercept the
+    same. Returns ``(data, options, s)`` (``s`` ones without ``standardize``)."""
+    X, a = data.X, data.weights
+    if not config.standardize:
+        return data, options, jnp.ones(X.shape[1], X.dtype)
+    variance = a @ (X - (a @ X)[None, :]) ** 2
+    rounding = (100 * jnp.finfo(X.dtype).eps * jnp.max(jnp.abs(X), axis=0)) ** 2
+    varies = variance > rounding  # else constant up to rounding
+    scale = jnp.where(varies, jnp.sqrt(jnp.where(varies, variance, 1)), 1)
+    if options.lower is not None:
+        options = options._replace(lower=options.lower * scale, upper=options.upper * scale)
+    return data._replace(X=X / scale[None, :]), options, scale
+
+
 def path_arrays(data: Data, strengths, options: Options, config: Config):
     """The path for one data set (weights included), batched over folds and subsamples, and
     whether each strength reached ``tol`` (a NaN gap did not)."""
-    datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype)
+    data, options, scale = standardized(data, options, config)
+    datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
     problem = objectives.problem(
         datafit, penalty, data, fit_intercept=config.fit_intercept, newton=config.newton
     )
@@ -336,7 +397,7 @@ def path_arrays(data: Data, strengths, options: Options, config: Config):
     _, (coef, intercept, gap, n_iter, loss) = jax.lax.scan(at_strength, init, strengths)
     null = problem.value_at_zero
     deviance_ratio = jnp.where(null > 0, 1 - loss / jnp.where(null > 0, null, 1), 0)
-    coef = coef.reshape(-1, p, m)
+    coef = coef.reshape(-1, p, m) / scale[None, :, None]
     n_nonzero = jnp.sum(jnp.any(coef != 0, axis=2), axis=1)
     if config.squeeze:
         coef, intercept = coef[..., 0], intercept[:, 0]
@@ -345,7 +406,8 @@ def path_arrays(data: Data, strengths, options: Options, config: Config):
 
 
 def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Array:
-    datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype)
+    data, options, _ = standardized(data, options, config)
+    datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
     factor = penalty.factor
     grad = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
     top = penalty.zero_threshold(grad, factor)
@@ -373,12 +435,17 @@ path_jit = jax.jit(path_arrays, static_argnames="config")
 def _differentiable_arrays(data: Data, strengths, options: Options, coef, intercept,
                            config: Config):  # fmt: skip
     """``coef (k, d)`` and ``intercept (k, m)`` made differentiable by
-    :mod:`~jreg.glm.implicit` (one program: a derivative reuses its compilation)."""
-    build = functools.partial(parts, config, n_outputs=data.y.shape[1], dtype=data.X.dtype)
+    :mod:`~jreg.glm.implicit` (one program: a derivative reuses its compilation), on the
+    standardized problem where ``config.standardize``."""
+    data, options, scale = standardized(data, options, config)
+    m = data.y.shape[1]
+    build = functools.partial(parts, config, n_outputs=m, dtype=data.X.dtype, offset=data.offset)
+    scales = jnp.repeat(scale, m)  # of the flat coefficients, feature-major
 
     def at_strength(strength, w, b):
-        return implicit.with_derivatives(build, data, options, strength, w, b,
+        w, b = implicit.with_derivatives(build, data, options, strength, w * scales, b,
                                          fit_intercept=config.fit_intercept)  # fmt: skip
+        return w / scales, b
 
     return jax.vmap(at_strength)(strengths, coef, intercept)
 
@@ -443,6 +510,18 @@ def grid(data: Data, options: Options, config: Config, settings: Settings) -> ja
     return top * jnp.logspace(0, np.log10(ratio), n_strengths, dtype=data.X.dtype)
 
 
+def model_of(y, data: Data, settings: Settings) -> Model:
+    """The :class:`Model` of a fit (logistic labels read where ``y`` is concrete; (0, 1) where
+    it is traced)."""
+    labels = None
+    if settings.datafit == "logistic":
+        negative = not isinstance(y, jax.core.Tracer) and bool(np.any(np.asarray(y) < 0))
+        labels = (-1, 1) if negative else (0, 1)
+    elif settings.datafit == "multinomial":
+        labels = tuple(range(data.y.shape[1]))
+    return Model(settings.datafit, labels, settings.offset is not None)
+
+
 def setup_path(X, y, settings: Settings):
     """:func:`setup` and the grid of strengths of the path."""
     data, options, config = setup(X, y, settings)
@@ -461,8 +540,10 @@ def strength_max(
     penalty="l1",
     l1_ratio=1.0,
     fit_intercept=True,
+    standardize=False,
     bounds=None,
     sample_weight=None,
+    offset=None,
     penalty_factor=None,
     groups=None,
     group_weights=None,
@@ -487,8 +568,8 @@ def strength_max(
     """
     settings = Settings(
         datafit=datafit, penalty=penalty, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
-        bounds=bounds, sample_weight=sample_weight, penalty_factor=penalty_factor,
-        groups=groups, group_weights=group_weights, delta=delta,
+        standardize=standardize, bounds=bounds, sample_weight=sample_weight, offset=offset,
+        penalty_factor=penalty_factor, groups=groups, group_weights=group_weights, delta=delta,
     )  # fmt: skip
     if _is_pair(penalty):
         raise ValueError("strength_max is not known for a user-defined penalty (value, prox)")
@@ -507,10 +588,12 @@ def path(
     strength_min_ratio=None,
     l1_ratio=1.0,
     fit_intercept=True,
+    standardize=False,
     tol=1e-6,
     max_iter=10_000,
     bounds=None,
     sample_weight=None,
+    offset=None,
     penalty_factor=None,
     groups=None,
     group_weights=None,
@@ -543,6 +626,9 @@ def path(
       strength_min_ratio: bottom of the default grid; 1e-3 when ``n >= p``, else 1e-2.
       l1_ratio: elastic-net mixing (scikit-learn's ``l1_ratio``, glmnet's ``alpha``).
       fit_intercept: fit an unpenalized intercept.
+      standardize: solve with every feature scaled to unit standard deviation under the
+        sample weights (glmnet's ``standardize=TRUE``; constant features are left as they are,
+        bounds scale with them); coefficients are returned in the data's units.
       tol: stopping tolerance, relative to the objective at :math:`w = 0`.
       max_iter: the most solver iterations per strength (checked between blocks of 10 FISTA
         iterations, 5 coordinate-descent epochs or one proximal Newton step); a strength that
@@ -551,6 +637,9 @@ def path(
         infinities allowed (glmnet's ``lower.limits``, ``upper.limits``; ``(0, inf)`` is
         scikit-learn's ``positive=True``); convex penalties only.
       sample_weight: ``(n,)`` non-negative weights (normalized to sum to one).
+      offset: ``(n,)`` (or ``(n, m)``) known terms added to the linear predictor, :math:`z =
+        X W + b + \text{offset}` (glmnet's ``offset``: the log exposure of counts for
+        ``"poisson"``); pass the new rows' offset to :func:`predict`.
       penalty_factor: ``(p,)`` non-negative per-feature factors (glmnet's ``penalty.factor``);
         0 leaves a feature unpenalized, ``inf`` excludes it (glmnet's ``exclude``: its
         coefficient is exactly 0; ``penalty_factor`` must then be concrete).
@@ -581,14 +670,14 @@ def path(
     settings = Settings(
         datafit=datafit, penalty=penalty, strengths=strengths, n_strengths=n_strengths,
         strength_min_ratio=strength_min_ratio, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
-        tol=tol, max_iter=max_iter, bounds=bounds, sample_weight=sample_weight,
-        penalty_factor=penalty_factor, groups=groups, group_weights=group_weights, gamma=gamma,
-        a=a, delta=delta,
+        standardize=standardize, tol=tol, max_iter=max_iter, bounds=bounds,
+        sample_weight=sample_weight, offset=offset, penalty_factor=penalty_factor,
+        groups=groups, group_weights=group_weights, gamma=gamma, a=a, delta=delta,
     )  # fmt: skip
     data, options, config, strengths = setup_path(X, y, settings)
     result, converged = solve_path(data, strengths, options, config)
     warn_unconverged(converged, max_iter, "strengths")
-    return result
+    return result._replace(model=model_of(y, data, settings))
 
 
 def fit(
@@ -600,10 +689,12 @@ def fit(
     penalty="l1",
     l1_ratio=1.0,
     fit_intercept=True,
+    standardize=False,
     tol=1e-6,
     max_iter=10_000,
     bounds=None,
     sample_weight=None,
+    offset=None,
     penalty_factor=None,
     groups=None,
     group_weights=None,
@@ -646,9 +737,9 @@ def fit(
     check_strength(strength)
     settings = Settings(
         datafit=datafit, penalty=penalty, l1_ratio=l1_ratio, fit_intercept=fit_intercept,
-        tol=tol, max_iter=max_iter, bounds=bounds, sample_weight=sample_weight,
-        penalty_factor=penalty_factor, groups=groups, group_weights=group_weights, gamma=gamma,
-        a=a, delta=delta,
+        standardize=standardize, tol=tol, max_iter=max_iter, bounds=bounds,
+        sample_weight=sample_weight, offset=offset, penalty_factor=penalty_factor,
+        groups=groups, group_weights=group_weights, gamma=gamma, a=a, delta=delta,
     )  # fmt: skip
     data, options, config = setup(X, y, settings)
     strength = jnp.asarray(strength, data.X.dtype)

@@ -182,7 +182,7 @@ def cross_validate(
     """
     settings = Settings(**path_kwargs)
     data, options, config, grid = paths.setup_path(X, y, settings)
-    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype)
+    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
     _check_scoring(scoring, datafit, data.y.shape[1])
     if folds is None:
         folds = _random_folds(data, datafit, n_folds, seed)
@@ -202,7 +202,7 @@ def cross_validate(
     paths.warn_unconverged(
         converged, settings.max_iter, "solves (folds and the full path, per strength)"
     )
-    return result
+    return result._replace(path=result.path._replace(model=paths.model_of(y, data, settings)))
 
 
 def _random_folds(data: Data, datafit, n_folds, seed) -> np.ndarray:
@@ -240,7 +240,7 @@ def _cross_validation(data: Data, held_out, grid, options: Options, config: Conf
     weights = jnp.concatenate([data.weights[None, :] * (1 - held_out), data.weights[None]])
     batch, converged = _batched_paths(data, weights, grid, options, config, sequential)
     folds = jax.tree.map(lambda x: x[:n_folds], batch)
-    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype)
+    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
     scores = _held_out_scores(data, datafit, folds, held_out * data.weights[None, :], scoring)
     mean = jnp.mean(scores, axis=0)
     best = jnp.argmin(mean)
@@ -298,7 +298,7 @@ def stability_selection(
     if not is_count(n_subsamples):
         raise ValueError(f"n_subsamples must be a positive int, got {n_subsamples!r}")
     check("fraction", fraction, lambda f: (f > 0) & (f <= 1), "in (0, 1]")
-    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype)
+    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
     rng = np.random.default_rng(seed)
     mask = np.zeros((n_subsamples, data.X.shape[0]))
     for rows in _strata(data, datafit):
