@@ -36,6 +36,19 @@ import jax
 import numpy as np
 
 from jreg import glm, plot
+from jreg._tables import (
+    InputError,
+    as_text,
+    encode,
+    is_missing,
+    is_number,
+    learn,
+    locate,
+    numbers_of,
+    read_csv,
+    read_header,
+    reason,
+)
 
 DEMO_PENALTIES = {"l1": {}, "elastic_net": {"l1_ratio": 0.5}, "mcp": {}}
 FIT_PENALTIES = tuple(p for p in glm.PENALTIES if p != "group_lasso")
@@ -62,10 +75,6 @@ DEMO_COLUMNS = {
 }
 FIGSIZE = (8, 5)  # inches; figures are saved at 100 dpi
 PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is not a terminal
-
-
-class InputError(Exception):
-    """Bad input: reported as one ``jreg: error: ...`` line on stderr, exit status 2."""
 
 
 def _timed(thunk):
@@ -258,232 +267,6 @@ def _demo(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Reading a CSV file: columns by name, each a float array (NaN where missing) or an object array
-# of stripped strings (None where missing). Errors name data rows, counted from 1 after the
-# header, blank lines skipped.
-
-MISSING = frozenset(["", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL"])  # missing cells
-
-
-def _reason(error: Exception) -> str:
-    reason = getattr(error, "strerror", None) or str(error)
-    return " ".join(reason.split())  # one line (pandas' messages have newlines)
-
-
-def _header(source: pathlib.Path) -> list[str]:
-    """The column names of a CSV file, checked to be unique."""
-    try:
-        with open(source, newline="", encoding="utf-8-sig") as file:  # -sig: skip a BOM
-            header = [name.strip() for name in next(csv.reader(file), [])]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise InputError(f"cannot read {source}: {_reason(error)}") from None
-    if len(set(header)) != len(header):
-        raise InputError(f"{source} has duplicate column names: {', '.join(header)}")
-    return header
-
-
-def _cell(text: str) -> str | None:
-    text = text.strip()
-    return None if text in MISSING else text
-
-
-def _read_plain(source: pathlib.Path, header: list[str]) -> dict[str, np.ndarray]:
-    """The csv module's reading (without pandas): every column as strings."""
-    try:
-        with open(source, newline="", encoding="utf-8-sig") as file:
-            rows = [row for row in csv.reader(file) if row][1:]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise InputError(f"cannot read {source}: {_reason(error)}") from None
-    for i, row in enumerate(rows):
-        if len(row) != len(header):
-            raise InputError(
-                f"{source}, data row {i + 1}: {len(row)} fields, the header has {len(header)}"
-            )
-    table = np.array([[_cell(text) for text in row] for row in rows], dtype=object)
-    return {name: table[:, j] for j, name in enumerate(header)} if rows else {}
-
-
-def _read_pandas(pandas, source, header, text) -> dict[str, np.ndarray]:
-    """pandas' reading: its numeric columns as floats, the others (and ``text``) as strings."""
-    try:
-        frame = pandas.read_csv(
-            source,
-            header=0,
-            names=header,
-            index_col=False,
-            encoding="utf-8-sig",
-            na_values=sorted(MISSING),
-            keep_default_na=False,
-            skipinitialspace=True,
-            dtype=dict.fromkeys(text, str),
-        )
-    except (OSError, ValueError) as error:  # pandas' parser errors are ValueErrors
-        raise InputError(f"cannot read {source}: {_reason(error)}") from None
-
-    def column(series):
-        if series.dtype.kind in "iuf":
-            return series.to_numpy(dtype=float)
-        cells = [None if value != value else _cell(str(value)) for value in series.tolist()]
-        return np.array(cells, dtype=object)  # value != value: NaN, a missing cell
-
-    return {name: column(frame[name]) for name in header} if len(frame) else {}
-
-
-def _read_csv(source: pathlib.Path, *, text=()) -> dict[str, np.ndarray]:
-    """The columns of a CSV file with a header line (``text``: columns kept as strings).
-
-    Read by pandas when it is installed (``pip install "jreg[cli]"``), else by the csv module,
-    slower, which also rejects rows with too few fields (pandas reads them as missing values).
-    """
-    header = _header(source)
-    try:
-        import pandas
-    except ImportError:
-        columns = _read_plain(source, header)
-    else:
-        columns = _read_pandas(pandas, source, header, text)
-    if not columns:
-        raise InputError(f"{source} has no data rows (a header line, then one row per sample)")
-    return columns
-
-
-def _missing(column: np.ndarray) -> np.ndarray:
-    return np.isnan(column) if column.dtype != object else np.equal(column, None)
-
-
-def _numbers(column: np.ndarray) -> np.ndarray | None:
-    """The column as floats (NaN where missing), or None where a value is not a number."""
-    if column.dtype != object:
-        return column
-    present = ~_missing(column)
-    numbers = np.full(column.shape, np.nan)
-    try:
-        numbers[present] = column[present].astype(float)
-    except ValueError:
-        return None
-    return numbers
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _text(column: np.ndarray) -> np.ndarray:
-    """The column as strings (None where missing); integers without a trailing ``.0``."""
-    if column.dtype == object:
-        return column
-    return np.array(
-        [None if v != v else str(int(v)) if v.is_integer() else repr(v) for v in column.tolist()],
-        dtype=object,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Features: learned on the training rows (``_learn``), applied to them and to new rows
-# (``_encode``). Each feature column is numeric, or categorical: one-hot, its first level (in
-# sorted order) dropped, outputs named ``column=level``.
-
-
-def _where(source, name, column, rows, bad) -> str:
-    """``column 'x' of data.csv has the value 'v' on data row 3``: the first bad cell."""
-    i = int(np.flatnonzero(bad)[0])
-    text = _text(column[i : i + 1])[0]
-    value = "a missing value" if text is None else f"the value {text!r}"
-    return f"column {name!r} of {source} has {value} on data row {rows[i]}"
-
-
-def _check_numeric(name, column, source, rows) -> np.ndarray:
-    """A numeric feature's values (NaN where missing); text and infinities are errors."""
-    numbers = _numbers(column)
-    if numbers is None:
-        text = np.array([v is not None and not _is_number(v) for v in column])
-        mixed = np.any(~text & ~_missing(column))
-        hint = "; list it in --categorical to one-hot encode it" if mixed else ""
-        raise InputError(f"{_where(source, name, column, rows, text)} (not a number{hint})")
-    if np.isinf(numbers).any():
-        where = _where(source, name, numbers, rows, np.isinf(numbers))
-        raise InputError(f"{where} (every value must be a finite number)")
-    return numbers
-
-
-def _is_text(column: np.ndarray) -> bool:
-    """Text (for --categorical auto): no number among the column's values."""
-    return _numbers(column) is None and not any(_is_number(v) for v in column if v is not None)
-
-
-def _learn(columns, features, *, categorical, source, rows) -> list[dict]:
-    """Per feature column: ``{"column", "levels", "fill"}`` (categorical: its sorted levels and
-    the most frequent, the first on ties) or ``{"column", "fill"}`` (numeric: its mean); ``fill``
-    is None for a column without values. ``categorical``: the --categorical names, or None
-    (auto: the text columns). A categorical column with a single level is left out (a note)."""
-    learned = []
-    for name in features:
-        column = columns[name]
-        if name in categorical if categorical is not None else _is_text(column):
-            text = _text(column)
-            levels, counts = np.unique(text[~_missing(text)].astype(str), return_counts=True)
-            if levels.size == 1:
-                note = f"column {name!r} has a single level ({levels[0]!r}): left out"
-                print(f"jreg: note: {note}", file=sys.stderr)
-                continue
-            fill = str(levels[np.argmax(counts)]) if levels.size else None
-            learned.append({"column": name, "levels": levels.tolist(), "fill": fill})
-        else:
-            numbers = _check_numeric(name, column, source, rows)
-            present = numbers[~np.isnan(numbers)]
-            learned.append(
-                {"column": name, "fill": float(present.mean()) if present.size else None}
-            )
-    if not learned:
-        raise InputError(f"{source} has no feature columns besides the target")
-    return learned
-
-
-def _encode(columns, learned, *, missing, source, rows) -> tuple[np.ndarray, list[str]]:
-    """The feature matrix and its column names. Missing values: an error (``"error"``), NaN in
-    the row (``"drop"``), or the learned fill (``"mean"``); an unknown level: all the column's
-    dummies 0 (a warning)."""
-    blocks, names = [], []
-    for feature in learned:
-        name, column = feature["column"], columns[feature["column"]]
-        absent = _missing(column)
-        if absent.any() and missing == "error":
-            where = _where(source, name, column, rows, absent)
-            raise InputError(f"{where} (--missing drop or mean handles missing values)")
-        if absent.any() and missing == "mean" and feature["fill"] is None:
-            raise InputError(f"column {name!r} of {source} has no values to take a mean of")
-        if "levels" in feature:
-            text = _text(column)
-            if missing == "mean":
-                text = np.where(absent, feature["fill"], text)
-            known = set(feature["levels"])
-            unknown = np.array([v is not None and v not in known for v in text])
-            if unknown.any():
-                where = _where(source, name, text, rows, unknown)
-                print(
-                    f"jreg: warning: {where}, a level not seen in fitting: {unknown.sum()} of "
-                    f"{len(text)} rows get all the dummies of {name!r} 0",
-                    file=sys.stderr,
-                )
-            dummies = feature["levels"][1:]
-            block = (text[:, None] == np.array(dummies, dtype=object)).astype(float)
-            block[np.equal(text, None)] = np.nan
-            names += [f"{name}={level}" for level in dummies]
-        else:
-            numbers = _check_numeric(name, column, source, rows)
-            if missing == "mean":
-                numbers = np.where(absent, feature["fill"], numbers)
-            block = numbers[:, None]
-            names.append(name)
-        blocks.append(block)
-    return np.hstack(blocks), names
-
-
-# --------------------------------------------------------------------------------------------
 # Fitting a CSV file.
 
 
@@ -503,16 +286,16 @@ def _target(column, args, rows) -> tuple[np.ndarray, str, list[str] | None]:
     """The target (class indices ``0..C-1`` for classifiers, in the sorted order of the labels),
     the datafit and the class labels (None for a regression). Without --datafit, text labels
     are classes (two: logistic, more: multinomial) and numbers a regression (squared)."""
-    numbers = _numbers(column)
+    numbers = numbers_of(column)
     if numbers is None and args.datafit not in (None, *CLASSIFIERS):
-        text = np.array([not _is_number(v) for v in column])
-        where = _where(args.data, args.target, column, rows, text)
+        text = np.array([not is_number(v) for v in column])
+        where = locate(args.data, args.target, column, rows, text)
         raise InputError(f"{where}: --datafit {args.datafit} needs numbers")
     if numbers is not None and np.isinf(numbers).any():
-        where = _where(args.data, args.target, numbers, rows, np.isinf(numbers))
+        where = locate(args.data, args.target, numbers, rows, np.isinf(numbers))
         raise InputError(f"{where} (every value must be a finite number)")
     classes, y = np.unique(column.astype(str) if numbers is None else numbers, return_inverse=True)
-    labels = _text(classes.astype(object if numbers is None else float)).tolist()
+    labels = as_text(classes.astype(object if numbers is None else float)).tolist()
     if classes.size == 1:
         raise InputError(f"target {args.target!r} is constant ({labels[0]}): nothing to fit")
     text_datafit = "logistic" if classes.size == 2 else "multinomial"
@@ -545,7 +328,7 @@ def _penalty_factor(text: str | None, names: list[str], learned) -> np.ndarray |
         if name not in indices:
             shown = ", ".join(list(indices)[:10]) + (", ..." if len(indices) > 10 else "")
             raise InputError(f"--penalty-factor: unknown feature {name!r} (features: {shown})")
-        if not (_is_number(value) and float(value) >= 0):
+        if not (is_number(value) and float(value) >= 0):
             raise InputError(f"--penalty-factor {item}: the factor must be a number >= 0 or inf")
         factor[indices[name]] = float(value)
     return factor
@@ -572,7 +355,7 @@ def _check_options(args) -> None:
 def _rows(args) -> tuple[dict[str, np.ndarray], list[str], np.ndarray, int]:
     """The target's and the features' columns on the training rows, the feature columns, the
     training rows' numbers, and the number of data rows in the file."""
-    columns = _read_csv(args.data)
+    columns = read_csv(args.data)
     header = list(columns)
     if args.target not in header:
         raise InputError(
@@ -588,12 +371,12 @@ def _rows(args) -> tuple[dict[str, np.ndarray], list[str], np.ndarray, int]:
     if not features:
         raise InputError(f"{args.data} has no feature columns besides the target")
     target, n = columns[args.target], len(columns[args.target])
-    keep = ~_missing(target)
+    keep = ~is_missing(target)
     if args.missing == "error" and not keep.all():
-        where = _where(args.data, args.target, target, np.arange(1, n + 1), ~keep)
+        where = locate(args.data, args.target, target, np.arange(1, n + 1), ~keep)
         raise InputError(f"{where} (--missing drop or mean leaves such rows out)")
     if args.missing == "drop":
-        keep &= ~np.any([_missing(columns[name]) for name in features], axis=0)
+        keep &= ~np.any([is_missing(columns[name]) for name in features], axis=0)
     if not keep.any():
         raise InputError(f"{args.data} has no rows without missing values")
     kept = {name: columns[name][keep] for name in [args.target, *features]}
@@ -604,8 +387,8 @@ def _fit(args) -> int:
     _check_options(args)
     columns, features, rows, n_rows = _rows(args)
     categorical = None if args.categorical == "auto" else _names(args.categorical)
-    learned = _learn(columns, features, categorical=categorical, source=args.data, rows=rows)
-    X, names = _encode(columns, learned, missing=args.missing, source=args.data, rows=rows)
+    learned = learn(columns, features, categorical=categorical, source=args.data, rows=rows)
+    X, names = encode(columns, learned, missing=args.missing, source=args.data, rows=rows)
     y, datafit, classes = _target(columns[args.target], args, rows)
     smallest = np.bincount(y.astype(int)).min() if classes else y.size
     if smallest < args.n_folds:
@@ -810,7 +593,7 @@ def _load_model(directory: pathlib.Path) -> dict:
     try:
         result = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise InputError(f"cannot read {path}: {_reason(error)}") from None
+        raise InputError(f"cannot read {path}: {reason(error)}") from None
     if "model" not in result:
         raise InputError(f"{path} has no model: fit again with this version of jreg")
     return result
@@ -856,21 +639,19 @@ def _write_csv(out, columns: dict[str, np.ndarray]) -> None:
             writer.writerow(columns)
             writer.writerows([cell(value) for value in row] for row in rows)
     except OSError as error:
-        raise InputError(f"cannot write {out}: {_reason(error)}") from None
+        raise InputError(f"cannot write {out}: {reason(error)}") from None
 
 
 def _predict(args) -> int:
     result = _load_model(args.model)
     model = result["model"]
     features = [feature["column"] for feature in model["features"]]
-    header = _header(args.data)
+    header = read_header(args.data)
     _check_columns(features, header, "the model's features", args.data)
     others = [name for name in header if name not in features]
-    columns = _read_csv(args.data, text=others)
+    columns = read_csv(args.data, text=others)
     rows = np.arange(1, len(columns[header[0]]) + 1)
-    X, _ = _encode(
-        columns, model["features"], missing=model["missing"], source=args.data, rows=rows
-    )
+    X, _ = encode(columns, model["features"], missing=model["missing"], source=args.data, rows=rows)
     responses = _responses(X, result)
     if np.isnan(X).any():
         print(
@@ -878,7 +659,7 @@ def _predict(args) -> int:
             "prediction (the model was fitted with --missing drop)",
             file=sys.stderr,
         )
-    _write_csv(args.predictions, {**{name: _text(columns[name]) for name in others}, **responses})
+    _write_csv(args.predictions, {**{name: as_text(columns[name]) for name in others}, **responses})
     if args.predictions:
         print(f"wrote {args.predictions}: {len(rows)} predictions", file=sys.stderr)
     return 0
