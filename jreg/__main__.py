@@ -23,6 +23,7 @@ import csv
 import functools
 import importlib.util
 import json
+import os
 import pathlib
 import re
 import sys
@@ -775,9 +776,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _keep_compiled_programs() -> None:
+    """Keeps compiled programs on disk (JAX's persistent cache), so that a new process on data
+    of the same shapes skips compilation: in ``$JREG_CACHE_DIR`` (default ``~/.cache/jreg``;
+    empty: off), unless JAX's own ``JAX_COMPILATION_CACHE_DIR`` is set."""
+    directory = os.environ.get("JREG_CACHE_DIR", str(pathlib.Path.home() / ".cache" / "jreg"))
+    if directory and not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", directory)
+
+
 def main(argv=None) -> int:
     """Runs the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = _parser().parse_args(argv)
+    _keep_compiled_programs()
     try:
         return args.run(args)
     except InputError as error:

@@ -6,6 +6,9 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
 ).strip()
 
+# the command line's persistent compilation cache is off in the tests (one test turns it on)
+os.environ["JREG_CACHE_DIR"] = ""
+
 # scikit-learn's array-API estimator checks run only where scipy was imported with this set
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 

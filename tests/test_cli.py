@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -571,3 +572,24 @@ def test_readme_command_line_example(tmp_path):
             assert got[::2] == expected[::2]
             np.testing.assert_allclose(np.array(got[1::2], float), np.array(expected[1::2], float),
                                        rtol=1e-2, atol=1e-3)  # fmt: skip
+
+
+def test_compiled_programs_are_kept_on_disk_for_the_next_process(tmp_path):
+    """With ``JREG_CACHE_DIR`` set, the first process writes its compiled programs there and a
+    second one, reading them, prints the same result."""
+    cache = tmp_path / "cache"
+    argv = [sys.executable, "-m", "jreg", "fit", str(ROOT / "examples" / "customers.csv"),
+            "--target", "churned", "--drop", "customer_id", "--missing", "mean", *FAST]  # fmt: skip
+    env = {**os.environ, "JREG_CACHE_DIR": str(cache)}
+    runs = [
+        subprocess.run(
+            [*argv, "--out", str(tmp_path / f"out{i}")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    assert any(cache.iterdir())
+    assert runs[0].stdout.replace("out0", "out1") == runs[1].stdout
