@@ -304,7 +304,9 @@ def l0(params, strength) -> jax.Array:
       >>> print(penalties.l0(jnp.array([0.0, -2.0, 0.5]), 0.5))
       1.0
     """
-    return _sum_over_leaves(lambda w, _, s: s * (w != 0).astype(w.dtype), params, strength)
+    return _sum_over_leaves(
+        lambda w, _, s: s * jnp.where(jnp.isnan(w), w, (w != 0).astype(w.dtype)), params, strength
+    )
 
 
 def linf(params, strength) -> jax.Array:
@@ -446,10 +448,11 @@ def _safe_norm(w: jax.Array, axes: tuple[int, ...]) -> jax.Array:
 
 def _mcp_value(absw: jax.Array, s: jax.Array, gamma: jax.Array) -> jax.Array:
     """Elementwise MCP of ``|w|``."""
-    return jnp.where(absw <= gamma * s, s * absw - absw**2 / (2 * gamma), gamma * s**2 / 2)
+    # a NaN |w| fails every comparison: it falls in a branch that carries it
+    return jnp.where(absw > gamma * s, gamma * s**2 / 2, s * absw - absw**2 / (2 * gamma))
 
 
 def _scad_value(absw: jax.Array, s: jax.Array, a: jax.Array) -> jax.Array:
     """Elementwise SCAD of ``|w|``."""
     middle = (2 * a * s * absw - absw**2 - s**2) / (2 * (a - 1))
-    return jnp.where(absw <= s, s * absw, jnp.where(absw <= a * s, middle, (a + 1) * s**2 / 2))
+    return jnp.where(absw > a * s, (a + 1) * s**2 / 2, jnp.where(absw > s, middle, s * absw))

@@ -201,9 +201,10 @@ def l0(x, strength, *, scaling=1.0):
       >>> print(prox.l0(jnp.array([-2.0, 0.5, 3.0]), 0.5))
       [-2.  0.  3.]
     """
-    # |x| > sqrt(.) rather than x**2 > (.): squares of tiny |x| underflow to 0 (prox(x, 0) == x)
+    # |x| vs sqrt(.) rather than x**2 vs (.): squares of tiny |x| underflow to 0 (prox(x, 0) ==
+    # x); a NaN fails the comparison and is kept
     return _map_leaves(
-        lambda x, _, s, c: jnp.where(jnp.abs(x) > jnp.sqrt(2 * c * s), x, 0), x, strength, scaling
+        lambda x, _, s, c: jnp.where(jnp.abs(x) <= jnp.sqrt(2 * c * s), 0, x), x, strength, scaling
     )
 
 
