@@ -14,7 +14,10 @@ import numpy as np
 
 
 def check(name: str, value, ok: Callable[[np.ndarray], np.ndarray], requirement: str) -> None:
-    """Raises ``ValueError`` naming ``name`` when a concrete ``value`` fails ``ok``."""
+    """Raises ``ValueError`` naming ``name`` when a concrete ``value`` fails ``ok`` (and
+    ``TypeError`` when it is None or not numeric)."""
+    if value is None:
+        raise TypeError(f"{name} must be {requirement}, got None")
     for leaf in jax.tree.leaves(value):
         if isinstance(leaf, jax.core.Tracer):
             continue
@@ -40,6 +43,11 @@ def check_gamma(gamma) -> None:
 
 def check_a(a) -> None:
     check("a", a, lambda a: np.isfinite(a) & (a > 2), "finite and > 2")
+
+
+def check_callable(name: str, value, what: str) -> None:
+    if not callable(value):
+        raise TypeError(f"{name} must be {what} (a callable), got {value!r}")
 
 
 def is_count(value, minimum: int = 1) -> bool:

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jreg._checks import check_callable
+
 __all__ = ["sweep"]
 
 
@@ -112,7 +114,8 @@ def sweep(
     Raises:
       ValueError: ``hyperparams`` is empty or its leaves do not share a leading axis, or
         ``batch_size < 1``.
-      TypeError: ``batch_size`` is not an int or ``mesh`` is not a ``jax.sharding.Mesh``.
+      TypeError: ``fn`` is not callable, ``batch_size`` is not an int or ``mesh`` is not a
+        ``jax.sharding.Mesh``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -125,6 +128,7 @@ def sweep(
        [0.5  1.  ]
        [0.25 0.5 ]]
     """
+    check_callable("fn", fn, "a function of one hyperparameter value")
     leaves, treedef = jax.tree.flatten(hyperparams)
     length = _sweep_length(leaves)
     _check_batch_size(batch_size)

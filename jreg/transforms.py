@@ -31,7 +31,7 @@ import optax
 from optax._src.base import NO_PARAMS_MSG
 
 from jreg import prox as _prox
-from jreg._checks import check, check_strength
+from jreg._checks import check, check_callable, check_strength
 
 __all__ = [
     "ProximalAdaptiveState",
@@ -64,6 +64,15 @@ def _check_learning_rate(learning_rate: optax.ScalarOrSchedule) -> None:
             learning_rate,
             lambda lr: np.isfinite(lr) & (lr >= 0),
             "finite and non-negative, or a schedule",
+        )
+
+
+def _check_prox(prox, *, elementwise: bool) -> None:
+    check_callable("prox", prox, "a function of jreg.prox, such as jreg.prox.l1")
+    if elementwise and prox in (_prox.group_lasso, _prox.linf, _prox.nuclear):
+        raise ValueError(
+            f"prox must be elementwise (it gets a scaling per coordinate): prox.l1, l2, "
+            f"elastic_net, l0, mcp or scad, got prox.{prox.__name__}"
         )
 
 
@@ -189,6 +198,7 @@ def proximal(
       >>> tx = optax.inject_hyperparams(jreg.proximal, static_args=("prox",))(
       ...     jreg.prox.l1, strength=1.0, learning_rate=0.5)
     """
+    _check_prox(prox, elementwise=False)
     check_strength(strength)
     _check_learning_rate(learning_rate)
     options = _options("prox_kwargs", prox_kwargs)
@@ -266,6 +276,7 @@ def _proximal_preconditioned(
     reads the diagonal of :math:`D^{-1}` from its updated state. The prox then gets the
     per-coordinate ``scaling`` :math:`\\eta_t D^{-1}`.
     """
+    _check_prox(prox, elementwise=True)
     check_strength(strength)
     _check_learning_rate(learning_rate)
     options = _options("prox_kwargs", prox_kwargs)
@@ -345,6 +356,10 @@ def proximal_adam(
       <https://openreview.net/forum?id=SaKO6z6Hl0c>`_, NeurIPS 2021.
     """
 
+    for name, rate in (("b1", b1), ("b2", b2)):
+        check(name, rate, lambda r: (r >= 0) & (r < 1), "in [0, 1)")
+    check("eps", eps, lambda e: np.isfinite(e) & (e > 0), "finite and > 0")
+
     def inverse_metric(state):
         nu_hat = optax.tree.bias_correction(state.nu, b2, state.count)
         return jax.tree.map(lambda v: 1 / (jnp.sqrt(v) + eps), nu_hat)
@@ -401,6 +416,9 @@ def proximal_adagrad(
       Duchi, Hazan and Singer, `Adaptive subgradient methods for online learning and stochastic
       optimization <https://jmlr.org/papers/v12/duchi11a.html>`_, JMLR 2011.
     """
+
+    for name, value in (("initial_accumulator_value", initial_accumulator_value), ("eps", eps)):
+        check(name, value, lambda v: np.isfinite(v) & (v >= 0), "finite and >= 0")
 
     def inverse_metric(state):
         return jax.tree.map(
