@@ -92,7 +92,8 @@ class Family(NamedTuple):
 
 
 # --------------------------------------------------------------------------------------------
-# Label checks (concrete values only: traced labels pass, as the NaN they would give).
+# Label checks (concrete values raise; traced ones that would fail are NaN, which the path
+# carries into every result).
 
 
 def _concrete(*arrays) -> bool:
@@ -130,7 +131,9 @@ def _binary_labels(y, weights) -> jax.Array:
             raise ValueError(f"y must hold labels in {{0, 1}} or {{-1, 1}}, got {classes[:5]}")
         if classes.size < 2:
             raise ValueError(f"y must hold both classes for logistic, got only {classes}")
-    return (y > 0).astype(weights.dtype)
+    zero, minus = jnp.any(y == 0), jnp.any(y == -1)
+    valid = (y == 1) | ((y == 0) & ~minus) | ((y == -1) & ~zero)
+    return jnp.where(valid, y > 0, jnp.nan).astype(weights.dtype)
 
 
 def _class_labels(y, weights) -> jax.Array:
@@ -162,7 +165,7 @@ def _counts(y, weights) -> jax.Array:
     check("y", y, lambda c: (c >= 0) & (c == np.round(c)), "non-negative integer counts")
     if _concrete(y, weights):
         check("y", jnp.sum(weights * y[:, 0]), lambda s: s > 0, "not all zero (counts)")
-    return y
+    return jnp.where((y >= 0) & (y == jnp.round(y)), y, jnp.nan)
 
 
 # --------------------------------------------------------------------------------------------

@@ -237,9 +237,35 @@ def _check_options(settings: Settings, datafit, penalty) -> None:
         )
 
 
+def _check_scale(name: str, values: jax.Array) -> None:
+    """The largest ``|value|`` (where concrete and not all zero) is where its square, and a
+    tolerance's share of it, are normal numbers of the dtype: the solvers work with both."""
+    if isinstance(values, jax.core.Tracer):
+        return
+    largest = float(jnp.max(jnp.abs(values)))
+    info = jnp.finfo(values.dtype)
+    low, high = float(np.sqrt(info.tiny) / info.eps), float(np.sqrt(info.max * info.eps))
+    if largest > 0 and not low <= largest <= high:
+        raise ValueError(
+            f"{name} must have its largest |value| in [{low:.1e}, {high:.1e}] in {values.dtype}"
+            f" (its squares are computed), got {largest:.3g}: rescale it (e.g. by a power of 10)"
+        )
+
+
+def _check_real(name: str, value, hint: str = "") -> None:
+    """Real numbers (bool, int or float), else a ``TypeError`` naming ``name`` (before any
+    conversion, whose errors would not)."""
+    dtype = value.dtype if isinstance(value, jax.Array) else np.asarray(value).dtype
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+            or dtype == np.bool_):  # fmt: skip
+        raise TypeError(f"{name} must hold real numbers, got dtype {dtype}{hint}")
+
+
 def _prepare(X, y, sample_weight, offset, datafit) -> Data:
     """Validates and converts the data; the dtype is X's (at least float32). An offset is
     taken off ``y`` where the loss is a function of the residual."""
+    _check_real("X", X)
+    _check_real("y", y, " (text labels: to 0..C-1 by np.unique(y, return_inverse=True))")
     X = jnp.asarray(X)
     dtype = jnp.promote_types(X.dtype, jnp.float32)
     X = X.astype(dtype)
@@ -249,6 +275,7 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
     if n == 0 or X.shape[1] == 0:
         raise ValueError(f"X must have at least one sample and one feature, got shape {X.shape}")
     check("X", X, np.isfinite, "finite (no NaN or inf)")
+    _check_scale("X", X)
     if np.shape(y)[:1] != (n,):
         raise ValueError(f"y must have {n} rows to match X, got shape {np.shape(y)}")
     if sample_weight is None:
@@ -259,13 +286,17 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
             raise ValueError(f"sample_weight must have shape ({n},), got {weights.shape}")
         check("sample_weight", weights, lambda s: np.isfinite(s) & (s >= 0), "finite, >= 0")
         check("sample_weight", jnp.sum(weights), lambda s: s > 0, "not all zero")
+        weights = jnp.where(jnp.all(weights >= 0), weights, jnp.nan)  # traced: see _valid
         # scaled by a power of two below 1 first (exactly; no reciprocal of a huge maximum,
         # which would be subnormal, flushed to 0): then the sum cannot overflow
         weights = jnp.ldexp(weights, -jnp.frexp(jnp.max(weights))[1])
         weights = weights / jnp.sum(weights)
     y = datafit.prepare(y, weights)
+    if datafit.residual:
+        _check_scale("y", y)
     if offset is None:
         return Data(X, y, weights)
+    _check_real("offset", offset)
     offset = jnp.asarray(offset, dtype)
     if offset.shape not in ((n,), y.shape):
         shapes = f"({n},)" if y.shape[1] == 1 else f"({n},) or {y.shape}"
@@ -374,9 +405,21 @@ def standardized(data: Data, options: Options, config: Config):
     return data._replace(X=X / scale[None, :]), options, scale
 
 
+def _valid(data: Data, strengths, options: Options) -> jax.Array:
+    """Whether the inputs are valid, as their concrete checks would find: where traced, an
+    invalid input makes every result NaN rather than a plausible number."""
+    finite = [data.X, data.y, strengths, options.penalty_factor]
+    finite += [] if data.offset is None else [data.offset]
+    ok = [jnp.all(jnp.isfinite(x)) for x in finite]
+    ok += [jnp.all(strengths >= 0), jnp.all(options.penalty_factor >= 0)]
+    ok += [jnp.all(data.weights >= 0) & (jnp.sum(data.weights) > 0)]
+    return jnp.all(jnp.stack(ok))
+
+
 def path_arrays(data: Data, strengths, options: Options, config: Config):
     """The path for one data set (weights included), batched over folds and subsamples, and
-    whether each strength reached ``tol`` (a NaN gap did not)."""
+    whether each strength reached ``tol`` (a NaN gap did not); all NaN for invalid inputs."""
+    valid = _valid(data, strengths, options)
     data, options, scale = standardized(data, options, config)
     datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
     problem = objectives.problem(
@@ -395,6 +438,8 @@ def path_arrays(data: Data, strengths, options: Options, config: Config):
     w, b = jnp.zeros(p * m, data.X.dtype), problem.intercept_at_zero
     init = (w, b, problem.warm_start(w, b))
     _, (coef, intercept, gap, n_iter, loss) = jax.lax.scan(at_strength, init, strengths)
+    results = (coef, intercept, gap, loss)
+    coef, intercept, gap, loss = (jnp.where(valid, x, jnp.nan) for x in results)
     null = problem.value_at_zero
     deviance_ratio = jnp.where(null > 0, 1 - loss / jnp.where(null > 0, null, 1), 0)
     coef = coef.reshape(-1, p, m) / scale[None, :, None]
@@ -405,12 +450,21 @@ def path_arrays(data: Data, strengths, options: Options, config: Config):
     return path, gap <= target
 
 
+def _above_rounding(grad: jax.Array, datafit, data: Data) -> jax.Array:
+    r"""The gradient at the zero solution with its rounding errors set to 0: entries below
+    :math:`10^3 \epsilon \max|X| \max|y|` (``max|y|`` for the residual datafits, else 1), such
+    as a constant ``y``'s or a constant feature's (with an intercept), which are 0 exactly."""
+    y_scale = jnp.max(jnp.abs(data.y)) if datafit.residual else 1
+    floor = 1000 * jnp.finfo(data.X.dtype).eps * jnp.max(jnp.abs(data.X)) * y_scale
+    return jnp.where(jnp.abs(grad) > floor, grad, 0)
+
+
 def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Array:
     data, options, _ = standardized(data, options, config)
     datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
     factor = penalty.factor
     grad = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
-    top = penalty.zero_threshold(grad, factor)
+    top = penalty.zero_threshold(_above_rounding(grad, datafit, data), factor)
     if factor.shape != grad.shape:  # per group: every group is penalized
         return top
 
@@ -424,7 +478,8 @@ def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Arr
         w, b = jnp.zeros_like(factor), problem.intercept_at_zero
         tight = 100 * jnp.finfo(w.dtype).eps * jnp.abs(problem.value_at_zero)
         fit = problem.solve(lam, w, b, tight, options.max_iter, problem.warm_start(w, b))
-        return penalty.zero_threshold(problem.smooth.evaluate(fit.w, fit.b).grad_w, factor)
+        grad = problem.smooth.evaluate(fit.w, fit.b).grad_w
+        return penalty.zero_threshold(_above_rounding(grad, datafit, data), factor)
 
     return jax.lax.cond(jnp.any(factor == 0), after_unpenalized_fit, lambda _: top, None)
 

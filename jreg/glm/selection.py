@@ -205,6 +205,12 @@ def cross_validate(
     return result._replace(path=result.path._replace(model=paths.model_of(y, data, settings)))
 
 
+def _generator(seed) -> np.random.Generator:
+    if not is_count(seed, 0):
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
 def _random_folds(data: Data, datafit, n_folds, seed) -> np.ndarray:
     """Fold ids ``(n,)`` drawn at random, stratified by class for classifiers."""
     strata = _strata(data, datafit)
@@ -212,7 +218,7 @@ def _random_folds(data: Data, datafit, n_folds, seed) -> np.ndarray:
     if not is_count(n_folds, 2) or n_folds > limit:
         what = "the smallest class" if datafit.classify else "n_samples"
         raise ValueError(f"n_folds must be an int in [2, {what} = {limit}], got {n_folds!r}")
-    rng = np.random.default_rng(seed)
+    rng = _generator(seed)
     folds = np.full(data.X.shape[0], -1)  # rows of weight 0 are in no fold
     for rows in strata:
         folds[rng.permutation(rows)] = np.arange(rows.size) % n_folds
@@ -299,7 +305,7 @@ def stability_selection(
         raise ValueError(f"n_subsamples must be a positive int, got {n_subsamples!r}")
     check("fraction", fraction, lambda f: (f > 0) & (f <= 1), "in (0, 1]")
     datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
-    rng = np.random.default_rng(seed)
+    rng = _generator(seed)
     mask = np.zeros((n_subsamples, data.X.shape[0]))
     for rows in _strata(data, datafit):
         size = max(1, int(round(fraction * rows.size)))
