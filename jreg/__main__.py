@@ -350,6 +350,8 @@ def _check_options(args) -> None:
         raise InputError(f"--tol must be in (0, 1), got {args.tol}")
     if args.max_iter < 1:
         raise InputError(f"--max-iter must be at least 1, got {args.max_iter}")
+    if args.seed < 0:
+        raise InputError(f"--seed must be a non-negative integer, got {args.seed}")
     _check_out(args.out)
 
 
@@ -441,7 +443,10 @@ def _fit(args) -> int:
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", glm.ConvergenceWarning)
-        [(cv, _)] = _run_stages([(label, thunk)], terminal=sys.stderr.isatty())
+        try:
+            [(cv, _)] = _run_stages([(label, thunk)], terminal=sys.stderr.isatty())
+        except ValueError as error:  # glm's checks of the data (X: the features, y: the target)
+            raise InputError(f"{args.data}, target {args.target!r}: {error}") from None
     for warning in caught:  # one line each, naming the options
         message = re.sub(r"\b(max_iter|tol)\b", lambda m: "--" + m[1].replace("_", "-"),
                          str(warning.message))  # fmt: skip
@@ -789,6 +794,8 @@ def main(argv=None) -> int:
     """Runs the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = _parser().parse_args(argv)
     _keep_compiled_programs()
+    # a CSV file's numbers are float64, solved in float64: the default tol is within reach
+    jax.config.update("jax_enable_x64", True)
     try:
         return args.run(args)
     except InputError as error:

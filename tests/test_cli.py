@@ -301,6 +301,7 @@ BAD_INPUTS = {  # name: (the CSV's rows, None for no file; the options; the mess
         "--penalty-factor: unknown feature 'z'",
     ),
     "negative penalty factor": (GOOD, ["--target", "y", "--penalty-factor", "a=-1"], "--penalty"),
+    "negative seed": (GOOD, ["--target", "y", "--seed", "-1"], "--seed must be a non-negative"),
 }
 
 
@@ -593,3 +594,14 @@ def test_compiled_programs_are_kept_on_disk_for_the_next_process(tmp_path):
     ]
     assert any(cache.iterdir())
     assert runs[0].stdout.replace("out0", "out1") == runs[1].stdout
+
+
+def test_data_glm_rejects_is_one_error_line(tmp_path, capsys):
+    """A target of 1e200 (its squares overflow): glm's error, as one line naming the file and
+    the target, exit status 2."""
+    data = tmp_path / "data.csv"
+    write_csv(data, HEADER, [[i, i % 3, (i + 1.5) * 1e200] for i in range(10)])
+    argv = ["fit", str(data), "--target", "y", "--datafit", "squared", "--out", str(tmp_path)]
+    assert cli.main(argv) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"jreg: error: {data}, target 'y': y must have its largest |value|")
