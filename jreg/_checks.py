@@ -50,6 +50,15 @@ def check_callable(name: str, value, what: str) -> None:
         raise TypeError(f"{name} must be {what} (a callable), got {value!r}")
 
 
+MAX_COUNT = 100_000  # the most strengths or subsamples: their arrays' sizes must not overflow
+
+
+def check_count(name: str, value) -> None:
+    """An int in ``[1, MAX_COUNT]``, a number of strengths or subsamples."""
+    if not is_count(value) or value > MAX_COUNT:
+        raise ValueError(f"{name} must be an int in [1, {MAX_COUNT}], got {value!r}")
+
+
 def is_count(value, minimum: int = 1) -> bool:
     """An integer (numpy's too, not a bool) of at least ``minimum``."""
     integral = isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)

@@ -186,3 +186,30 @@ def test_valid_traced_inputs_match_concrete_ones():
                                            strengths=[0.01]).coef)(X, Y)  # fmt: skip
     concrete = glm.path(X, (Y > 0) * 2.0 - 1, datafit="logistic", strengths=[0.01]).coef
     np.testing.assert_allclose(traced, concrete, rtol=1e-10)
+
+
+# --------------------------------------------------------------------------------------------
+# Integer options: out of range is an error (never an overflow, a crash or 0 iterations).
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: glm.path(X, Y, n_strengths=2**62), r"n_strengths must be an int in \[1, 100000\]"),
+        (lambda: glm.path(X, Y, n_strengths=5.0), "n_strengths must be an int"),
+        (
+            lambda: glm.stability_selection(X, Y, n_subsamples=2**62, n_strengths=3),
+            "n_subsamples must be an int",
+        ),  # fmt: skip
+        (lambda: glm.cross_validate(X, Y, n_folds=2**62, n_strengths=3), "n_folds must be an int"),
+        (lambda: glm.path(X, Y, max_iter=0, n_strengths=3), "max_iter must be a positive int"),
+    ],
+)
+def test_integer_options_out_of_range_are_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_a_huge_max_iter_is_as_good_as_the_default():
+    huge = glm.path(X, Y, max_iter=2**40, n_strengths=5)
+    np.testing.assert_allclose(huge.coef, glm.path(X, Y, n_strengths=5).coef, rtol=1e-12)

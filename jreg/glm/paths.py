@@ -15,7 +15,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jreg._checks import check, check_a, check_gamma, check_l1_ratio, check_strength, is_count
+from jreg._checks import (
+    check,
+    check_a,
+    check_count,
+    check_gamma,
+    check_l1_ratio,
+    check_strength,
+    is_count,
+)
 from jreg.glm import datafits as _datafits
 from jreg.glm import implicit, objectives
 from jreg.glm import penalties as _penalties
@@ -546,8 +554,7 @@ def grid(data: Data, options: Options, config: Config, settings: Settings) -> ja
         return strengths  # in the given order, never re-sorted
     if _is_pair(config.penalty):
         raise ValueError("strengths must be given for a user-defined penalty (value, prox)")
-    if not is_count(settings.n_strengths):
-        raise ValueError(f"n_strengths must be a positive int, got {settings.n_strengths!r}")
+    check_count("n_strengths", settings.n_strengths)
     ratio = settings.strength_min_ratio
     if ratio is None:
         ratio = default_strength_min_ratio(*data.X.shape)

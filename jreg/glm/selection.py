@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jreg._checks import check, is_count
+from jreg._checks import check, check_count, is_count
 from jreg.glm import paths
 from jreg.glm.objectives import Data
 from jreg.glm.paths import Config, Options, Path, Settings
@@ -301,8 +301,7 @@ def stability_selection(
     """
     settings = Settings(**path_kwargs)
     data, options, config, grid = paths.setup_path(X, y, settings)
-    if not is_count(n_subsamples):
-        raise ValueError(f"n_subsamples must be a positive int, got {n_subsamples!r}")
+    check_count("n_subsamples", n_subsamples)
     check("fraction", fraction, lambda f: (f > 0) & (f <= 1), "in (0, 1]")
     datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
     rng = _generator(seed)
