@@ -156,6 +156,20 @@ def test_standardize_is_differentiable():
     np.testing.assert_allclose(along, central, rtol=1e-4, atol=1e-6)
 
 
+def test_offset_with_standardize_is_differentiable():
+    """Poisson counts with an offset, standardized: the derivative in the strength matches
+    central differences."""
+    X, y, offset = problem("poisson")
+
+    def coef(strength):
+        return glm.fit(X, y, strength, datafit="poisson", offset=offset, standardize=True,
+                       **TIGHT).coef  # fmt: skip
+
+    strength, step = 0.02, 1e-6
+    central = (coef(strength + step) - coef(strength - step)) / (2 * step)
+    np.testing.assert_allclose(jax.jacfwd(coef)(strength), central, rtol=1e-4, atol=1e-6)
+
+
 def test_standardize_applies_per_fold():
     """In cross-validation each fold is standardized with its own rows (as glmnet's folds):
     fold ``k``'s path is the standardized path fitted without its rows."""
