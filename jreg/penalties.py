@@ -54,11 +54,14 @@ __all__ = [
 # Shared machinery (also used by jreg.prox).
 
 
-def _compute_dtype(leaf: jax.Array) -> jnp.dtype:
+def _compute_dtype(leaf: jax.Array, name: str) -> jnp.dtype:
     """float32 for half-precision leaves, the leaf's own dtype otherwise."""
-    dtype = jnp.result_type(leaf)
+    try:
+        dtype = jnp.result_type(leaf)
+    except TypeError:  # a string, None, an object
+        raise TypeError(f"{name} must have floating-point leaves, got {leaf!r}") from None
     if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"params must have floating-point leaves, got dtype {dtype}")
+        raise TypeError(f"{name} must have floating-point leaves, got dtype {dtype}")
     return jnp.promote_types(dtype, jnp.float32)
 
 
@@ -112,11 +115,14 @@ def _group_shape(shape: Sequence[int], axes: tuple[int, ...]) -> tuple[int, ...]
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-def _leaf_arguments(params, strength, axes_of: Callable[[jax.Array], tuple[int, ...]], **trees):
+def _leaf_arguments(params, strength, axes_of: Callable[[jax.Array], tuple[int, ...]], *,
+                    what: str = "params", **trees):  # fmt: skip
     """Yields ``(leaf, axes, strength, *trees)`` per leaf, cast and broadcast to its groups.
 
-    ``leaf`` is cast to its compute dtype; ``strength`` and every tree in ``trees`` (e.g. the
-    prox's ``scaling``) are broadcast to the leaf's group shape (``axes_of(leaf)`` reduced).
+    ``leaf`` (of the argument named ``what``) is cast to its compute dtype; ``strength`` and
+    every tree in ``trees`` (e.g. the prox's ``scaling``) are broadcast to the leaf's group
+    shape (``axes_of(leaf)`` reduced), and NaN where negative or not finite (a traced value
+    that its check would reject: the results carry the NaN).
     """
     check_strength(strength)
     for name, tree in trees.items():
@@ -126,17 +132,12 @@ def _leaf_arguments(params, strength, axes_of: Callable[[jax.Array], tuple[int, 
     per_leaf += [_per_leaf(name, tree, params) for name, tree in trees.items()]
     names = ["strength", *trees]
     for leaf, *values in zip(leaves, *per_leaf, strict=True):
-        dtype = _compute_dtype(leaf)
+        dtype = _compute_dtype(leaf, what)
         leaf = jnp.asarray(leaf, dtype)
         axes = axes_of(leaf)
-        yield (
-            leaf,
-            axes,
-            *(
-                _broadcast_to_groups(n, v, leaf.shape, axes, dtype)
-                for n, v in zip(names, values, strict=True)
-            ),
-        )
+        broadcast = (_broadcast_to_groups(n, v, leaf.shape, axes, dtype)
+                     for n, v in zip(names, values, strict=True))  # fmt: skip
+        yield leaf, axes, *(jnp.where((v >= 0) & (v < jnp.inf), v, jnp.nan) for v in broadcast)
 
 
 def _all_axes(leaf: jax.Array) -> tuple[int, ...]:
@@ -443,7 +444,12 @@ def _safe_norm(w: jax.Array, axes: tuple[int, ...]) -> jax.Array:
     kept = w.ndim - len(axes)
     flat = jnp.moveaxis(w, axes, tuple(range(kept, w.ndim)))
     flat = flat.reshape(flat.shape[:kept] + (-1,))
-    return optax.safe_norm(flat, 0.0, axis=-1).reshape(_group_shape(w.shape, axes))
+    # over the group's largest |entry| (held constant: the norm is homogeneous), so that its
+    # squares neither overflow nor underflow (entries of 1e200 or 1e-200)
+    top = jnp.max(jnp.abs(flat), axis=-1, keepdims=True, initial=0)
+    top = jax.lax.stop_gradient(jnp.where((top > 0) & (top < jnp.inf), top, 1))
+    norm = top[..., 0] * optax.safe_norm(flat / top, 0.0, axis=-1)
+    return norm.reshape(_group_shape(w.shape, axes))
 
 
 def _mcp_value(absw: jax.Array, s: jax.Array, gamma: jax.Array) -> jax.Array:

@@ -56,12 +56,12 @@ def _map_leaves(leaf_prox, x, strength, scaling, axes_of=_no_axes):
     """
 
     def one(leaf, args):
-        compute_leaf, _, s, c = args
-        out = jnp.where(c * s > 0, leaf_prox(*args), compute_leaf)
+        compute_leaf, _, s, c = args  # s, c: NaN where invalid, then so is the result
+        out = jnp.where(c * s > 0, leaf_prox(*args), jnp.where(c * s == 0, compute_leaf, jnp.nan))
         return out.astype(jnp.result_type(leaf))
 
     leaves, treedef = jax.tree.flatten(x)
-    arguments = _leaf_arguments(x, strength, axes_of, scaling=scaling)
+    arguments = _leaf_arguments(x, strength, axes_of, what="x", scaling=scaling)
     return jax.tree.unflatten(
         treedef, [one(leaf, args) for leaf, args in zip(leaves, arguments, strict=True)]
     )
@@ -233,6 +233,8 @@ def linf(x, strength, *, scaling=1.0):
     """
 
     def leaf_prox(x, axes, s, c):
+        if x.size == 0:  # nothing to project (optax's projection needs an entry)
+            return x
         radius = jnp.reshape(c * s, ())
         positive = radius > 0
         # optax's simplex projection divides by an integer count, which promotes float32 to

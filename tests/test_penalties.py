@@ -126,7 +126,7 @@ BAD_COMMON = [
     ("not-broadcastable", lambda f, x: f(x, np.ones(5)), ValueError, "strength"),
     ("negative-leaf-strength", lambda f, x: f({"w": x}, {"w": -1.0}), ValueError, "strength"),
     ("string-strength", lambda f, x: f(x, "1.0"), TypeError, "strength"),
-    ("integer-params", lambda f, x: f(x.astype(np.int32), 1.0), TypeError, "params"),
+    ("integer-params", lambda f, x: f(x.astype(np.int32), 1.0), TypeError, "^(params|x) must"),
 ]
 BAD_SPECIFIC = [
     ("elastic_net", {"l1_ratio": -0.1}, ValueError, "l1_ratio"),
