@@ -24,9 +24,20 @@ def check(name: str, value, ok: Callable[[np.ndarray], np.ndarray], requirement:
         array = np.asarray(leaf)
         if not jnp.issubdtype(array.dtype, jnp.number) and array.dtype != np.bool_:
             raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+        if np.iscomplexobj(array):
+            raise TypeError(f"{name} must be real, got dtype {array.dtype}")
         with np.errstate(invalid="ignore"):
             if not np.all(ok(array.astype(np.float64))):
                 raise ValueError(f"{name} must be {requirement}, got {array}")
+
+
+def check_real(name: str, value, hint: str = "") -> None:
+    """Real numbers (bool, int or float), else a ``TypeError`` naming ``name`` (before any
+    conversion, whose errors would not)."""
+    dtype = value.dtype if isinstance(value, jax.Array) else np.asarray(value).dtype
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+            or dtype == np.bool_):  # fmt: skip
+        raise TypeError(f"{name} must hold real numbers, got dtype {dtype}{hint}")
 
 
 def check_strength(strength, name: str = "strength") -> None:

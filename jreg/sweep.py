@@ -130,6 +130,14 @@ def sweep(
     """
     check_callable("fn", fn, "a function of one hyperparameter value")
     leaves, treedef = jax.tree.flatten(hyperparams)
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+        raise TypeError(
+            "hyperparams must be concrete: sweep compiles and runs its own program (call it "
+            "outside jax.jit)"
+        )
+    for leaf in leaves:
+        if np.asarray(leaf).dtype.kind not in "biufc":
+            raise TypeError(f"hyperparams must hold numbers, got dtype {np.asarray(leaf).dtype}")
     length = _sweep_length(leaves)
     _check_batch_size(batch_size)
     sharding = _sharding(mesh)

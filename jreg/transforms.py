@@ -140,6 +140,7 @@ def add_penalty_gradient(
       >>> print(updates)
       [ 0.5 -0.5]
     """
+    check_callable("penalty", penalty, "a function of jreg.penalties, such as jreg.penalties.l1")
     check_strength(strength)
     options = _options("penalty_kwargs", penalty_kwargs)
     gradient = jax.grad(penalty)
@@ -249,6 +250,7 @@ def projected(
       >>> print(optax.apply_updates(params, updates))
       [ 1.  -0.5]
     """
+    check_callable("projection", projection, "a function such as optax.projections.projection_box")
     options = _options("projection_kwargs", projection_kwargs)
 
     def init_fn(params):
