@@ -37,6 +37,7 @@ import jax
 import numpy as np
 
 from jreg import glm, plot
+from jreg._checks import MAX_COUNT
 from jreg._tables import (
     InputError,
     as_text,
@@ -338,8 +339,8 @@ def _penalty_factor(text: str | None, names: list[str], learned) -> np.ndarray |
 def _check_options(args) -> None:
     if args.n_folds < 2:
         raise InputError(f"--n-folds must be at least 2, got {args.n_folds}")
-    if args.n_strengths < 2:
-        raise InputError(f"--n-strengths must be at least 2, got {args.n_strengths}")
+    if not 2 <= args.n_strengths <= MAX_COUNT:
+        raise InputError(f"--n-strengths must be in [2, {MAX_COUNT}], got {args.n_strengths}")
     if not 0 < args.l1_ratio <= 1:
         raise InputError(f"--l1-ratio must be in (0, 1], got {args.l1_ratio}")
     if args.strength_min_ratio is not None and not 0 < args.strength_min_ratio < 1:
@@ -401,7 +402,7 @@ def _fit(args) -> int:
             + f", {args.data} has {smallest}"
         )
     penalty_factor = _penalty_factor(args.penalty_factor, names, learned)
-    mean, scale = X.mean(axis=0), X.std(axis=0)
+    mean, scale = X.mean(axis=0), _standard_deviations(X)
     scale = np.where(scale > 0, scale, 1.0)  # a constant feature stays 0 after centering
     options = {"l1_ratio": args.l1_ratio} if args.penalty == "elastic_net" else {}
     if datafit == "huber":  # default: 1.35 times a robust scale of the target (as sklearn)
@@ -469,6 +470,14 @@ def _fit(args) -> int:
     )
     print("wrote " + ", ".join(map(str, written)))
     return 0
+
+
+def _standard_deviations(X: np.ndarray) -> np.ndarray:
+    """Per column, computed on the column over its largest |value| (its squares neither
+    overflow nor underflow for values of 1e200 or 1e-200)."""
+    top = np.max(np.abs(X), axis=0)
+    top = np.where(top > 0, top, 1.0)
+    return top * (X / top).std(axis=0)
 
 
 def _classes_warning(y: np.ndarray, target: str) -> str | None:

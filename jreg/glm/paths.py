@@ -21,6 +21,7 @@ from jreg._checks import (
     check_count,
     check_gamma,
     check_l1_ratio,
+    check_real,
     check_strength,
     is_count,
 )
@@ -260,20 +261,11 @@ def _check_scale(name: str, values: jax.Array) -> None:
         )
 
 
-def _check_real(name: str, value, hint: str = "") -> None:
-    """Real numbers (bool, int or float), else a ``TypeError`` naming ``name`` (before any
-    conversion, whose errors would not)."""
-    dtype = value.dtype if isinstance(value, jax.Array) else np.asarray(value).dtype
-    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
-            or dtype == np.bool_):  # fmt: skip
-        raise TypeError(f"{name} must hold real numbers, got dtype {dtype}{hint}")
-
-
 def _prepare(X, y, sample_weight, offset, datafit) -> Data:
     """Validates and converts the data; the dtype is X's (at least float32). An offset is
     taken off ``y`` where the loss is a function of the residual."""
-    _check_real("X", X)
-    _check_real("y", y, " (text labels: to 0..C-1 by np.unique(y, return_inverse=True))")
+    check_real("X", X)
+    check_real("y", y, " (text labels: to 0..C-1 by np.unique(y, return_inverse=True))")
     X = jnp.asarray(X)
     dtype = jnp.promote_types(X.dtype, jnp.float32)
     X = X.astype(dtype)
@@ -289,6 +281,7 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
     if sample_weight is None:
         weights = jnp.full(n, 1 / n, dtype)
     else:
+        check_real("sample_weight", sample_weight)
         weights = jnp.asarray(sample_weight, dtype)
         if weights.shape != (n,):
             raise ValueError(f"sample_weight must have shape ({n},), got {weights.shape}")
@@ -304,7 +297,7 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
         _check_scale("y", y)
     if offset is None:
         return Data(X, y, weights)
-    _check_real("offset", offset)
+    check_real("offset", offset)
     offset = jnp.asarray(offset, dtype)
     if offset.shape not in ((n,), y.shape):
         shapes = f"({n},)" if y.shape[1] == 1 else f"({n},) or {y.shape}"
@@ -317,6 +310,7 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
 
 
 def _vector(name: str, value, p: int, dtype, requirement: str, ok) -> jax.Array:
+    check_real(name, value)
     array = jnp.asarray(value, dtype)
     if array.shape != (p,):
         raise ValueError(f"{name} must have shape ({p},), got {array.shape}")
@@ -416,10 +410,15 @@ def standardized(data: Data, options: Options, config: Config):
 def _valid(data: Data, strengths, options: Options) -> jax.Array:
     """Whether the inputs are valid, as their concrete checks would find: where traced, an
     invalid input makes every result NaN rather than a plausible number."""
-    finite = [data.X, data.y, strengths, options.penalty_factor]
+    positive = [options.tol, options.delta, options.a - 2, options.gamma - 1]
+    positive += [] if options.group_weights is None else [options.group_weights]
+    at_least_zero = [strengths, options.penalty_factor, options.l1_ratio, 1 - options.l1_ratio]
+    if options.lower is not None:
+        at_least_zero += [-options.lower, options.upper]
+    finite = [data.X, data.y, strengths, options.penalty_factor, *positive]
     finite += [] if data.offset is None else [data.offset]
     ok = [jnp.all(jnp.isfinite(x)) for x in finite]
-    ok += [jnp.all(strengths >= 0), jnp.all(options.penalty_factor >= 0)]
+    ok += [jnp.all(x > 0) for x in positive] + [jnp.all(x >= 0) for x in at_least_zero]
     ok += [jnp.all(data.weights >= 0) & (jnp.sum(data.weights) > 0)]
     return jnp.all(jnp.stack(ok))
 
@@ -468,6 +467,11 @@ def _above_rounding(grad: jax.Array, datafit, data: Data) -> jax.Array:
 
 
 def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Array:
+    valid = _valid(data, jnp.zeros(1, data.X.dtype), options)
+    return jnp.where(valid, _strength_max(data, options, config), jnp.nan)
+
+
+def _strength_max(data: Data, options: Options, config: Config) -> jax.Array:
     data, options, _ = standardized(data, options, config)
     datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
     factor = penalty.factor
@@ -545,6 +549,7 @@ def grid(data: Data, options: Options, config: Config, settings: Settings) -> ja
     """The strengths to fit: the given ones in their order, or glmnet's default grid (from
     largest to smallest)."""
     if settings.strengths is not None:
+        check_real("strengths", settings.strengths)
         strengths = jnp.asarray(settings.strengths, data.X.dtype)
         if strengths.ndim != 1 or strengths.size == 0:
             raise ValueError(

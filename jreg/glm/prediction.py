@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jreg._checks import check
+from jreg._checks import check, check_real
 from jreg.glm import paths
 from jreg.glm.paths import Path
 from jreg.glm.selection import CrossValidation
@@ -45,9 +45,8 @@ def _strengths(fit, strength, dtype) -> jax.Array:
                 f"CrossValidation, got {strength!r}"
             )
         return getattr(fit, chosen[strength])
-    strength = jnp.asarray(strength, dtype)
     check("strength", strength, lambda s: np.isfinite(s) & (s >= 0), "finite and >= 0")
-    return strength
+    return jnp.asarray(strength, dtype)
 
 
 def coef_at(fit, strength) -> Coefficients:
@@ -76,10 +75,13 @@ def coef_at(fit, strength) -> Coefficients:
     high = jnp.minimum(low + 1, grid.size - 1)
     share = position - low
 
+    valid = jnp.isfinite(strength) & (strength >= 0)  # else (traced): NaN
+
     def between(values):
         values = values[order]
         t = share.reshape(share.shape + (1,) * (values.ndim - 1))
-        return (1 - t) * values[low] + t * values[high]
+        ok = valid.reshape(t.shape)
+        return jnp.where(ok, (1 - t) * values[low] + t * values[high], jnp.nan)
 
     return Coefficients(between(path.coef), between(path.intercept))
 
@@ -121,6 +123,7 @@ def predict(fit, X, *, strength=None, offset=None, output="response") -> jax.Arr
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     dtype = path.coef.dtype
+    check_real("X", X)
     X = jnp.asarray(X, dtype)
     p = path.coef.shape[1]
     if X.ndim != 2 or X.shape[1] != p:
@@ -135,6 +138,7 @@ def predict(fit, X, *, strength=None, offset=None, output="response") -> jax.Arr
         coef, intercept = coef[..., None], intercept[..., None]
     z = jnp.einsum("np,...pm->...nm", X, coef) + intercept[..., None, :]
     if offset is not None:
+        check_real("offset", offset)
         offset = jnp.asarray(offset, dtype)
         if offset.shape not in ((X.shape[0],), z.shape[-2:]):
             raise ValueError(f"offset must have shape ({X.shape[0]},), got {offset.shape}")

@@ -180,6 +180,7 @@ def cross_validate(
       >>> bool(cv.strength_1se >= cv.best_strength)
       True
     """
+    _check_concrete("cross_validate", (X, y, folds, path_kwargs))
     settings = Settings(**path_kwargs)
     data, options, config, grid = paths.setup_path(X, y, settings)
     datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
@@ -203,6 +204,14 @@ def cross_validate(
         converged, settings.max_iter, "solves (folds and the full path, per strength)"
     )
     return result._replace(path=result.path._replace(model=paths.model_of(y, data, settings)))
+
+
+def _check_concrete(name: str, inputs) -> None:
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(inputs)):
+        raise TypeError(
+            f"{name} needs concrete inputs (its folds and subsamples are drawn and checked on the "
+            "host): call it outside jax.jit / jax.vmap (glm.path and glm.fit work inside)"
+        )
 
 
 def _generator(seed) -> np.random.Generator:
@@ -299,6 +308,7 @@ def stability_selection(
       >>> float(result.probabilities[5, 0])
       1.0
     """
+    _check_concrete("stability_selection", (X, y, path_kwargs))
     settings = Settings(**path_kwargs)
     data, options, config, grid = paths.setup_path(X, y, settings)
     check_count("n_subsamples", n_subsamples)
