@@ -84,9 +84,16 @@ def _options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(options)
 
 
-def _require_params(params: optax.Params | None) -> None:
+def _require_params(updates: optax.Updates, params: optax.Params | None) -> None:
+    """``params`` given, and ``updates`` of their structure and shapes."""
     if params is None:
         raise ValueError(NO_PARAMS_MSG)
+    shapes = [jnp.shape(x) for x in jax.tree.leaves(updates)]
+    expected = [jnp.shape(x) for x in jax.tree.leaves(params)]
+    if jax.tree.structure(updates) != jax.tree.structure(params) or shapes != expected:
+        raise ValueError(
+            f"updates must have the structure and shapes of params, got {shapes} for {expected}"
+        )
 
 
 def _zero_count() -> jax.Array:
@@ -150,7 +157,7 @@ def add_penalty_gradient(
         return optax.EmptyState()
 
     def update_fn(updates, state, params=None):
-        _require_params(params)
+        _require_params(updates, params)
         return optax.tree.add(updates, gradient(params, strength, **options)), state
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -209,7 +216,7 @@ def proximal(
         return ProximalState(count=_zero_count())
 
     def update_fn(updates, state, params=None):
-        _require_params(params)
+        _require_params(updates, params)
         scaling = _value_at(learning_rate, state.count)
         updates = _move_to(lambda w: prox(w, strength, scaling=scaling, **options), updates, params)
         return updates, ProximalState(count=optax.safe_int32_increment(state.count))
@@ -258,7 +265,7 @@ def projected(
         return optax.EmptyState()
 
     def update_fn(updates, state, params=None):
-        _require_params(params)
+        _require_params(updates, params)
         return _move_to(lambda w: projection(w, **options), updates, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -287,10 +294,11 @@ def _proximal_preconditioned(
         return ProximalAdaptiveState(_zero_count(), preconditioner.init(params))
 
     def update_fn(updates, state, params=None):
-        _require_params(params)
+        _require_params(updates, params)
         direction, inner = preconditioner.update(updates, state.preconditioner, params)
         eta = _value_at(learning_rate, state.count)
-        scaling = optax.tree.scale(eta, inverse_metric(inner))
+        # a NaN gradient's coordinate: scaling 0, so that the prox keeps its NaN step
+        scaling = jax.tree.map(lambda c: jnp.where(jnp.isnan(c), 0, eta * c), inverse_metric(inner))
         updates = _move_to(
             lambda w: prox(w, strength, scaling=scaling, **options),
             optax.tree.scale(-eta, direction),

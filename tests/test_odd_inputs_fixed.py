@@ -132,3 +132,21 @@ def test_cli_keeps_a_feature_of_extreme_scale(factor, tmp_path, capsys):
 def test_cli_n_strengths_named_as_the_option(tmp_path, capsys):
     status, _ = jreg_fit(tmp_path, ROWS, ["--n-strengths", "200000"])
     assert status == 2 and "--n-strengths" in capsys.readouterr().err
+
+
+def test_a_nan_gradient_gives_nan_where_it_is_in_proximal_adam():
+    params = jnp.array([1.0, -2.0, 0.5])
+    tx = jreg.proximal_adam(0.1, 0.1)
+    updates, _ = tx.update(jnp.array([jnp.nan, 1.0, 0.0]), tx.init(params), params)
+    np.testing.assert_array_equal(np.isnan(optax.apply_updates(params, updates)),
+                                  [True, False, False])  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", [(2,), (1,)])
+def test_updates_of_another_shape_are_named(shape):
+    params = jnp.ones(3)
+    for tx in (jreg.proximal(prox.l1, 0.1, 0.1), jreg.proximal_adagrad(0.1, 0.1),
+               jreg.projected(optax.projections.projection_box,
+                              projection_kwargs={"lower": -1.0, "upper": 1.0})):  # fmt: skip
+        with pytest.raises(ValueError, match="updates must have the structure and shapes"):
+            tx.update(jnp.ones(shape), tx.init(params), params)
