@@ -13,13 +13,18 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def is_traced(tree) -> bool:
+    """Whether any leaf of ``tree`` is a tracer (under ``jit``, ``vmap``, ``grad``...)."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
 def check(name: str, value, ok: Callable[[np.ndarray], np.ndarray], requirement: str) -> None:
     """Raises ``ValueError`` naming ``name`` when a concrete ``value`` fails ``ok`` (and
     ``TypeError`` when it is None or not numeric)."""
     if value is None:
         raise TypeError(f"{name} must be {requirement}, got None")
     for leaf in jax.tree.leaves(value):
-        if isinstance(leaf, jax.core.Tracer):
+        if is_traced(leaf):
             continue
         array = np.asarray(leaf)
         if not jnp.issubdtype(array.dtype, jnp.number) and array.dtype != np.bool_:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jreg._checks import check_callable
+from jreg._checks import check_callable, is_traced
 
 __all__ = ["sweep"]
 
@@ -130,7 +130,7 @@ def sweep(
     """
     check_callable("fn", fn, "a function of one hyperparameter value")
     leaves, treedef = jax.tree.flatten(hyperparams)
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+    if is_traced(leaves):
         raise TypeError(
             "hyperparams must be concrete: sweep compiles and runs its own program (call it "
             "outside jax.jit)"

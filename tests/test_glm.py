@@ -87,7 +87,7 @@ def options(penalty: str, groups) -> dict:
 def squared_parts(X, y, penalty="l1", **kw):
     """The squared loss's data, datafit and penalty on ``X, y``."""
     data, options, config = paths.setup(X, y, paths.Settings(penalty=penalty, **TIGHT, **kw))
-    datafit, penalty = paths.parts(config, options, 1, data.X.dtype)
+    datafit, penalty = paths.parts(config, options, data)
     return data, datafit, penalty
 
 

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jreg._checks import check
+from jreg._checks import check, is_traced
 
 __all__ = ["DATAFITS", "Datafit", "Family", "from_loss", "with_offset"]
 
@@ -96,10 +96,6 @@ class Family(NamedTuple):
 # carries into every result).
 
 
-def _concrete(*arrays) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in arrays)
-
-
 def _finite(y, dtype) -> jax.Array:
     y = jnp.asarray(y, dtype)
     check("y", y, np.isfinite, "finite (no NaN or inf)")
@@ -125,7 +121,7 @@ def _responses(y, weights) -> jax.Array:
 def _binary_labels(y, weights) -> jax.Array:
     """Labels {0, 1} or {-1, 1} as {0, 1}; both classes must have weight."""
     y = _single(y, weights.dtype)
-    if _concrete(y, weights):
+    if not is_traced((y, weights)):
         classes = np.unique(np.asarray(y)[np.asarray(weights) > 0])
         if not (set(classes) <= {0.0, 1.0} or set(classes) <= {-1.0, 1.0}):
             raise ValueError(f"y must hold labels in {{0, 1}} or {{-1, 1}}, got {classes[:5]}")
@@ -139,7 +135,7 @@ def _binary_labels(y, weights) -> jax.Array:
 def _class_labels(y, weights) -> jax.Array:
     """Integer labels ``0..C-1`` (each class with weight, where the weights are concrete) as
     one-hot rows ``(n, C)``."""
-    if not _concrete(y):
+    if is_traced(y):
         raise ValueError("y must be concrete for datafit='multinomial': its classes are a shape")
     labels = np.asarray(y)
     if labels.ndim != 1:
@@ -149,7 +145,7 @@ def _class_labels(y, weights) -> jax.Array:
     if not np.all(labels == np.round(labels)) or labels.min(initial=0) < 0:
         raise ValueError(f"y must hold integer labels 0..C-1, got {np.unique(labels)[:5]}")
     labels = labels.astype(np.int64)
-    weighted = np.asarray(weights) > 0 if _concrete(weights) else slice(None)
+    weighted = np.asarray(weights) > 0 if not is_traced(weights) else slice(None)
     present = np.unique(labels[weighted])
     n_classes = int(labels.max()) + 1
     if present.size < 2 or present.size != n_classes:
@@ -163,7 +159,7 @@ def _counts(y, weights) -> jax.Array:
     """Non-negative integer counts, not all zero."""
     y = _single(y, weights.dtype)
     check("y", y, lambda c: (c >= 0) & (c == np.round(c)), "non-negative integer counts")
-    if _concrete(y, weights):
+    if not is_traced((y, weights)):
         check("y", jnp.sum(weights * y[:, 0]), lambda s: s > 0, "not all zero (counts)")
     return jnp.where((y >= 0) & (y == jnp.round(y)), y, jnp.nan)
 

@@ -24,6 +24,7 @@ from jreg._checks import (
     check_real,
     check_strength,
     is_count,
+    is_traced,
 )
 from jreg.glm import datafits as _datafits
 from jreg.glm import implicit, objectives
@@ -99,7 +100,7 @@ class ConvergenceWarning(UserWarning):
 
 
 def warn_unconverged(converged, max_iter: int, what: str) -> None:
-    if isinstance(converged, jax.core.Tracer):
+    if is_traced(converged):
         return
     converged = np.asarray(converged)
     stopped = int(np.sum(~converged))
@@ -190,13 +191,13 @@ def _penalty_family(penalty) -> _datafits.Family:
     return _penalties.PENALTIES[penalty]
 
 
-def parts(config: Config, options: Options, n_outputs: int, dtype, offset=None):
-    """The datafit (of the linear predictor plus ``offset (n, m)``, if given) and the penalty
-    of a configuration, built from the traced options."""
+def parts(config: Config, options: Options, data: Data):
+    """The datafit (of the linear predictor plus ``data.offset``, if any) and the penalty of a
+    configuration on ``data`` (its outputs and dtype), built from the traced options."""
     datafit = datafit_family(config.datafit).build(options)
-    if offset is not None:
-        datafit = _datafits.with_offset(datafit, offset)
-    layout = (n_outputs, dtype)
+    if data.offset is not None:
+        datafit = _datafits.with_offset(datafit, data.offset)
+    layout = (data.y.shape[1], data.X.dtype)
     penalty = _penalty_family(config.penalty).build(options, layout, config.groups)
     return datafit, penalty
 
@@ -213,7 +214,7 @@ def _check_options(settings: Settings, datafit, penalty) -> None:
     reads = set(datafit.options) | set(penalty.options)
     for name in ("l1_ratio", "gamma", "a", "delta", "group_weights"):
         value, default = getattr(settings, name), getattr(defaults, name)
-        if default is None or isinstance(value, jax.core.Tracer):  # a traced value is given
+        if default is None or is_traced(value):  # a traced value is given
             given = value is not None
         else:
             given = bool(np.any(value != default))
@@ -249,9 +250,9 @@ def _check_options(settings: Settings, datafit, penalty) -> None:
 def _check_scale(name: str, values: jax.Array) -> None:
     """The largest ``|value|`` (where concrete and not all zero) is where its square, and a
     tolerance's share of it, are normal numbers of the dtype: the solvers work with both."""
-    if isinstance(values, jax.core.Tracer):
+    if is_traced(values):
         return
-    largest = float(jnp.max(jnp.abs(values)))
+    largest = float(np.max(np.abs(np.asarray(values)), initial=0))  # on the host: no dispatch
     info = jnp.finfo(values.dtype)
     low, high = float(np.sqrt(info.tiny) / info.eps), float(np.sqrt(info.max * info.eps))
     if largest > 0 and not low <= largest <= high:
@@ -348,7 +349,7 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
         factor = _vector("penalty_factor", settings.penalty_factor, p, dtype,
                          ">= 0 (inf excludes a feature), not NaN",
                          lambda f: ~np.isnan(f) & (f >= 0))  # fmt: skip
-        if not isinstance(factor, jax.core.Tracer) and np.any(np.isinf(factor)):
+        if not is_traced(factor) and np.any(np.isinf(factor)):
             # an excluded feature: a column of zeros, penalized, stays at exactly 0
             excluded = jnp.isinf(factor)
             data = data._replace(X=jnp.where(excluded[None, :], 0, data.X))
@@ -428,7 +429,7 @@ def path_arrays(data: Data, strengths, options: Options, config: Config):
     whether each strength reached ``tol`` (a NaN gap did not); all NaN for invalid inputs."""
     valid = _valid(data, strengths, options)
     data, options, scale = standardized(data, options, config)
-    datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
+    datafit, penalty = parts(config, options, data)
     problem = objectives.problem(
         datafit, penalty, data, fit_intercept=config.fit_intercept, newton=config.newton
     )
@@ -473,7 +474,7 @@ def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Arr
 
 def _strength_max(data: Data, options: Options, config: Config) -> jax.Array:
     data, options, _ = standardized(data, options, config)
-    datafit, penalty = parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
+    datafit, penalty = parts(config, options, data)
     factor = penalty.factor
     grad = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
     top = penalty.zero_threshold(_above_rounding(grad, datafit, data), factor)
@@ -506,7 +507,7 @@ def _differentiable_arrays(data: Data, strengths, options: Options, coef, interc
     standardized problem where ``config.standardize``."""
     data, options, scale = standardized(data, options, config)
     m = data.y.shape[1]
-    build = functools.partial(parts, config, n_outputs=m, dtype=data.X.dtype, offset=data.offset)
+    build = functools.partial(parts, config, data=data)
     scales = jnp.repeat(scale, m)  # of the flat coefficients, feature-major
 
     def at_strength(strength, w, b):
@@ -525,7 +526,7 @@ def solve_path(data: Data, strengths, options: Options, config: Config) -> tuple
     intercepts differentiable by :mod:`~jreg.glm.implicit` (where anything is traced: a
     concrete call has nothing to differentiate)."""
     inputs = (data, strengths, options)
-    if not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(inputs)):
+    if not is_traced(inputs):
         return path_jit(*inputs, config=config)
     result, converged = path_jit(*jax.lax.stop_gradient(inputs), config=config)
     k, m = strengths.shape[0], data.y.shape[1]
@@ -582,7 +583,7 @@ def model_of(y, data: Data, settings: Settings) -> Model:
     it is traced)."""
     labels = None
     if settings.datafit == "logistic":
-        negative = not isinstance(y, jax.core.Tracer) and bool(np.any(np.asarray(y) < 0))
+        negative = not is_traced(y) and bool(np.any(np.asarray(y) < 0))
         labels = (-1, 1) if negative else (0, 1)
     elif settings.datafit == "multinomial":
         labels = tuple(range(data.y.shape[1]))

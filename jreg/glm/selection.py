@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jreg._checks import check, check_count, is_count
+from jreg._checks import check, check_count, is_count, is_traced
 from jreg.glm import paths
 from jreg.glm.objectives import Data
 from jreg.glm.paths import Config, Options, Path, Settings
@@ -183,7 +183,7 @@ def cross_validate(
     _check_concrete("cross_validate", (X, y, folds, path_kwargs))
     settings = Settings(**path_kwargs)
     data, options, config, grid = paths.setup_path(X, y, settings)
-    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
+    datafit, _ = paths.parts(config, options, data)
     _check_scoring(scoring, datafit, data.y.shape[1])
     if folds is None:
         folds = _random_folds(data, datafit, n_folds, seed)
@@ -207,7 +207,7 @@ def cross_validate(
 
 
 def _check_concrete(name: str, inputs) -> None:
-    if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(inputs)):
+    if is_traced(inputs):
         raise TypeError(
             f"{name} needs concrete inputs (its folds and subsamples are drawn and checked on the "
             "host): call it outside jax.jit / jax.vmap (glm.path and glm.fit work inside)"
@@ -255,7 +255,7 @@ def _cross_validation(data: Data, held_out, grid, options: Options, config: Conf
     weights = jnp.concatenate([data.weights[None, :] * (1 - held_out), data.weights[None]])
     batch, converged = _batched_paths(data, weights, grid, options, config, sequential)
     folds = jax.tree.map(lambda x: x[:n_folds], batch)
-    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
+    datafit, _ = paths.parts(config, options, data)
     scores = _held_out_scores(data, datafit, folds, held_out * data.weights[None, :], scoring)
     mean = jnp.mean(scores, axis=0)
     best = jnp.argmin(mean)
@@ -313,7 +313,7 @@ def stability_selection(
     data, options, config, grid = paths.setup_path(X, y, settings)
     check_count("n_subsamples", n_subsamples)
     check("fraction", fraction, lambda f: (f > 0) & (f <= 1), "in (0, 1]")
-    datafit, _ = paths.parts(config, options, data.y.shape[1], data.X.dtype, data.offset)
+    datafit, _ = paths.parts(config, options, data)
     rng = _generator(seed)
     mask = np.zeros((n_subsamples, data.X.shape[0]))
     for rows in _strata(data, datafit):
