@@ -5,8 +5,14 @@ import platform
 from pathlib import Path
 
 import jax
+import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def median_and_worst(ratios) -> str:
+    """``median 1.23, worst 4.56`` of ratios where lower is better."""
+    return f"median {np.median(ratios):.2f}, worst {np.max(ratios):.2f}"
 
 
 def write(name: str, rows: list, report: str) -> None:

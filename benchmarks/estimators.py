@@ -29,6 +29,7 @@ import scipy.linalg
 
 jax.config.update("jax_enable_x64", True)
 
+from _results import median_and_worst  # noqa: E402
 from _results import write as write_results  # noqa: E402
 from sklearn.datasets import load_breast_cancer, load_diabetes  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
@@ -150,9 +151,8 @@ def table(rows) -> str:
         firsts = np.array([r["jreg_first_s"] / r["peer_first_s"] for r in rows
                            if r["workflow"] == workflow])  # fmt: skip
         lines.append(
-            f"\n{workflow}: jreg / peer warm median {np.median(ratios):.2f}, worst "
-            f"{ratios.max():.2f}; first run median {np.median(firsts):.2f}, worst "
-            f"{firsts.max():.2f} ({ratios.size} problems)"
+            f"\n{workflow}: jreg / peer warm {median_and_worst(ratios)}; first run "
+            f"{median_and_worst(firsts)} ({ratios.size} problems)"
         )
     return "\n".join(lines)
 

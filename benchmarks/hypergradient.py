@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
+from _results import median_and_worst
 from _results import write as write_results
 
 from jreg import glm
@@ -117,10 +118,7 @@ def table(rows) -> str:
             f"{r['compile_value_and_grad_s']:.1f} s |"
         )
     ratios = np.array([r["ratio"] for r in rows])
-    lines.append(
-        f"\nratio value_and_grad / fit: median {np.median(ratios):.2f}, worst {ratios.max():.2f}"
-        f" ({len(rows)} problems)"
-    )
+    lines.append(f"\nratio value_and_grad / fit: {median_and_worst(ratios)} ({len(rows)} problems)")
     return "\n".join(lines)
 
 
