@@ -12,10 +12,12 @@ iterate is the closed-form minimizer
 
 so a coordinate is exactly zero while :math:`|z| \le \lambda_1` (with
 ``regularize_each_step=True``, :math:`t \lambda_1` and :math:`t \lambda_2` at step :math:`t`, so
-that the iterates minimize :math:`f + \lambda_1 \|w\|_1 + \tfrac{\lambda_2}{2} \|w\|^2`). Conventions: ``l1`` is
-:math:`\lambda_1 \sum |w|` and ``l2`` is :math:`\tfrac{\lambda_2}{2} \sum w^2`, as in the paper and
-in :mod:`jreg.penalties` (TensorFlow's ``l2_regularization_strength`` and
-``l2_shrinkage_regularization_strength`` are half of jreg's ``l2`` and ``l2_shrinkage``).
+that the iterates minimize :math:`f + \lambda_1 \|w\|_1 + \tfrac{\lambda_2}{2} \|w\|^2`).
+
+Conventions: ``l1`` is :math:`\lambda_1 \sum |w|` and ``l2`` is
+:math:`\tfrac{\lambda_2}{2} \sum w^2`, as in the paper and in :mod:`jreg.penalties`
+(TensorFlow's ``l2_regularization_strength`` and ``l2_shrinkage_regularization_strength`` are
+half of jreg's ``l2`` and ``l2_shrinkage``).
 """
 
 import functools
