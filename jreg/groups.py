@@ -121,7 +121,8 @@ def prox_group_lasso(x, strength, *, scaling=1.0, groups: Groups):
     Args:
       x: a pytree of floating-point arrays holding the leaves of ``groups``.
       strength: non-negative scalar, or an array of one strength per group.
-      scaling: non-negative step size :math:`c`, a scalar or one per group.
+      scaling: non-negative step size :math:`c`, a scalar or one per group (not a pytree of
+        per-coordinate scalings: use the prox with :func:`jreg.proximal`).
       groups: the groups, from :func:`units`.
 
     Returns:
@@ -136,6 +137,11 @@ def prox_group_lasso(x, strength, *, scaling=1.0, groups: Groups):
       >>> print(y["a"], y["b"])
       [[2.4 0. ]] [3.2 0. ]
     """
+    if not jax.tree_util.treedef_is_leaf(jax.tree.structure(scaling)):
+        raise TypeError(
+            "scaling must be a scalar or an array of one per group, got a pytree: the "
+            "per-coordinate scalings of proximal_adam and proximal_adagrad are not supported"
+        )
     matrix, scatter = _gather(x, groups, "x")
     return scatter(prox.group_lasso(matrix, strength, scaling=scaling, axis=1))
 

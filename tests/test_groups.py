@@ -29,11 +29,11 @@ def mlp_params(seed=0, dtype=np.float64, n_in=5, n_hidden=4, n_out=3):
         "hidden": {
             "kernel": rng.normal(size=(n_in, n_hidden)).astype(dtype),
             "bias": rng.normal(size=n_hidden).astype(dtype),
-        },  # fmt: skip
+        },
         "out": {
             "kernel": rng.normal(size=(n_hidden, n_out)).astype(dtype),
             "bias": rng.normal(size=n_out).astype(dtype),
-        },  # fmt: skip
+        },
     }
 
 
@@ -65,9 +65,10 @@ def assert_trees_close(actual, expected, **tolerances):
 def test_penalty_equals_numpy_under_jit(dtype, strength):
     params = mlp_params(dtype=dtype)
     neurons = groups.units(params, NEURON)
+    # out/bias, outside the groups, adds nothing
     expected = np.sum(strength * np.linalg.norm(numpy_groups(params).astype(np.float64), axis=1))
     value = jax.jit(lambda p, s: groups.group_lasso(p, s, groups=neurons))(params, strength)
-    assert value.dtype == dtype  # out/bias, outside the groups, adds nothing
+    assert value.dtype == dtype
     np.testing.assert_allclose(value, expected, rtol=1e-6 if dtype == np.float32 else 1e-13)
 
 
@@ -110,6 +111,16 @@ def test_prox_with_a_strength_per_group():
     assert_trees_close(out, numpy_prox(params, strength), rtol=1e-12)
     np.testing.assert_array_equal(out["hidden"]["bias"][0], params["hidden"]["bias"][0])
     assert np.all(np.asarray(out["hidden"]["kernel"][:, 1]) == 0)
+
+
+def test_vmap_over_strength_matches_numpy():
+    params = mlp_params()
+    neurons = groups.units(params, NEURON)
+    strengths = np.array([0.0, 0.5, 3.0])
+    out = jax.jit(jax.vmap(lambda s: groups.prox_group_lasso(params, s, groups=neurons)))(strengths)
+    for i, strength in enumerate(strengths):
+        expected = numpy_prox(params, strength)
+        assert_trees_close(jax.tree.map(lambda leaf, i=i: leaf[i], out), expected, rtol=1e-12)
 
 
 def test_gradient_under_jit_and_zero_at_a_zero_group():
@@ -170,15 +181,11 @@ def digits(n_train=1200):
     return (X[:n_train], y[:n_train]), (X[n_train:], y[n_train:])
 
 
-def train(model, strength, neurons, X, y, *, steps=300, learning_rate=0.5):
-    """Proximal gradient descent with the neurons' group lasso; returns the trained model."""
+def train(model, transforms, X, y, *, steps=300, learning_rate=0.5):
+    """``steps`` of full-batch SGD chained with ``transforms`` (the proxes); the trained params
+    and the model's graphdef."""
     graphdef, params = nnx.split(model, nnx.Param)
-    tx = optax.chain(
-        optax.sgd(learning_rate),
-        jreg.proximal(
-            groups.prox_group_lasso, strength, learning_rate, prox_kwargs={"groups": neurons}
-        ),  # fmt: skip
-    )
+    tx = optax.chain(optax.sgd(learning_rate), *transforms)
 
     def loss(params):
         logits = nnx.merge(graphdef, params)(X)
@@ -190,7 +197,13 @@ def train(model, strength, neurons, X, y, *, steps=300, learning_rate=0.5):
         return (optax.apply_updates(params, updates), state), None
 
     run = jax.jit(lambda p: jax.lax.scan(step, (p, tx.init(p)), length=steps)[0][0])
-    return nnx.merge(graphdef, run(params))
+    return graphdef, run(params)
+
+
+def group_prox(strength, groups_, learning_rate=0.5):
+    return jreg.proximal(
+        groups.prox_group_lasso, strength, learning_rate, prox_kwargs={"groups": groups_}
+    )
 
 
 def rebuild(make_smaller, pruned_state):
@@ -203,8 +216,8 @@ def test_proximal_training_zeroes_whole_neurons_and_pruning_keeps_the_outputs():
     (X, y), (X_test, y_test) = digits()
     model = MLP(64, 32, 10, rngs=nnx.Rngs(0))
     neurons = groups.units(nnx.state(model, nnx.Param), NEURON)
-    model = train(model, 0.01, neurons, X, y)
-    state = nnx.state(model, nnx.Param)
+    graphdef, state = train(model, [group_prox(0.01, neurons)], X, y)
+    model = nnx.merge(graphdef, state)
     joint = numpy_groups(jax.tree.map(np.asarray, nnx.to_pure_dict(state)))
     zero = np.all(joint == 0, axis=1)
     assert 0 < zero.sum() < 32  # whole neurons, every slice of them
@@ -241,29 +254,7 @@ def test_two_hidden_layers_chained_proxes_then_pruned_with_dependents():
     state = nnx.state(model, nnx.Param)
     first = groups.units(state, [("first/kernel", 1), ("first/bias", 0)])
     second = groups.units(state, [("second/kernel", 1), ("second/bias", 0)])
-    graphdef, params = nnx.split(model, nnx.Param)
-    tx = optax.chain(
-        optax.sgd(0.5),
-        *(
-            jreg.proximal(groups.prox_group_lasso, 0.02, 0.5, prox_kwargs={"groups": g})
-            for g in (first, second)
-        ),  # fmt: skip
-    )
-
-    def loss(params):
-        logits = nnx.merge(graphdef, params)(X)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-    @jax.jit
-    def run(params):
-        def step(carry, _):
-            params, state = carry
-            updates, state = tx.update(jax.grad(loss)(params), state, params)
-            return (optax.apply_updates(params, updates), state), None
-
-        return jax.lax.scan(step, (params, tx.init(params)), length=300)[0][0]
-
-    trained = run(params)
+    graphdef, trained = train(model, [group_prox(0.02, first), group_prox(0.02, second)], X, y)
     pruned, kept_first = groups.prune(trained, first, dependents=[("second/kernel", 0)])
     pruned, kept_second = groups.prune(pruned, second, dependents=[("out/kernel", 0)])
     assert 0 < len(kept_first) < 24 and 0 < len(kept_second) < 16
@@ -360,6 +351,9 @@ def test_bad_input_names_the_argument():
         groups.group_lasso(params, -1.0, groups=neurons)
     with pytest.raises(ValueError, match="scaling must be finite and non-negative"):
         groups.prox_group_lasso(params, 1.0, scaling=np.nan, groups=neurons)
+    with pytest.raises(TypeError, match="scaling must be a scalar or an array of one per group"):
+        groups.prox_group_lasso(params, 1.0, scaling=jax.tree.map(np.ones_like, params),
+                                groups=neurons)  # fmt: skip
     with pytest.raises(ValueError, match="dependents: no leaf at path 'out/kernal'"):
         groups.prune(params, neurons, dependents=[("out/kernal", 0)])
     with pytest.raises(ValueError, match="dependents: the leaf 'out/bias' of shape \\(3,\\)"):
