@@ -149,11 +149,20 @@ def expected_l0(log_alpha, strength=1.0, *, beta=2 / 3, gamma=-0.1, zeta=1.1) ->
     _check_temperature(beta)
     _check_stretch(gamma, zeta)
     shift = beta * jnp.log(-gamma / zeta)
-    strengths = jax.tree.leaves(jax.tree.broadcast(strength, log_alpha))
-    terms = [
-        jnp.sum(s * jax.nn.sigmoid(a - shift))
-        for s, a in zip(strengths, jax.tree.leaves(log_alpha), strict=True)
-    ]
+    try:
+        strengths = jax.tree.leaves(jax.tree.broadcast(strength, log_alpha))
+    except ValueError as error:
+        raise ValueError(
+            f"strength must be a scalar, an array or a pytree prefix of log_alpha, got "
+            f"{jax.tree.structure(strength)} for {jax.tree.structure(log_alpha)}"
+        ) from error
+
+    def leaf_value(s, a):  # summed in at least float32, returned in the leaf's dtype
+        p_nonzero = jax.nn.sigmoid(a.astype(jnp.promote_types(a.dtype, jnp.float32)) - shift)
+        return jnp.sum(s * p_nonzero).astype(a.dtype)
+
+    leaves = [jnp.asarray(a) for a in jax.tree.leaves(log_alpha)]
+    terms = [leaf_value(s, a) for s, a in zip(strengths, leaves, strict=True)]
     return jnp.asarray(sum(terms, 0.0))
 
 

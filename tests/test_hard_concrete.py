@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 from scipy.special import expit, logit
 
 from jreg import penalties
@@ -85,11 +86,12 @@ def test_deterministic_gates_are_the_clipped_stretched_sigmoid():
 
 
 def test_gates_keep_dtypes_and_gradients_flow():
-    """float32 and bfloat16 gates; the reparametrized gradient is 0 on clipped gates and
+    """float32 and bfloat16 gates and penalties; the reparametrized gradient is 0 on clipped gates and
     positive on the others."""
     log_alpha = {"f32": jnp.zeros(1000, jnp.float32), "bf16": jnp.zeros(10, jnp.bfloat16)}
     gates = sample(jax.random.key(0), log_alpha)
     assert gates["f32"].dtype == jnp.float32 and gates["bf16"].dtype == jnp.bfloat16
+    assert expected_l0(log_alpha["bf16"]).dtype == jnp.bfloat16
     z, vjp = jax.vjp(lambda a: sample(jax.random.key(0), a), log_alpha["f32"])
     (grad,) = vjp(jnp.ones_like(z))
     clipped = (z == 0) | (z == 1)
@@ -119,6 +121,24 @@ def test_transform_adds_the_penalty_gradient_to_log_alpha_leaves():
     expected = 0.1 + jax.grad(expected_l0)(params["gates"], strength)
     np.testing.assert_allclose(updates["gates"], expected, rtol=1e-12)
     np.testing.assert_array_equal(updates["dense"]["log_alpha"], grads["dense"]["log_alpha"])
+
+
+def test_default_mask_finds_log_alpha_in_a_flax_model():
+    """In nnx.Optimizer, the gradient goes to the nnx.Param attributes named log_alpha only."""
+
+    class Gated(nnx.Module):
+        def __init__(self, rngs):
+            self.linear = nnx.Linear(3, 2, rngs=rngs)
+            self.log_alpha = nnx.Param(jnp.linspace(-1.0, 1.0, 3))
+
+    model = Gated(nnx.Rngs(0))
+    kernel, log_alpha = model.linear.kernel[...], model.log_alpha[...]
+    tx = optax.chain(add_expected_l0_gradient(0.5), optax.sgd(1.0))
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    optimizer.update(model, jax.tree.map(jnp.zeros_like, nnx.state(model, nnx.Param)))
+    np.testing.assert_array_equal(model.linear.kernel[...], kernel)
+    expected = log_alpha - jax.grad(expected_l0)(log_alpha, 0.5)
+    np.testing.assert_allclose(model.log_alpha[...], expected, rtol=1e-6)
 
 
 def test_a_tiny_model_prunes_while_fitting():
@@ -186,8 +206,10 @@ def test_bad_shape_options_are_named(kwargs, name):
             deterministic(log_alpha, **kwargs)
 
 
-def test_negative_strength_is_named():
+def test_bad_strength_is_named():
     with pytest.raises(ValueError, match="strength"):
         expected_l0(jnp.zeros(3), -1.0)
     with pytest.raises(ValueError, match="strength"):
         add_expected_l0_gradient(-1.0)
+    with pytest.raises(ValueError, match="strength must be .* a pytree prefix of log_alpha"):
+        expected_l0({"a": jnp.zeros(2)}, {"b": 1.0})
