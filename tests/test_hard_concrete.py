@@ -86,8 +86,8 @@ def test_deterministic_gates_are_the_clipped_stretched_sigmoid():
 
 
 def test_gates_keep_dtypes_and_gradients_flow():
-    """float32 and bfloat16 gates and penalties; the reparametrized gradient is 0 on clipped gates and
-    positive on the others."""
+    """float32 and bfloat16 gates and penalties; the reparametrized gradient is 0 on clipped
+    gates and positive on the others."""
     log_alpha = {"f32": jnp.zeros(1000, jnp.float32), "bf16": jnp.zeros(10, jnp.bfloat16)}
     gates = sample(jax.random.key(0), log_alpha)
     assert gates["f32"].dtype == jnp.float32 and gates["bf16"].dtype == jnp.bfloat16
