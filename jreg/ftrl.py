@@ -87,9 +87,10 @@ def ftrl_proximal(
 
     The update is :math:`w_{t+1} - w_t`; use it alone (it is the whole optimizer). Without
     regularization (``l1 = l2 = beta = initial_accumulator_value = 0``) it is Adagrad,
-    :math:`w_{t+1} = w_t - \alpha g_t / \sqrt{n_t}`, from any initial params; ``beta`` and
-    ``initial_accumulator_value`` add a proximal term centred at 0, which shrinks non-zero
-    initial params.
+    :math:`w_{t+1} = w_t - \alpha g_t / \sqrt{n_t}`, from any initial params (a coordinate
+    whose gradients have all been 0 is set to 0, the minimizer of the terms centred at 0);
+    ``beta`` and ``initial_accumulator_value`` add a proximal term centred at 0, which shrinks
+    non-zero initial params.
 
     Two readings of ``l1`` and ``l2``:
 
