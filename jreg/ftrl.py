@@ -159,6 +159,9 @@ def ftrl_proximal(
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError(NO_PARAMS_MSG)
+        shapes, expected = jax.tree.map(jnp.shape, updates), jax.tree.map(jnp.shape, params)
+        if shapes != expected:
+            raise ValueError(f"updates must have the shapes of params, got {shapes} for {expected}")
         count = optax.safe_int32_increment(state.count)
         rounds = count if regularize_each_step else 1
         step = functools.partial(coordinate, rounds * l1, rounds * l2)
