@@ -4,9 +4,10 @@
    model of about 10M parameters (both memory-bound; target ratio <= 1.10).
 2. A 64-strength sweep of a small MLP (20 -> 32 -> 1, 256 samples, 500 full-batch steps of
    proximal SGD): ``jreg.sweep`` against a Python loop over jitted runs and the same loop in
-   PyTorch (targets: >= 10x faster than PyTorch, >= 2x faster than the jitted loop).
+   PyTorch (targets: >= 10x faster than PyTorch, at least as fast as the jitted loop).
 3. The same sweep on a compute-bound MLP (512 -> 1024 -> 10, 4096 samples): the sweep's achieved
-   FLOP/s as a fraction of this machine's measured matmul FLOP/s (target >= 70%).
+   FLOP/s as a fraction of this machine's measured matmul FLOP/s (target >= 70%), and its time
+   against the loop of jitted runs (target: at least as fast).
 
 Times are medians of several warm runs; the first call (compilation included) is reported
 apart. Results go to ``benchmarks/results/transforms.{json,md}``
@@ -247,17 +248,21 @@ def bench_compute_bound(n_samples: int, n_strengths: int, steps: int, matmul_n: 
     # The machine's matmul FLOP/s, measured interleaved with the sweep (same load).
     a = jax.random.normal(jax.random.key(1), (matmul_n, matmul_n), jnp.float32)
     matmul = jax.jit(jnp.matmul)
-    times = _measure(
-        {"jreg.sweep": lambda: jreg.sweep(train, strengths), "matmul": lambda: matmul(a, a)},
-        repeats,
-    )
+    jitted = jax.jit(train)
+    fns = {
+        "jreg.sweep": lambda: jreg.sweep(train, strengths),
+        "loop of jitted runs": lambda: [jitted(s) for s in strengths],
+        "matmul": lambda: matmul(a, a),
+    }
+    times = _measure(fns, repeats)
     # Matmul FLOPs of one step: the forward pass, and the weights' gradients plus the hidden
     # layer's input gradient in the backward pass (the data's gradient is not computed).
     n_in, n_hidden, n_out = sizes
     forward = 2 * n_samples * (n_in * n_hidden + n_hidden * n_out)
     backward = 2 * n_samples * (n_in * n_hidden + 2 * n_hidden * n_out)
     flops = n_strengths * steps * (forward + backward)
-    achieved = flops / times["jreg.sweep"]["median_s"]
+    time_s = times["jreg.sweep"]["median_s"]
+    achieved = flops / time_s
     peak = 2 * matmul_n**3 / times["matmul"]["median_s"]
     return {
         "sizes": sizes,
@@ -270,6 +275,7 @@ def bench_compute_bound(n_samples: int, n_strengths: int, steps: int, matmul_n: 
         "machine_matmul_gflop_per_s": peak / 1e9,
         "matmul_size": matmul_n,
         "fraction_of_matmul": achieved / peak,
+        "loop_over_sweep": times["loop of jitted runs"]["median_s"] / time_s,
     }
 
 
@@ -306,15 +312,17 @@ def _markdown(results: dict, command: str) -> str:
         )
     if torch is None:
         lines.append("| PyTorch loop | skipped: torch is not installed | | |")
-    sweep_time = big["times"]["jreg.sweep"]
+    sweep_time, loop_time = big["times"]["jreg.sweep"], big["times"]["loop of jitted runs"]
     lines += [
         "",
         f"Compute-bound sweep: MLP {'-'.join(map(str, big['sizes']))}, {big['n_samples']} "
         f"samples, {big['n_strengths']} strengths x {big['steps']} steps:",
         "",
-        "| median (s) | first call (s) | achieved GFLOP/s | matmul GFLOP/s | fraction |",
-        "|---|---|---|---|---|",
+        "| median (s) | first call (s) | loop of jitted runs: median, first call (s) | "
+        "achieved GFLOP/s | matmul GFLOP/s | fraction |",
+        "|---|---|---|---|---|---|",
         f"| {sweep_time['median_s']:.3f} | {sweep_time['first_call_s']:.3f} | "
+        f"{loop_time['median_s']:.3f}, {loop_time['first_call_s']:.3f} | "
         f"{big['achieved_gflop_per_s']:.1f} | {big['machine_matmul_gflop_per_s']:.1f} | "
         f"{big['fraction_of_matmul']:.2f} |",
         "",
@@ -330,7 +338,11 @@ def _targets(results: dict) -> dict:
     relative = results["small_sweep"]["time_relative_to_sweep"]
     checks = {
         "proximal / decayed-weights step time <= 1.10": (results["step_cost"]["ratio"], 1.10),
-        "loop of jitted runs / sweep time >= 2": (relative["loop of jitted runs"], 2.0),
+        "loop of jitted runs / sweep time >= 1": (relative["loop of jitted runs"], 1.0),
+        "compute-bound: loop of jitted runs / sweep time >= 1": (
+            results["compute_bound"]["loop_over_sweep"],
+            1.0,
+        ),
         "PyTorch loop / sweep time >= 10": (relative.get("PyTorch loop"), 10.0),
         "sweep's fraction of matmul FLOP/s >= 0.70": (
             results["compute_bound"]["fraction_of_matmul"],

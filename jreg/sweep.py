@@ -1,13 +1,15 @@
 r"""One compiled program over many hyperparameter values: :func:`sweep`.
 
-``sweep(fn, hyperparams)`` computes ``fn(h)`` for every row ``h`` of ``hyperparams`` as
-``jit(vmap(fn))``, in chunks of one shape (so one compile) and sharded over the devices.
+``sweep(fn, hyperparams)`` computes ``fn(h)`` for every row ``h`` of ``hyperparams`` in one
+compiled program per chunk shape, sharded over the devices: ``vmap(fn)`` on accelerators, a
+``lax.map`` loop over the values on CPU (where XLA runs batched matmuls slower than a loop).
 """
 
 import functools
 import math
 import sys
 from collections.abc import Callable
+from numbers import Number
 from typing import Any
 
 import jax
@@ -20,10 +22,42 @@ from jreg._checks import check_callable, is_traced
 __all__ = ["sweep"]
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _vmapped(fn: Callable, hyperparams: Any) -> Any:
-    """``vmap(fn)``, compiled once per ``fn`` object, shapes and shardings (jit's own cache)."""
-    return jax.vmap(fn)(hyperparams)
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _compiled(fn: Callable, sharding: NamedSharding, hyperparams: Any) -> Any:
+    """``fn`` over each device's rows of ``hyperparams``: ``lax.map`` on CPU, ``vmap`` elsewhere.
+
+    Compiled once per ``fn`` object, sharding and shapes (jit's own cache).
+    """
+    on_cpu = sharding.mesh.devices.flat[0].platform == "cpu"
+    per_device = functools.partial(jax.lax.map, fn) if on_cpu else jax.vmap(fn)
+    # fn knows nothing of the mesh (e.g. its scan carries start unsharded): no varying-axis checks
+    return jax.shard_map(
+        per_device,
+        mesh=sharding.mesh,
+        in_specs=sharding.spec,
+        out_specs=sharding.spec,
+        check_vma=False,
+    )(hyperparams)
+
+
+def _as_sweep_axis(hyperparams: Any) -> Any:
+    """A list or tuple of numbers is one sweep axis (an array), not a pytree of scalars."""
+    if isinstance(hyperparams, list | tuple) and all(
+        isinstance(value, Number) or np.ndim(value) == 0 for value in hyperparams
+    ):
+        return np.asarray(hyperparams) if hyperparams else hyperparams
+    return hyperparams
+
+
+def _chunk_size(length: int, batch_size: int | None, n_devices: int) -> int:
+    """The fewest chunks of at most ``batch_size`` rows, balanced, in multiples of the devices.
+
+    The chunk depends only on their number: every ``batch_size >= length`` (or ``None``) is one
+    chunk, and batch sizes that give as many chunks share one program (and pad the least).
+    """
+    largest = n_devices * math.ceil(min(batch_size or length, length) / n_devices)
+    n_chunks = math.ceil(length / largest)
+    return n_devices * math.ceil(length / (n_chunks * n_devices))
 
 
 def _sweep_length(leaves: list) -> int:
@@ -83,15 +117,19 @@ def sweep(
 
     .. math:: \text{sweep}(f, h)_i = f(h_i), \qquad i = 0, \dots, k - 1
 
-    The program is ``jit(vmap(fn))``: a whole training run per value, e.g. over 100 strengths,
-    runs as one XLA computation. It is compiled once per ``fn`` *object* and input shape, so a
-    second call with new values of the same shape does not recompile; define ``fn`` once (a new
+    One program per chunk shape runs the whole sweep, e.g. a training run per value over 100
+    strengths, as one XLA computation: ``vmap(fn)`` on accelerators; on CPU a ``lax.map`` loop
+    over the values (XLA:CPU runs ``vmap``'s batched matmuls slower than a loop of matmuls; the
+    results are the same). It is compiled once per ``fn`` *object* and chunk shape, so a second
+    call with new values of the same shape does not recompile; define ``fn`` once (a new
     ``lambda`` or ``functools.partial`` per call compiles anew). ``jax.clear_caches()`` frees the
     compiled programs.
 
-    The leading axis is padded (by repeating the last value) to the chunk size, so every chunk
-    has the same shape, and sharded over the devices of ``mesh``
-    (``jax.sharding.NamedSharding``); the padding is dropped from the result. The same call
+    The :math:`k` values are split into the fewest chunks of at most ``batch_size``, of equal
+    size (a multiple of the number of devices; the last value is repeated to fill them, and
+    dropped from the result), so every chunk runs the same program, and a ``batch_size`` that
+    gives as many chunks (any ``batch_size >= k`` included) runs the program of ``None``. Each
+    chunk is sharded over the devices of ``mesh`` (``jax.sharding.NamedSharding``). The same call
     scales to several hosts: start every process with ``jax.distributed.initialize()``, build
     ``mesh`` over ``jax.devices()`` (all hosts' devices), and call ``sweep`` with the same
     arguments in every process; the result is then a global array, sharded across hosts (gather
@@ -100,10 +138,11 @@ def sweep(
     Args:
       fn: a function of one hyperparameter value (a pytree of arrays without the leading axis)
         returning a pytree of arrays, e.g. a whole training run.
-      hyperparams: an array, or a pytree of arrays (e.g. ``{"strength": s, "lr": lr}``), whose
-        leaves share a leading axis of length :math:`k \ge 1` (copied to the host to be chunked).
-      batch_size: the number of values per compiled call, to bound memory (rounded up to a
-        multiple of the number of devices); ``None`` runs all :math:`k` at once.
+      hyperparams: an array, a list of numbers (one sweep axis), or a pytree of arrays (e.g.
+        ``{"strength": s, "lr": lr}``) whose leaves share a leading axis of length
+        :math:`k \ge 1` (copied to the host to be chunked).
+      batch_size: the most values per compiled call, to bound memory (rounded up to a multiple
+        of the number of devices); ``None`` runs all :math:`k` at once.
       mesh: a ``jax.sharding.Mesh`` whose devices share the leading axis (over all its axes);
         ``None`` uses every device of ``jax.devices()``.
       progress: show a progress bar over the chunks on stderr, when stderr is a terminal.
@@ -123,26 +162,25 @@ def sweep(
       >>> def ridge(strength):  # closed-form ridge on a 2-point problem
       ...     X, y = jnp.eye(2), jnp.array([1.0, 2.0])
       ...     return jnp.linalg.solve(X.T @ X + strength * jnp.eye(2), X.T @ y)
-      >>> print(jreg.sweep(ridge, jnp.array([0.0, 1.0, 3.0])))
+      >>> print(jreg.sweep(ridge, [0.0, 1.0, 3.0]))
       [[1.   2.  ]
        [0.5  1.  ]
        [0.25 0.5 ]]
     """
     check_callable("fn", fn, "a function of one hyperparameter value")
-    leaves, treedef = jax.tree.flatten(hyperparams)
-    if is_traced(leaves):
+    if is_traced(jax.tree.leaves(hyperparams)):
         raise TypeError(
             "hyperparams must be concrete: sweep compiles and runs its own program (call it "
             "outside jax.jit)"
         )
+    leaves, treedef = jax.tree.flatten(_as_sweep_axis(hyperparams))
     for leaf in leaves:
         if np.asarray(leaf).dtype.kind not in "biufc":
             raise TypeError(f"hyperparams must hold numbers, got dtype {np.asarray(leaf).dtype}")
     length = _sweep_length(leaves)
     _check_batch_size(batch_size)
     sharding = _sharding(mesh)
-    n_devices = sharding.mesh.size
-    chunk = n_devices * math.ceil(min(batch_size or length, length) / n_devices)
+    chunk = _chunk_size(length, batch_size, sharding.mesh.size)
     n_chunks = math.ceil(length / chunk)
     padded = [
         np.concatenate([leaf, np.repeat(leaf[-1:], n_chunks * chunk - length, axis=0)])
@@ -155,7 +193,7 @@ def sweep(
             jax.make_array_from_callback(rows.shape, sharding, lambda index, rows=rows: rows[index])
             for rows in (leaf[i * chunk : (i + 1) * chunk] for leaf in padded)
         ]
-        results.append(_vmapped(fn, jax.tree.unflatten(treedef, chunk_leaves)))
+        results.append(_compiled(fn, sharding, jax.tree.unflatten(treedef, chunk_leaves)))
         if show_progress:
             jax.block_until_ready(results[-1])
             _show_progress(i + 1, n_chunks)
@@ -163,4 +201,6 @@ def sweep(
         stacked = results[0]
     else:
         stacked = jax.tree.map(lambda *chunks: jnp.concatenate(chunks), *results)
+    if n_chunks * chunk == length:
+        return stacked
     return jax.tree.map(lambda x: x[:length], stacked)

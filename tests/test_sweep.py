@@ -1,5 +1,6 @@
 """Tests of jreg.sweep: one compiled program, equal to a Python loop, chunked and sharded."""
 
+import contextlib
 import io
 import sys
 
@@ -12,7 +13,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jreg
 from jreg import prox
-from jreg.sweep import _vmapped
+from jreg.sweep import _compiled
 
 
 def _features(h):
@@ -54,17 +55,63 @@ def test_sweep_equals_python_loop(k, batch_size, mesh):
     _assert_tree_allclose(result, _loop(_features, hyperparams))
 
 
+@contextlib.contextmanager
+def _counting_compilations():
+    """Counts XLA compilations (jax's backend-compile events) inside the block."""
+    count = [0]
+
+    def listener(event, duration, **kwargs):
+        count[0] += event == "/jax/core/compile/backend_compile_duration"
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield count
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
 def test_chunks_share_one_compiled_program_and_new_values_do_not_recompile():
+    traces = []
+
     def fn(h):  # a fresh function object: compiled anew
+        traces.append(h)
         return _features(h)
 
-    before = _vmapped._cache_size()
-    first = jreg.sweep(fn, _hyperparams(10), batch_size=3)  # chunks of 4 over 4 devices, padded
-    assert _vmapped._cache_size() == before + 1
-    second = jreg.sweep(fn, _hyperparams(10, seed=1), batch_size=3)
-    assert _vmapped._cache_size() == before + 1
+    before = _compiled._cache_size()
+    first = jreg.sweep(fn, _hyperparams(10), batch_size=3)  # 3 chunks of 4 over 4 devices
+    assert _compiled._cache_size() == before + 1 and len(traces) == 1
+    with _counting_compilations() as compilations:
+        second = jreg.sweep(fn, _hyperparams(10, seed=1), batch_size=3)
+    assert compilations == [0] and len(traces) == 1
     _assert_tree_allclose(second, _loop(fn, _hyperparams(10, seed=1)))
     assert not np.allclose(first["norm"], second["norm"])
+
+
+def test_batch_sizes_giving_as_many_chunks_run_one_program():
+    traces = []
+
+    def fn(h):
+        traces.append(h)
+        return _features(h)
+
+    hyperparams = _hyperparams(32)
+    expected = _loop(fn, hyperparams)
+    whole = jreg.sweep(fn, hyperparams)
+    with _counting_compilations() as compilations:
+        for batch_size in [32, 33, 1000]:  # one chunk of 32: the program of None
+            _assert_tree_allclose(jreg.sweep(fn, hyperparams, batch_size=batch_size), whole)
+    assert compilations == [0] and len(traces) == 1 + 32  # _loop traced fn 32 times
+    for batch_size in [16, 20, 31]:  # two balanced chunks of 16, one program
+        _assert_tree_allclose(jreg.sweep(fn, hyperparams, batch_size=batch_size), expected)
+    assert len(traces) == 1 + 32 + 1
+
+
+def test_a_list_of_numbers_is_one_sweep_axis():
+    values = [0.5, 1, np.float32(2.0), jnp.asarray(3.0)]
+    result = jreg.sweep(lambda s: s**2 * jnp.ones(2), values)
+    np.testing.assert_array_equal(result, np.square(np.asarray(values, float))[:, None] * [1, 1])
+    pair = (np.ones(3), np.zeros(3))  # a tuple of arrays stays a pytree
+    np.testing.assert_array_equal(jreg.sweep(lambda h: h[0] - h[1], pair), np.ones(3))
 
 
 def test_leading_axis_is_sharded_over_the_mesh():
@@ -109,6 +156,8 @@ def test_sweep_of_proximal_training_over_strength_and_learning_rate():
         (np.ones(0), {}, ValueError, "empty sweep"),
         (np.float64(1.0), {}, ValueError, "leading sweep axis"),
         ({}, {}, ValueError, "at least one array"),
+        ([], {}, ValueError, "at least one array"),
+        (["a", "b"], {}, TypeError, "numbers"),
         (np.ones(3), {"batch_size": 0}, ValueError, "batch_size"),
         (np.ones(3), {"batch_size": 2.5}, TypeError, "batch_size"),
         (np.ones(3), {"mesh": "devices"}, TypeError, "mesh"),
