@@ -91,6 +91,7 @@ def main(argv=None) -> None:
         for name in methods
     ]  # fmt: skip
     command = "python benchmarks/sweep_mlp.py" + " --quick" * args.quick
+    command += f" --repeats {args.repeats}" * (args.repeats != 5)
     lines = [
         f"Command: `{command}`; {jax.devices()[0].device_kind}, jax {jax.__version__}. "
         f"Digits MLP 64-128-10, {sizes['n_strengths']} L1 strengths x {sizes['steps']} Adam "

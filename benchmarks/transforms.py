@@ -386,7 +386,8 @@ def main(argv=None) -> None:
     print(f"fraction of matmul FLOP/s: {results['compute_bound']['fraction_of_matmul']:.2f}")
     results["targets"] = _targets(results)
     stem = "transforms_quick" if args.quick else "transforms"
-    command = "python benchmarks/transforms.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/transforms.py" + " --quick" * args.quick
+    command += f" --repeats {args.repeats}" if args.repeats else ""
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(_markdown(results, command))

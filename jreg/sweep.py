@@ -43,7 +43,7 @@ def _compiled(fn: Callable, sharding: NamedSharding, hyperparams: Any) -> Any:
 def _as_sweep_axis(hyperparams: Any) -> Any:
     """A list or tuple of numbers is one sweep axis (an array), not a pytree of scalars."""
     if isinstance(hyperparams, list | tuple) and all(
-        isinstance(value, Number) or np.ndim(value) == 0 for value in hyperparams
+        isinstance(value, Number) or getattr(value, "ndim", None) == 0 for value in hyperparams
     ):
         return np.asarray(hyperparams) if hyperparams else hyperparams
     return hyperparams

@@ -158,6 +158,7 @@ def test_sweep_of_proximal_training_over_strength_and_learning_rate():
         ({}, {}, ValueError, "at least one array"),
         ([], {}, ValueError, "at least one array"),
         (["a", "b"], {}, TypeError, "numbers"),
+        ([{"a": 1.0}, {"a": 2.0}], {}, ValueError, "leading sweep axis"),
         (np.ones(3), {"batch_size": 0}, ValueError, "batch_size"),
         (np.ones(3), {"batch_size": 2.5}, TypeError, "batch_size"),
         (np.ones(3), {"mesh": "devices"}, TypeError, "mesh"),
