@@ -24,11 +24,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jreg._checks import check, check_count, is_count, is_traced
 from jreg.glm import paths
 from jreg.glm.objectives import Data
 from jreg.glm.paths import Config, Options, Path, Settings
+from jreg.sweep import _check_batch_size as check_batch_size
+from jreg.sweep import _sharding as batch_sharding
 
 __all__ = ["SCORINGS", "CrossValidation", "StabilitySelection", "cross_validate",
            "stability_selection"]  # fmt: skip
@@ -68,22 +71,62 @@ class StabilitySelection(NamedTuple):
     probabilities: jax.Array
 
 
-def _batched_paths(data: Data, weights, grid, options: Options, config: Config, sequential):
-    """:func:`jreg.glm.paths.path_arrays` for a batch of sample weights ``(B, n)``, one program:
-    vmapped, or a loop over the batch (``sequential``; faster on CPU, where members that have
+def _batched_paths(data: Data, weights, grid, options: Options, config: Config, sequential,
+                   sharding=None, batch_size=None):  # fmt: skip
+    """:func:`jreg.glm.paths.path_arrays` for a batch of sample weights ``(B, n)``, one program.
+
+    Each device runs its members (all of them without ``sharding``; else the batch, padded with
+    copies of its last member to a multiple of the devices, is sharded over ``sharding``'s mesh
+    with ``jax.shard_map``) as a loop (``sequential``; faster on CPU, where members that have
     converged would wait for the others at every strength: 1.2-2x on the cross-validations of
-    ``benchmarks/paths.py``)."""
+    ``benchmarks/paths.py``), else vmapped, ``ceil(batch_size / devices)`` at a time.
+    """
     weights = weights / jnp.sum(weights, axis=1, keepdims=True)
+    if sharding is None:
+        return _device_paths(data, weights, grid, options, config, sequential, batch_size)
+    n_members, n_devices = weights.shape[0], sharding.mesh.size
+    padding = jnp.repeat(weights[-1:], -n_members % n_devices, axis=0)
+    per_device = None if batch_size is None else -(-batch_size // n_devices)
+    run = lambda d, w, g, o: _device_paths(d, w, g, o, config, sequential, per_device)  # noqa: E731
+    batch = jax.shard_map(  # the solvers know nothing of the mesh: no varying-axis checks
+        run, mesh=sharding.mesh, in_specs=(PartitionSpec(), sharding.spec, PartitionSpec(),
+        PartitionSpec()), out_specs=sharding.spec, check_vma=False,
+    )(data, jnp.concatenate([weights, padding]), grid, options)  # fmt: skip
+    return jax.tree.map(lambda x: x[:n_members], batch)
+
+
+def _device_paths(data: Data, weights, grid, options: Options, config: Config, sequential,
+                  batch_size: int | None):  # fmt: skip
+    """The paths of normalized ``weights (B, n)`` on one device: a loop (``sequential``), else
+    vmapped ``batch_size`` at a time (all of them for ``None``)."""
     one = lambda a: paths.path_arrays(data._replace(weights=a), grid, options, config)  # noqa: E731
-    return jax.lax.map(one, weights) if sequential else jax.vmap(one)(weights)
+    if sequential:
+        return jax.lax.map(one, weights)
+    if batch_size is None:
+        return jax.vmap(one)(weights)
+    return jax.lax.map(one, weights, batch_size=batch_size)
 
 
-batched_paths_jit = jax.jit(_batched_paths, static_argnames=("config", "sequential"))
+batched_paths_jit = jax.jit(
+    _batched_paths, static_argnames=("config", "sequential", "sharding", "batch_size")
+)
 
 
-def _sequential(data: Data) -> bool:
-    """Whether batches of paths on ``data`` run one member after the other: on CPU."""
-    return all(device.platform == "cpu" for device in data.X.devices())
+def _placement(data: Data, mesh: Mesh | None, batch_size) -> tuple[bool, NamedSharding | None]:
+    """Whether members run one after the other (on CPU), and the sharding of the batch axis:
+    over ``mesh``, by default over every device where there are several (``None`` for one)."""
+    check_batch_size(batch_size)
+    if mesh is None and jax.device_count() == 1:
+        return all(device.platform == "cpu" for device in data.X.devices()), None
+    sharding = batch_sharding(mesh)
+    return sharding.mesh.devices.flat[0].platform == "cpu", sharding
+
+
+def _replicated(tree, sharding: NamedSharding | None):
+    """``tree`` copied to every device of ``sharding``'s mesh (global arrays across hosts)."""
+    if sharding is None:
+        return tree
+    return jax.device_put(tree, NamedSharding(sharding.mesh, PartitionSpec()))
 
 
 def _strata(data: Data, datafit) -> list[np.ndarray]:
@@ -143,7 +186,16 @@ def _check_scoring(scoring, datafit, n_outputs: int) -> None:
 
 
 def cross_validate(
-    X, y, *, n_folds=5, folds=None, seed=0, scoring="deviance", **path_kwargs
+    X,
+    y,
+    *,
+    n_folds=5,
+    folds=None,
+    seed=0,
+    scoring="deviance",
+    mesh=None,
+    batch_size=None,
+    **path_kwargs,
 ) -> CrossValidation:
     r"""K-fold cross-validated path: all folds and the full-data path in one program.
 
@@ -161,6 +213,10 @@ def cross_validate(
       scoring: the held-out score (glmnet's ``type.measure``): ``"deviance"`` (the mean
         held-out datafit loss), ``"mse"``, ``"mae"``, ``"misclassification"``, ``"auc"``
         (reported as ``1 - AUC``); lower is better (see the module docstring).
+      mesh: a ``jax.sharding.Mesh`` whose devices share the folds (over all its axes, across
+        hosts too, as :func:`jreg.sweep`); ``None``: every device where there are several.
+      batch_size: the most members (folds and the full path) solved at once, rounded up to a
+        multiple of the devices (on CPU each device solves one at a time); ``None``: all.
       **path_kwargs: any keyword of :func:`~jreg.glm.path` (``datafit``, ``penalty``,
         ``strengths``, ...).
 
@@ -196,9 +252,10 @@ def cross_validate(
         raise ValueError(
             "folds must each hold out, and keep for training, rows of positive sample_weight"
         )
+    sequential, sharding = _placement(data, mesh, batch_size)
     result, converged = _cross_validation_jit(
-        data, held_out, grid, options, config=config, scoring=scoring,
-        sequential=_sequential(data),
+        *_replicated((data, held_out, grid, options), sharding), config=config, scoring=scoring,
+        sequential=sequential, sharding=sharding, batch_size=batch_size,
     )  # fmt: skip
     paths.warn_unconverged(
         converged, settings.max_iter, "solves (folds and the full path, per strength)"
@@ -248,12 +305,15 @@ def _given_folds(folds, n: int) -> np.ndarray:
 
 
 def _cross_validation(data: Data, held_out, grid, options: Options, config: Config,
-                      scoring: str, sequential: bool):  # fmt: skip
+                      scoring: str, sequential: bool, sharding, batch_size):  # fmt: skip
     """:func:`cross_validate` after the folds are drawn (``held_out``: ``(n_folds, n)``, 1 for
-    the rows a fold holds out), one program; also returns whether each solve converged."""
+    the rows a fold holds out), one program; also returns whether each solve converged (copied
+    to every device of ``sharding``'s mesh, so every host holds the whole result)."""
     n_folds = held_out.shape[0]
     weights = jnp.concatenate([data.weights[None, :] * (1 - held_out), data.weights[None]])
-    batch, converged = _batched_paths(data, weights, grid, options, config, sequential)
+    batch, converged = _batched_paths(
+        data, weights, grid, options, config, sequential, sharding, batch_size
+    )
     folds = jax.tree.map(lambda x: x[:n_folds], batch)
     datafit, _ = paths.parts(config, options, data)
     scores = _held_out_scores(data, datafit, folds, held_out * data.weights[None, :], scoring)
@@ -268,16 +328,20 @@ def _cross_validation(data: Data, held_out, grid, options: Options, config: Conf
         strength_1se=jnp.max(jnp.where(within, grid, -jnp.inf)),
         path=jax.tree.map(lambda x: x[n_folds], batch),
     )
-    return result, converged
+    if sharding is None:
+        return result, converged
+    everywhere = NamedSharding(sharding.mesh, PartitionSpec())
+    return jax.lax.with_sharding_constraint((result, converged), everywhere)
 
 
 _cross_validation_jit = jax.jit(
-    _cross_validation, static_argnames=("config", "scoring", "sequential")
+    _cross_validation,
+    static_argnames=("config", "scoring", "sequential", "sharding", "batch_size"),
 )
 
 
 def stability_selection(
-    X, y, *, n_subsamples=100, fraction=0.5, seed=0, **path_kwargs
+    X, y, *, n_subsamples=100, fraction=0.5, seed=0, mesh=None, batch_size=None, **path_kwargs
 ) -> StabilitySelection:
     r"""Stability selection (Meinshausen and Buhlmann, 2010), all subsamples in one program.
 
@@ -291,6 +355,10 @@ def stability_selection(
       n_subsamples: number of subsamples.
       fraction: fraction of the rows in each subsample, in (0, 1].
       seed: seed of the subsampling.
+      mesh: a ``jax.sharding.Mesh`` whose devices share the subsamples (over all its axes, across
+        hosts too); ``None``: every device where there are several.
+      batch_size: the most subsamples solved at once, rounded up to a multiple of the devices
+        (on CPU each device solves one at a time); ``None``: all.
       **path_kwargs: any keyword of :func:`~jreg.glm.path`.
 
     Returns:
@@ -320,10 +388,31 @@ def stability_selection(
         size = max(1, int(round(fraction * rows.size)))
         for subsample in mask:
             subsample[rng.choice(rows, size, replace=False)] = 1
-    weights = data.weights[None, :] * jnp.asarray(mask, data.X.dtype)
-    batch, converged = batched_paths_jit(
-        data, weights, grid, options, config=config, sequential=_sequential(data)
-    )
+    weights = np.asarray(data.weights)[None, :] * mask.astype(data.X.dtype)
+    sequential, sharding = _placement(data, mesh, batch_size)
+    probabilities, converged = _selection_probabilities_jit(
+        *_replicated((data, weights, grid, options), sharding), config=config,
+        sequential=sequential, sharding=sharding, batch_size=batch_size,
+    )  # fmt: skip
     paths.warn_unconverged(converged, settings.max_iter, "solves (subsamples, per strength)")
+    return StabilitySelection(grid, probabilities)
+
+
+def _selection_probabilities(data: Data, weights, grid, options: Options, config: Config,
+                             sequential: bool, sharding, batch_size):  # fmt: skip
+    """Per strength and feature, the fraction of the paths of ``weights (B, n)`` that select
+    it, and whether each solve converged (on every device of ``sharding``'s mesh)."""
+    batch, converged = _batched_paths(
+        data, weights, grid, options, config, sequential, sharding, batch_size
+    )
     coef = batch.coef if batch.coef.ndim == 3 else jnp.any(batch.coef != 0, axis=-1)
-    return StabilitySelection(grid, jnp.mean(coef != 0, axis=0))
+    result = jnp.mean(coef != 0, axis=0), converged
+    if sharding is None:
+        return result
+    return jax.lax.with_sharding_constraint(result, NamedSharding(sharding.mesh, PartitionSpec()))
+
+
+_selection_probabilities_jit = jax.jit(
+    _selection_probabilities,
+    static_argnames=("config", "sequential", "sharding", "batch_size"),
+)
