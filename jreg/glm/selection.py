@@ -1,8 +1,9 @@
 r"""Model selection: :func:`cross_validate` and :func:`stability_selection`.
 
 Folds and subsamples are sample weights (0 for the rows left out), so all of them run as one
-compiled program with the full-data path: vmapped on accelerators, a loop over them on CPU
-(where vmapped members would wait at every strength for the slowest). Classifiers' folds and
+compiled program with the full-data path, sharded over the devices of a mesh (``jax.shard_map``;
+across hosts too), each device running its share vmapped on accelerators, a loop over them on
+CPU (where vmapped members would wait at every strength for the slowest). Classifiers' folds and
 subsamples are stratified by class.
 
 Held-out scores (``scoring``, glmnet's ``type.measure``; lower is better), per fold and strength,
@@ -123,7 +124,8 @@ def _placement(data: Data, mesh: Mesh | None, batch_size) -> tuple[bool, NamedSh
 
 
 def _replicated(tree, sharding: NamedSharding | None):
-    """``tree`` copied to every device of ``sharding``'s mesh (global arrays across hosts)."""
+    """``tree`` copied to every device of ``sharding``'s mesh: global arrays across hosts, so
+    that every host holds the inputs and the results (inside ``jit``: a sharding constraint)."""
     if sharding is None:
         return tree
     return jax.device_put(tree, NamedSharding(sharding.mesh, PartitionSpec()))
@@ -328,10 +330,7 @@ def _cross_validation(data: Data, held_out, grid, options: Options, config: Conf
         strength_1se=jnp.max(jnp.where(within, grid, -jnp.inf)),
         path=jax.tree.map(lambda x: x[n_folds], batch),
     )
-    if sharding is None:
-        return result, converged
-    everywhere = NamedSharding(sharding.mesh, PartitionSpec())
-    return jax.lax.with_sharding_constraint((result, converged), everywhere)
+    return _replicated((result, converged), sharding)
 
 
 _cross_validation_jit = jax.jit(
@@ -406,10 +405,7 @@ def _selection_probabilities(data: Data, weights, grid, options: Options, config
         data, weights, grid, options, config, sequential, sharding, batch_size
     )
     coef = batch.coef if batch.coef.ndim == 3 else jnp.any(batch.coef != 0, axis=-1)
-    result = jnp.mean(coef != 0, axis=0), converged
-    if sharding is None:
-        return result
-    return jax.lax.with_sharding_constraint(result, NamedSharding(sharding.mesh, PartitionSpec()))
+    return _replicated((jnp.mean(coef != 0, axis=0), converged), sharding)
 
 
 _selection_probabilities_jit = jax.jit(
