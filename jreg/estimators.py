@@ -27,6 +27,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from jreg import glm
+from jreg._checks import is_count
 from jreg.glm import paths
 
 __all__ = ["GLMClassifier", "GLMClassifierCV", "GLMRegressor", "GLMRegressorCV"]
@@ -94,6 +95,9 @@ class _GLM(BaseEstimator):
         Returns:
           The estimator.
         """
+        for name, value in (("X", X), ("y", y)):  # scikit-learn's error names neither
+            if np.asarray(value).dtype.kind == "c":
+                raise ValueError(f"{name} must hold real numbers: Complex data not supported")
         X, y = validate_data(
             self, X, y, dtype=np.float64, y_numeric=not self._classifier,
             multi_output=not self._classifier,
@@ -183,6 +187,10 @@ class _CV(_GLM):
     def _folds(self, X, y) -> np.ndarray:
         """Fold ids ``(n,)`` of ``cv``'s test sets (a partition of the rows), or drawn."""
         if self.cv is None:
+            if not is_count(self.n_folds, 2) or self.n_folds > X.shape[0]:
+                raise ValueError(
+                    f"n_folds must be an int in [2, n_samples = {X.shape[0]}], got {self.n_folds!r}"
+                )
             kind = StratifiedKFold if self._classifier else KFold
             splitter = kind(self.n_folds, shuffle=True, random_state=self.seed)
         else:

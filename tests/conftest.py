@@ -28,3 +28,22 @@ def _release_compiled_programs():
     """Each test module's compiled programs are dropped after it (the suite compiles hundreds)."""
     yield
     jax.clear_caches()
+
+
+def _memory_maps() -> int:
+    """The process's memory mappings (0 where /proc is absent)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return sum(1 for _ in maps)
+    except OSError:
+        return 0
+
+
+@pytest.fixture(autouse=True)
+def _release_before_the_map_limit():
+    """Every compiled program holds memory mappings, and Linux allows a process 65530 by
+    default (``vm.max_map_count``): beyond, XLA's compiler fails with 'Cannot allocate memory'
+    and aborts. A long test module drops its compiled programs well before that."""
+    yield
+    if _memory_maps() > 40_000:
+        jax.clear_caches()

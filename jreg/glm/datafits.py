@@ -57,8 +57,9 @@ class Datafit(NamedTuple):
         the user's ``y``; checks the labels where they are concrete.
       mean: ``z (..., m) -> (..., m)`` the model's mean response (the inverse link).
       curvature_bound: an upper bound on the Hessian's eigenvalues over all ``z``, or None.
-      conjugate: ``(u, y) -> (n,)`` the loss's convex conjugate :math:`f^*(u)` at
-        ``u = kappa * gradient`` (``0 <= kappa <= 1``), or None (no duality gap is known).
+      conjugate: ``(u, y) -> (n,)`` the loss's convex conjugate :math:`f^*(u)`, inf outside
+        its domain (the duality gap scales its dual point into it), or None (no duality gap is
+        known).
       intercept_at_zero: ``(y, a) -> (m,)`` the best intercept when ``w = 0``, or None (fitted).
       classify: ``(response (..., m)) -> (...)`` class indices, for classifiers (of ``mean(z)``
         or ``y``).
@@ -169,9 +170,9 @@ def _counts(y, weights) -> jax.Array:
 
 
 def _entropy(v):
-    """:math:`\\sum v \\log v` over the last axis (``0 log 0 = 0``), ``v`` clipped at 0."""
-    v = jnp.maximum(v, 0)
-    return jnp.sum(jax.scipy.special.xlogy(v, v), axis=-1)
+    """:math:`\\sum v \\log v` over the last axis (``0 log 0 = 0``; inf where some
+    ``v < 0``, outside the domain)."""
+    return jnp.sum(jnp.where(v >= 0, jax.scipy.special.xlogy(v, v), jnp.inf), axis=-1)
 
 
 def squared(options=None) -> Datafit:
@@ -197,9 +198,10 @@ def logistic(options=None) -> Datafit:
         sign = 2 * y - 1
         return -sign * jax.nn.sigmoid(-sign * z)  # no cancellation where the fit is good
 
-    def conjugate(u, y):
-        t = jnp.clip(jnp.abs(u), 0, 1)
-        return jnp.sum(jax.scipy.special.xlogy(t, t) + jax.scipy.special.xlog1py(1 - t, -t), 1)
+    def conjugate(u, y):  # inf outside its domain, -u (2 y - 1) in [0, 1]
+        t = -(2 * y - 1) * u
+        entropy = jax.scipy.special.xlogy(t, t) + jax.scipy.special.xlog1py(1 - t, -t)
+        return jnp.sum(jnp.where((t >= 0) & (t <= 1), entropy, jnp.inf), 1)
 
     def intercept_at_zero(y, a):
         q = a @ y
@@ -292,7 +294,7 @@ def huber(options) -> Datafit:
         prepare=lambda y, weights: _single(y, weights.dtype),
         mean=lambda z: z,
         curvature_bound=1.0,
-        conjugate=lambda u, y: jnp.sum(u**2 / 2 + u * y, axis=1),
+        conjugate=lambda u, y: jnp.sum(jnp.where(abs(u) <= delta, u**2 / 2 + u * y, jnp.inf), 1),
         residual=True,
     )
 

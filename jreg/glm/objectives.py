@@ -108,17 +108,34 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, compl
         r_r = r_y + grad @ w  # ||r||_a^2 = y_sq - 2 corr.w + w.G.w
         return Evaluation(r_r / 2, grad, zero, jax.tree_util.Partial(_squared_dual, r_y, r_r))
 
+    def feasible(evaluation, w, index):
+        r"""The residual after the exact minimization over the coordinates ``index`` (see
+        :func:`solvers.gap_at`), from the Gram matrix: :math:`r' = r + X_U \delta`."""
+        feature, output = index // m, index % m
+        onehot = output[:, None] == jnp.arange(m)[None, :]
+        columns = gram.at[:, feature].get(mode="fill", fill_value=0)  # (p, K)
+        same = output[:, None] == output[None, :]
+        block = columns.at[feature].get(mode="fill", fill_value=0) * same
+        rhs = evaluation.grad_w.at[index].get(mode="fill", fill_value=0)
+        delta = solvers.free_solve(block, rhs)
+        grad = evaluation.grad_w - (columns @ (delta[:, None] * onehot)).reshape(-1)
+        r_y = y_sq - flat_corr @ w  # as in evaluate, then moved: ||r'||^2 = ||r||^2 - delta.rhs
+        r_r = r_y + evaluation.grad_w @ w - delta @ rhs
+        r_y = r_y + delta @ flat_corr.at[index].get(mode="fill", fill_value=0)
+        dual = jax.tree_util.Partial(_squared_dual, r_y, r_r)
+        return evaluation._replace(grad_w=grad.at[index].set(0, mode="drop"), dual=dual)
+
     def hessian_block(data, index, hessians):
         gram = data[0]
         return gram.at[index[:, None], index[None, :]].get(mode="fill", fill_value=0), hessians
 
     lipschitz = solvers.top_eigenvalue(lambda v: gram @ v, p, gram.dtype)
     if m > 1:  # no Newton steps: its systems are per output
-        return Smooth(evaluate, lipschitz, quadratic=True)
+        return Smooth(evaluate, lipschitz, quadratic=True, feasible=feasible)
     size = min(solvers._NEWTON_MAX, p)
     if not complement:
         return Smooth(evaluate, lipschitz, quadratic=True, hessian_block=hessian_block,
-                      hessian_data=(gram,), newton_size=size)  # fmt: skip
+                      hessian_data=(gram,), newton_size=size, feasible=feasible)  # fmt: skip
     eps = jnp.finfo(gram.dtype).eps
     identity = jnp.eye(p, dtype=gram.dtype)
     factor = jax.scipy.linalg.cho_factor(gram + 10 * eps * jnp.trace(gram) * identity)
@@ -128,7 +145,7 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, compl
     largest = min(solvers._NEWTON_MAX, (p - 1) // 2)  # a complement is the smaller part: < p / 2
     return Smooth(evaluate, lipschitz, quadratic=True, hessian_block=hessian_block,
                   hessian_data=(gram, inverse, accurate), newton_size=size,
-                  complement_size=largest)  # fmt: skip
+                  complement_size=largest, feasible=feasible)  # fmt: skip
 
 
 def _squared_on_rows(rows, yc, a, lipschitz) -> Smooth:
@@ -168,9 +185,20 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> Smooth:
         )
         return block, kept
 
+    def feasible(evaluation, w, index):
+        """The residual after the exact minimization over the coordinates ``index`` (see
+        :func:`solvers.gap_at`; the gradient of the loss in ``z`` is ``-r``)."""
+        r = yc - solvers.support_product(w, rows, size)
+        unit = (jnp.ones_like(r)[:, None], None)
+        g, grad = solvers.feasible_gradient(rows, a, -r[:, None], unit, index, intercept=False)
+        r_y, r_r = a @ (-g[:, 0] * yc), a @ g[:, 0] ** 2
+        dual = jax.tree_util.Partial(_squared_dual, r_y, r_r)
+        return evaluation._replace(grad_w=grad, dual=dual)
+
     empty = Hessians(jnp.full(size, rows.shape[0]), jnp.zeros((size, size), rows.dtype))
     return Smooth(evaluate, lipschitz, quadratic=True, hessian_block=hessian_block,
-                  hessian_data=(rows, a), newton_size=size, hessians=empty)  # fmt: skip
+                  hessian_data=(rows, a), newton_size=size, hessians=empty,
+                  feasible=feasible)  # fmt: skip
 
 
 def _fista(smooth: Smooth, penalty: Penalty) -> tuple[Callable, Callable]:
@@ -272,8 +300,8 @@ def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: b
     rows = (X - x_mean[None, :]).T
     design = Design(rows, y, a, support_size=min(p, max(n, 64)))
 
-    def dual(g, y, a, kappa):
-        return -(a @ datafit.conjugate(kappa * g, y))
+    def dual(g, y, a, kappa):  # samples of weight 0 (held out) do not count, even outside
+        return -jnp.sum(jnp.where(a > 0, a * datafit.conjugate(kappa * g, y), 0))  # the domain
 
     def evaluate(w, b) -> Evaluation:
         z = solvers.linear(design, w, b)
@@ -284,6 +312,14 @@ def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: b
         loss = a @ datafit.loss(z, y)
         return Evaluation(loss, (rows @ weighted).reshape(-1), grad_b, conjugate, z=z)
 
+    def feasible(evaluation, w, index):  # see solvers.gap_at
+        z = evaluation.z
+        g, grad = solvers.feasible_gradient(rows, a, datafit.gradient(z, y),
+                                            datafit.curvature(z, y), index,
+                                            intercept=fit_intercept)  # fmt: skip
+        dual_at = jax.tree_util.Partial(dual, g, y, a)
+        return evaluation._replace(grad_w=grad, grad_b=jnp.zeros(m, X.dtype), dual=dual_at)
+
     def best_intercept(w, b):
         z = solvers.linear(design, w, b)
         return b + solvers.best_shift(datafit, z, y, a, solvers.POLISH_STEPS)
@@ -293,7 +329,7 @@ def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: b
 
     if penalty.coordinate_prox is not None or penalty.block_prox is not None:
         solve = functools.partial(solvers.prox_newton, design, datafit, evaluate, penalty,
-                                  fit_intercept=fit_intercept)  # fmt: skip
+                                  fit_intercept=fit_intercept, feasible=feasible)  # fmt: skip
         smooth = Smooth(evaluate, jnp.ones((), X.dtype))
         warm_start = evaluate
     else:
@@ -309,6 +345,7 @@ def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: b
             backtrack=datafit.curvature_bound is None,
             best_intercept=best_intercept if fit_intercept else None,
             value=lambda w, b: a @ datafit.loss(solvers.linear(design, w, b), y),
+            feasible=feasible,
         )
         solve, warm_start = _fista(smooth, penalty)
 

@@ -12,8 +12,8 @@ r"""The solvers of :mod:`jreg.glm`, written against what they need of a problem,
 
 Every solver is warm-started down the path and stops when :func:`gap_at`, a duality gap (convex
 penalty, datafit with a conjugate) or a squared gradient mapping (otherwise), falls below the
-target ``tol * F(0)``; unpenalized coordinates and the intercept add their squared gradient
-mapping (their dual constraints are not met by scaling).
+target ``tol * F(0)``; the dual point first meets the constraints of the unpenalized coordinates
+and the intercept, which scaling cannot (see :func:`gap_at`).
 """
 
 from collections.abc import Callable
@@ -34,6 +34,8 @@ _UNMEASURABLE = 64  # a predicted decrease below this many ulps of the objective
 _WORKING_SET = 10  # the smallest working set (coordinate descent, proximal Newton)
 _ANDERSON = 5  # coordinate-descent epochs between two Anderson extrapolations
 POLISH_STEPS = 3  # Newton steps on the intercept before a gap (from near its best)
+_FREE_MAX = 32  # the most unpenalized coordinates whose dual constraints the gap meets
+_NEGLIGIBLE = 1e-3  # a strength below this fraction of its gradient counts as unpenalized there
 
 _NEWTON_MAX = 1024  # the largest support a Newton step solves on
 _NEWTON_BUCKETS = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768)  # smaller systems solve faster
@@ -52,7 +54,6 @@ class Evaluation(NamedTuple):
     grad_w: jax.Array  # (d,)
     grad_b: jax.Array  # (m,); 0 where the intercept is not a variable
     dual: Callable | None  # a Partial (carried across strengths); None: no conjugate
-    dual_point: jax.Array | None = None  # X^T theta at kappa = 1; None: -grad_w
     z: jax.Array | None = None  # the linear predictor (n, m), where the solver reuses it
 
 
@@ -90,6 +91,9 @@ class Smooth(NamedTuple):
     # Newton systems on large supports solve on the complement of the support, up to this size
     complement_size: int = 0
     hessians: Hessians | None = None  # before the first block
+    # (evaluation, w, index) -> the evaluation with a dual point that meets the constraints of
+    # the coordinates ``index`` (see :func:`gap_at`); None: their gradient mapping is counted
+    feasible: Callable | None = None
 
 
 class Solution(NamedTuple):
@@ -142,25 +146,101 @@ def support_product(w, rows, size: int) -> jax.Array:
     return maybe(jnp.sum(support) > size, dense, jnp.tensordot(take(w), take(rows), axes=(0, 0)))
 
 
-def gap_at(evaluation: Evaluation, curvature, intercept_curvature, penalty: Penalty, w, lam):
-    """Duality gap or squared gradient mapping at ``(w, b)`` from an evaluation of the datafit
+def gap_at(evaluation: Evaluation, curvature, intercept_curvature, penalty: Penalty, w, lam,
+           feasible: Callable | None = None):  # fmt: skip
+    r"""Duality gap or squared gradient mapping at ``(w, b)`` from an evaluation of the datafit
     there; ``curvature`` is the curvature in ``w`` (a scalar bound, or per coordinate), the
-    inverse step of the gradient mapping (``intercept_curvature``: in ``b``)."""
+    inverse step of the gradient mapping (``intercept_curvature``: in ``b``).
+
+    The dual point :math:`\theta = \kappa \nabla F(z)` is scaled into the penalty's dual
+    feasible set, but an unpenalized coordinate :math:`j` (and the intercept) constrains it to
+    :math:`X_j^\top \theta = 0`, which scaling cannot meet (and one whose strength is
+    negligible, only by scaling to nearly 0). With ``feasible``, for up to ``_FREE_MAX`` such
+    coordinates the dual point is first moved to meet them (see
+    :func:`feasible_gradient`) and scaled into the conjugate's domain (:func:`domain_scale`): the
+    gap then bounds the suboptimality. Otherwise (more of them, no ``feasible``) their squared
+    gradient mapping is added, an estimate.
+    """
     step = 1 / curvature
     mapped = lambda: penalty.prox(w - step * evaluation.grad_w, lam, step)  # noqa: E731
-    intercept = jnp.sum(evaluation.grad_b**2 / (2 * intercept_curvature))
     if penalty.dual_scale is None or evaluation.dual is None:
+        intercept = jnp.sum(evaluation.grad_b**2 / (2 * intercept_curvature))
         return jnp.sum((w - mapped()) ** 2 * curvature / 2) + intercept
-    v = -evaluation.grad_w if evaluation.dual_point is None else evaluation.dual_point
-    kappa = penalty.dual_scale(v, lam)
+    per_coordinate = lam.shape == w.shape  # else per group: no unpenalized coordinates
+    unpenalized = (lam == 0) if per_coordinate else jnp.zeros(w.shape, bool)
+    projected = jnp.zeros((), bool)
+    domain = jnp.ones((), evaluation.loss.dtype)
+    if feasible is not None and per_coordinate:
+        size = min(w.size, _FREE_MAX)
+        # and those whose strength is negligible, which scaling would meet only near 0
+        negligible = unpenalized | (lam < _NEGLIGIBLE * jnp.abs(evaluation.grad_w))
+        free = jnp.where(jnp.sum(negligible) <= size, negligible, unpenalized)
+        index = jnp.nonzero(free, size=size, fill_value=w.size)[0]
+        projected = jnp.any(free) & (jnp.sum(free) <= size)
+
+        def project(state):
+            moved = feasible(state[0], w, index)
+            return moved, domain_scale(moved.dual, domain)
+
+        evaluation, domain = maybe(projected, project, (evaluation, domain))
+    v = -evaluation.grad_w
+    kappa = jnp.minimum(penalty.dual_scale(v, lam), domain)
     primal = evaluation.loss + penalty.value(w, lam)
     dual = evaluation.dual(kappa) - penalty.conjugate(kappa * v, lam)
-    if lam.shape != w.shape:  # per group: no unpenalized coordinates
-        return jnp.maximum(primal - dual, 0) + intercept
-    # unpenalized coordinates (factor 0) constrain the dual point (X_j^T theta = 0), which the
-    # scaling above cannot meet: count their squared gradient mapping instead
-    free = jnp.where(lam == 0, (w - mapped()) ** 2 * curvature / 2, 0)
-    return jnp.maximum(primal - dual, 0) + jnp.sum(free) + intercept
+    intercept = jnp.sum(evaluation.grad_b**2 / (2 * intercept_curvature))
+    estimate = jnp.where(unpenalized & ~projected, (w - mapped()) ** 2 * curvature / 2, 0)
+    return jnp.maximum(primal - dual, 0) + jnp.sum(estimate) + intercept
+
+
+def free_solve(M: jax.Array, rhs: jax.Array) -> jax.Array:
+    """A least-squares solution of ``M x = rhs`` (``M`` PSD, exact where ``rhs`` is in its
+    range), scaled by its diagonal first (zero rows and columns: padding)."""
+    diagonal = jnp.diagonal(M)
+    s = jnp.where(diagonal > 0, 1 / jnp.sqrt(jnp.where(diagonal > 0, diagonal, 1)), 0)
+    return s * (jnp.linalg.pinv(s[:, None] * M * s[None, :], hermitian=True) @ (s * rhs))
+
+
+def feasible_gradient(rows, a, g, curvature, index, *, intercept: bool):
+    r"""The per-sample gradient moved to meet the dual constraints of the coordinates ``index``
+    (flat indices of ``w.reshape(p, m)``; ``p m`` pads) and, with ``intercept``, of the
+    intercepts: :math:`g' = g - H X_U \delta` with :math:`X_U^\top A H X_U \delta = X_U^\top
+    A g`, so that :math:`X_U^\top A g' = 0`; :math:`H` the per-sample Hessians ``curvature =
+    (d, q)`` (a Newton step on those coordinates, linearized: :math:`g'` is the gradient after
+    it, to first order, so near the optimum it stays in the conjugate's domain). Returns
+    :math:`g'` ``(n, m)`` and :math:`X^\top A g'`, 0 on ``index``."""
+    n, m = g.shape
+    d, q = curvature
+    feature, output = index // m, index % m
+    columns = rows.at[feature].get(mode="fill", fill_value=0)  # (K, n)
+    if intercept:
+        columns = jnp.concatenate([columns, jnp.ones((m, n), rows.dtype)])
+        output = jnp.concatenate([output, jnp.arange(m)])
+    same = output[:, None] == output[None, :]
+    M = ((columns * (a[:, None] * d[:, output]).T) @ columns.T) * same
+    if q is not None:
+        q_columns = columns * q[:, output].T
+        M = M - (q_columns * a[None, :]) @ q_columns.T
+    rhs = jnp.take_along_axis((columns * a[None, :]) @ g, output[:, None], axis=1)[:, 0]
+    delta = free_solve(M, rhs)
+    step = columns.T @ (delta[:, None] * (output[:, None] == jnp.arange(m)[None, :]))  # (n, m)
+    h_step = d * step if q is None else d * step - q * jnp.sum(q * step, axis=1, keepdims=True)
+    moved = g - h_step
+    grad = (rows @ (a[:, None] * moved)).reshape(-1)
+    return moved, grad.at[index].set(0, mode="drop")
+
+
+def domain_scale(dual: Callable, one: jax.Array, steps: int = 40) -> jax.Array:
+    r"""The largest :math:`\kappa \le 1` (to :math:`2^{-40}`) at which the dual objective
+    ``dual(kappa)`` is finite: the conjugate's domain is convex and holds 0."""
+
+    def halve(_, bounds):
+        low, high = bounds
+        middle = (low + high) / 2
+        finite = jnp.isfinite(dual(middle))
+        return jnp.where(finite, middle, low), jnp.where(finite, high, middle)
+
+    inside = lambda _: jax.lax.fori_loop(0, steps, halve, (0 * one, one))[0]  # noqa: E731
+    return maybe(~jnp.isfinite(dual(one)), inside, one)
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,7 +488,8 @@ def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target, max_iter) -> Solu
         evaluation = smooth.evaluate(w, best)
         objective = evaluation.loss + penalty.value(w, lam)
         curvature = it.scale * smooth.lipschitz
-        gap = gap_at(evaluation, curvature, it.scale * smooth.intercept_lipschitz, penalty, w, lam)
+        intercept = it.scale * smooth.intercept_lipschitz
+        gap = gap_at(evaluation, curvature, intercept, penalty, w, lam, smooth.feasible)
         return it._replace(
             w=w, b=b, grad=evaluation.grad_w, objective=objective, gap=gap, b_best=best
         )
@@ -531,7 +612,9 @@ def coordinate_descent(
 
     def scored(w, evaluation, n_iter, hessians) -> _Sweep:
         objective = evaluation.loss + penalty.value(w, lam)
-        gap = gap_at(evaluation, curvature, smooth.intercept_lipschitz, penalty, w, lam)
+        gap = gap_at(
+            evaluation, curvature, smooth.intercept_lipschitz, penalty, w, lam, smooth.feasible
+        )
         return _Sweep(w, evaluation, objective, gap, n_iter, hessians)
 
     def evaluated(w, n_iter, hessians) -> _Sweep:
@@ -683,7 +766,8 @@ def _block_curvatures(rows, features, weighted):
 
 
 def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, lam, w, b, target,
-                max_iter, warm: Evaluation, *, fit_intercept: bool) -> Solution:  # fmt: skip
+                max_iter, warm: Evaluation, *, fit_intercept: bool,
+                feasible: Callable | None = None) -> Solution:  # fmt: skip
     r"""Proximal Newton with working sets (as skglm's ``ProxNewton``, newGLMNET in liblinear).
 
     At ``(w, b)`` the datafit is replaced by its second-order model, the per-sample Hessians
@@ -700,7 +784,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
     zeros), unless that decrease is below the objective's rounding (then it is taken in full:
     near the solution the gap still falls). ``n_iter`` counts epochs; a model whose minimizer
     is the current point, or a step that no halving makes acceptable, ends the solve (its gap
-    says how far it got).
+    says how far it got). ``feasible``: see :func:`gap_at`.
     """
     rows, y, a = design.rows, design.y, design.a
     p, m = rows.shape[0], y.shape[1]
@@ -729,7 +813,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         intercept = jnp.sum(h, axis=0)
         intercept = jnp.where(intercept > 0, intercept, 1)
         objective = evaluation.loss + penalty.value(w, lam)
-        gap = gap_at(evaluation, coordinates, intercept, penalty, w, lam)
+        gap = gap_at(evaluation, coordinates, intercept, penalty, w, lam, feasible)
         return _Newton(w, b, evaluation, objective, gap, n_iter, progress)
 
     def outer(state: _Newton) -> _Newton:
