@@ -16,9 +16,13 @@ the cross-validated best strength; ``--out FILE.npz`` saves them.
 import argparse
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
+
+import jreg
+from jreg import glm
 
 STRENGTHS = np.geomspace(1e-2, 1e2, 10)
 
@@ -32,17 +36,12 @@ def problem() -> tuple[np.ndarray, np.ndarray]:
 
 def ridge(strength):
     r"""Closed-form ridge :math:`(X^T X + s I)^{-1} X^T y` of :func:`problem`."""
-    import jax.numpy as jnp
-
     X, y = problem()
     return jnp.linalg.solve(X.T @ X + strength * jnp.eye(X.shape[1]), X.T @ y)
 
 
 def run(mesh: Mesh) -> dict[str, np.ndarray]:
     """The sweep and the cross-validation over ``mesh``, gathered on every host."""
-    import jreg
-    from jreg import glm
-
     X, y = problem()
     coefs = jreg.sweep(ridge, STRENGTHS, mesh=mesh)
     cv = glm.cross_validate(X, y, n_folds=5, n_strengths=10, mesh=mesh)
