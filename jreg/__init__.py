@@ -4,7 +4,8 @@ Penalties are pure functions on pytrees (:mod:`jreg.penalties`), each with its p
 (:mod:`jreg.prox`).
 """
 
-from jreg import glm, penalties, plot, prox
+from jreg import glm, groups, hard_concrete, penalties, plot, prox
+from jreg.ftrl import FtrlState, ftrl_proximal
 from jreg.sweep import sweep
 from jreg.transforms import (
     ProximalAdaptiveState,
@@ -19,11 +20,15 @@ from jreg.transforms import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "FtrlState",
     "ProximalAdaptiveState",
     "ProximalState",
     "__version__",
     "add_penalty_gradient",
+    "ftrl_proximal",
     "glm",
+    "groups",
+    "hard_concrete",
     "penalties",
     "plot",
     "projected",

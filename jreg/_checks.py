@@ -11,6 +11,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from optax._src.base import NO_PARAMS_MSG
 
 
 def is_traced(tree) -> bool:
@@ -45,7 +46,16 @@ def check_real(name: str, value, hint: str = "") -> None:
         raise TypeError(f"{name} must hold real numbers, got dtype {dtype}{hint}")
 
 
+def is_function(value) -> bool:
+    """A function (such as a strength given per leaf), not an array."""
+    return callable(value) and not hasattr(value, "shape")
+
+
 def check_strength(strength, name: str = "strength") -> None:
+    """Finite and non-negative where concrete; a function of (path, leaf) is checked per leaf
+    where it is called."""
+    if is_function(strength):
+        return
     check(name, strength, lambda s: np.isfinite(s) & (s >= 0), "finite and non-negative")
 
 
@@ -84,3 +94,24 @@ def is_count(value, minimum: int = 1) -> bool:
 def safe_divide(numerator: jax.Array, denominator: jax.Array, where: jax.Array, otherwise):
     """``numerator / denominator`` where ``where`` holds, else ``otherwise``; NaN-free grads."""
     return jnp.where(where, numerator / jnp.where(where, denominator, 1), otherwise)
+
+
+def require_params(updates, params) -> None:
+    """``params`` given, and ``updates`` of their structure and shapes."""
+    if params is None:
+        raise ValueError(NO_PARAMS_MSG)
+    shapes = [jnp.shape(x) for x in jax.tree.leaves(updates)]
+    expected = [jnp.shape(x) for x in jax.tree.leaves(params)]
+    if jax.tree.structure(updates) != jax.tree.structure(params) or shapes != expected:
+        raise ValueError(
+            f"updates must have the structure and shapes of params, got {shapes} for {expected}"
+        )
+
+
+def check_batch_size(batch_size: int | None) -> None:
+    if batch_size is None:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise TypeError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size}")

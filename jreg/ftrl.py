@@ -27,9 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from optax._src.base import NO_PARAMS_MSG
 
-from jreg._checks import check, check_strength, is_traced
+from jreg._checks import check, check_strength, is_traced, require_params
 
 __all__ = ["FtrlState", "ftrl_proximal"]
 
@@ -157,11 +156,7 @@ def ftrl_proximal(
         return new_w, z, n_new
 
     def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError(NO_PARAMS_MSG)
-        shapes, expected = jax.tree.map(jnp.shape, updates), jax.tree.map(jnp.shape, params)
-        if shapes != expected:
-            raise ValueError(f"updates must have the shapes of params, got {shapes} for {expected}")
+        require_params(updates, params)
         count = optax.safe_int32_increment(state.count)
         rounds = count if regularize_each_step else 1
         step = functools.partial(coordinate, rounds * l1, rounds * l2)

@@ -23,20 +23,26 @@ name            value                                               matches
 ``params``: one strength per leaf (``0`` exempts a leaf, such as a bias) or arrays broadcastable
 to each leaf (per-coordinate weights, glmnet's ``penalty.factor``). For the penalties that act on
 groups (``group_lasso``, ``linf``, ``nuclear``) a strength array broadcasts to the groups of a
-leaf: the leaf's shape with the reduced axes removed.
+leaf: the leaf's shape with the reduced axes removed. Where the structures differ (a flax
+``nnx.State`` against a plain dict), a nested dict of strengths is matched by the names along each
+leaf's path, e.g. ``{"linear1": {"kernel": 1e-3, "bias": 0.0}}``. ``strength`` may also be a
+function of each leaf's path (a tuple of its keys, e.g. ``("linear1", "kernel")``) and the leaf,
+``lambda path, leaf: 1e-3 if leaf.ndim == 2 else 0.0``.
 
 Values are computed in at least float32 and returned in the dtype of the parameters. Gradients
 are finite everywhere; at 0 the gradient of the L1-type terms is the subgradient 0
 (``strength * sign(w)``, as PyTorch's and optax's L1 conventions).
 """
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.tree_util import GetAttrKey
 
-from jreg._checks import check_a, check_gamma, check_l1_ratio, check_strength
+from jreg._checks import check_a, check_gamma, check_l1_ratio, check_strength, is_function
 
 __all__ = [
     "elastic_net",
@@ -57,6 +63,8 @@ __all__ = [
 def _compute_dtype(leaf: jax.Array, name: str) -> jnp.dtype:
     """float32 for half-precision leaves, the leaf's own dtype otherwise."""
     try:
+        if isinstance(leaf, str | bytes):  # result_type would read it as a dtype's name
+            raise TypeError
         dtype = jnp.result_type(leaf)
     except TypeError:  # a string, None, an object
         raise TypeError(f"{name} must have floating-point leaves, got {leaf!r}") from None
@@ -65,14 +73,45 @@ def _compute_dtype(leaf: jax.Array, name: str) -> jnp.dtype:
     return jnp.promote_types(dtype, jnp.float32)
 
 
+def _path_names(path) -> tuple:
+    """A key path's names (dict keys, attributes, indices), without the ``value`` attribute
+    that wraps a flax ``Variable``'s array."""
+    names = tuple(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in path)
+    return names[:-1] if names[-1:] == ("value",) and isinstance(path[-1], GetAttrKey) else names
+
+
+def _by_names(name: str, tree: Mapping, path: tuple):
+    """The entry of the nested dict ``tree`` along the names of ``path``."""
+    value = tree
+    for key in path:
+        if not isinstance(value, Mapping):
+            break
+        if key not in value:
+            raise ValueError(f"{name} has no entry for params' leaf {'/'.join(map(str, path))}")
+        value = value[key]
+    check_strength(value, f"{name} of {'/'.join(map(str, path))}")
+    return value
+
+
 def _per_leaf(name: str, tree, params) -> list:
-    """Broadcasts ``tree`` (a prefix of ``params``) to a list with one entry per leaf."""
+    """``tree`` (a prefix of ``params``, a nested dict matched by names, or a function of the
+    path and the leaf) as a list with one entry per leaf."""
+    if is_function(tree):
+        paths = jax.tree_util.tree_flatten_with_path(params)[0]
+        values = [(_path_names(p), tree(_path_names(p), leaf)) for p, leaf in paths]
+        for path, value in values:
+            check_strength(value, f"{name} of {'/'.join(map(str, path))}")
+        return [value for _, value in values]
     try:
         return jax.tree.leaves(jax.tree.broadcast(tree, params))
     except (ValueError, TypeError) as error:
+        if isinstance(tree, Mapping):
+            paths = jax.tree_util.tree_flatten_with_path(params)[0]
+            return [_by_names(name, tree, _path_names(p)) for p, _ in paths]
         raise ValueError(
-            f"{name} must be a scalar, an array or a pytree whose structure is a prefix of "
-            f"params; got {jax.tree.structure(tree)} for params {jax.tree.structure(params)}"
+            f"{name} must be a scalar, an array, a pytree whose structure is a prefix of params, "
+            f"a nested dict or a function of (path, leaf); got {jax.tree.structure(tree)} for "
+            f"params {jax.tree.structure(params)}"
         ) from error
 
 
@@ -158,14 +197,13 @@ def _matrix_axes(leaf: jax.Array) -> tuple[int, ...]:
 
 def _sum_over_leaves(leaf_value: Callable, params, strength, axes_of=_no_axes) -> jax.Array:
     """Sums ``leaf_value(leaf, axes, strength)`` over the leaves of ``params``."""
-    leaves = jax.tree.leaves(params)
-    out_dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
-    values = [
+    values = [  # the leaves' checks first: they name params
         jnp.sum(leaf_value(leaf, axes, s))
         for leaf, axes, s in _leaf_arguments(params, strength, axes_of)
     ]
     if not values:
-        return jnp.zeros((), out_dtype)
+        return jnp.zeros((), jnp.result_type(float))
+    out_dtype = jnp.result_type(*jax.tree.leaves(params))
     total = values[0]
     for value in values[1:]:
         total = total + value
@@ -360,8 +398,11 @@ def nuclear(params, strength) -> jax.Array:
       8.0
     """
 
-    def leaf_value(w, _, s):
-        return s[..., 0, 0] * jnp.sum(jnp.linalg.svd(w, compute_uv=False), axis=-1)
+    def leaf_value(w, _, s):  # an infinite entry (and no NaN): an infinite norm, not the SVD's NaN
+        infinite = jnp.any(jnp.isinf(w), axis=(-2, -1)) & ~jnp.any(jnp.isnan(w), axis=(-2, -1))
+        finite = jnp.where(jnp.isinf(w), 0, w)
+        norm = jnp.sum(jnp.linalg.svd(finite, compute_uv=False), axis=-1)
+        return s[..., 0, 0] * jnp.where(infinite, jnp.inf, norm)
 
     return _sum_over_leaves(leaf_value, params, strength, _matrix_axes)
 
@@ -443,7 +484,7 @@ def _safe_norm(w: jax.Array, axes: tuple[int, ...]) -> jax.Array:
     """Euclidean norm over ``axes`` (kept as size 1) with gradient 0 at 0."""
     kept = w.ndim - len(axes)
     flat = jnp.moveaxis(w, axes, tuple(range(kept, w.ndim)))
-    flat = flat.reshape(flat.shape[:kept] + (-1,))
+    flat = flat.reshape(flat.shape[:kept] + (math.prod(flat.shape[kept:]),))  # (-1: not if empty)
     # over the group's largest |entry| (held constant: the norm is homogeneous), so that its
     # squares neither overflow nor underflow (entries of 1e200 or 1e-200)
     top = jnp.max(jnp.abs(flat), axis=-1, keepdims=True, initial=0)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jreg._checks import check_callable, is_traced
+from jreg._checks import check_batch_size, check_callable, is_traced
 
 __all__ = ["sweep"]
 
@@ -75,16 +75,7 @@ def _sweep_length(leaves: list) -> int:
     return length
 
 
-def _check_batch_size(batch_size: int | None) -> None:
-    if batch_size is None:
-        return
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise TypeError(f"batch_size must be a positive int or None, got {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size}")
-
-
-def _sharding(mesh: Mesh | None) -> NamedSharding:
+def batch_sharding(mesh: Mesh | None) -> NamedSharding:
     """Shards the leading axis over every axis of ``mesh`` (default: all devices, 1-D)."""
     if mesh is None:
         mesh = Mesh(np.asarray(jax.devices()), ("sweep",))
@@ -178,8 +169,8 @@ def sweep(
         if np.asarray(leaf).dtype.kind not in "biufc":
             raise TypeError(f"hyperparams must hold numbers, got dtype {np.asarray(leaf).dtype}")
     length = _sweep_length(leaves)
-    _check_batch_size(batch_size)
-    sharding = _sharding(mesh)
+    check_batch_size(batch_size)
+    sharding = batch_sharding(mesh)
     chunk = _chunk_size(length, batch_size, sharding.mesh.size)
     n_chunks = math.ceil(length / chunk)
     padded = [

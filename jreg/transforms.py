@@ -21,6 +21,9 @@ keeps ``optax.inject_hyperparams`` working: strengths and learning rates become 
 hyperparameters, and a callable such as ``prox`` goes in its ``static_args``.
 """
 
+import functools
+import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -28,10 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from optax._src.base import NO_PARAMS_MSG
 
 from jreg import prox as _prox
-from jreg._checks import check, check_callable, check_strength
+from jreg._checks import check, check_callable, check_strength, is_function, require_params
+from jreg.penalties import _all_axes, _axes_of, _matrix_axes
 
 __all__ = [
     "ProximalAdaptiveState",
@@ -67,13 +70,53 @@ def _check_learning_rate(learning_rate: optax.ScalarOrSchedule) -> None:
         )
 
 
-def _check_prox(prox, *, elementwise: bool) -> None:
+def _check_prox(prox) -> None:
     check_callable("prox", prox, "a function of jreg.prox, such as jreg.prox.l1")
-    if elementwise and prox in (_prox.group_lasso, _prox.linf, _prox.nuclear):
-        raise ValueError(
-            f"prox must be elementwise (it gets a scaling per coordinate): prox.l1, l2, "
-            f"elastic_net, l0, mcp or scad, got prox.{prox.__name__}"
-        )
+
+
+def _group_axes(prox, options: Mapping[str, Any]) -> Callable | None:
+    """The axes a group prox of :mod:`jreg.prox` reduces (a function of the leaf), None for an
+    elementwise one; any other prox must be elementwise."""
+    if prox is _prox.group_lasso:
+        return _axes_of(options.get("axis"))
+    return {_prox.linf: _all_axes, _prox.nuclear: _matrix_axes}.get(prox)
+
+
+def _is_prox(value) -> bool:
+    """A prox function (it takes a ``scaling``), not a learning rate or a schedule."""
+    if not is_function(value):
+        return False
+    try:
+        return "scaling" in inspect.signature(value).parameters
+    except (TypeError, ValueError):  # no signature: a builtin
+        return False
+
+
+def _one_order(factory: Callable) -> Callable:
+    """``factory(prox, strength, learning_rate, ...)``, the order of every proximal factory. The
+    previous order ``(learning_rate, strength, *, prox=prox.l1)`` still works for one release,
+    with a ``DeprecationWarning``. The signature is the new one (``optax.inject_hyperparams``
+    binds it)."""
+
+    @functools.wraps(factory)
+    def with_one_order(*args, **kwargs):
+        old = bool(args) and args[0] is not None and not _is_prox(args[0])
+        if old or (not args and "prox" not in kwargs):
+            if len(args) > 2:
+                raise TypeError(f"{factory.__name__}: the arguments are (prox, strength, "
+                                f"learning_rate), got {len(args)} positional ones")  # fmt: skip
+            warnings.warn(
+                f"{factory.__name__}(learning_rate, strength, prox=...) is deprecated: write "
+                f"{factory.__name__}(prox, strength, learning_rate), as jreg.proximal",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            named = dict(zip(("learning_rate", "strength"), args, strict=False))
+            kwargs = {"prox": _prox.l1, **named, **kwargs}
+            args = ()
+        return factory(*args, **kwargs)
+
+    return with_one_order
 
 
 def _options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -82,18 +125,6 @@ def _options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     if not isinstance(options, Mapping):
         raise TypeError(f"{name} must be a dict of keyword arguments or None, got {options!r}")
     return dict(options)
-
-
-def _require_params(updates: optax.Updates, params: optax.Params | None) -> None:
-    """``params`` given, and ``updates`` of their structure and shapes."""
-    if params is None:
-        raise ValueError(NO_PARAMS_MSG)
-    shapes = [jnp.shape(x) for x in jax.tree.leaves(updates)]
-    expected = [jnp.shape(x) for x in jax.tree.leaves(params)]
-    if jax.tree.structure(updates) != jax.tree.structure(params) or shapes != expected:
-        raise ValueError(
-            f"updates must have the structure and shapes of params, got {shapes} for {expected}"
-        )
 
 
 def _zero_count() -> jax.Array:
@@ -157,7 +188,7 @@ def add_penalty_gradient(
         return optax.EmptyState()
 
     def update_fn(updates, state, params=None):
-        _require_params(updates, params)
+        require_params(updates, params)
         return optax.tree.add(updates, gradient(params, strength, **options)), state
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -206,7 +237,7 @@ def proximal(
       >>> tx = optax.inject_hyperparams(jreg.proximal, static_args=("prox",))(
       ...     jreg.prox.l1, strength=1.0, learning_rate=0.5)
     """
-    _check_prox(prox, elementwise=False)
+    _check_prox(prox)
     check_strength(strength)
     _check_learning_rate(learning_rate)
     options = _options("prox_kwargs", prox_kwargs)
@@ -216,7 +247,7 @@ def proximal(
         return ProximalState(count=_zero_count())
 
     def update_fn(updates, state, params=None):
-        _require_params(updates, params)
+        require_params(updates, params)
         scaling = _value_at(learning_rate, state.count)
         updates = _move_to(lambda w: prox(w, strength, scaling=scaling, **options), updates, params)
         return updates, ProximalState(count=optax.safe_int32_increment(state.count))
@@ -265,7 +296,7 @@ def projected(
         return optax.EmptyState()
 
     def update_fn(updates, state, params=None):
-        _require_params(updates, params)
+        require_params(updates, params)
         return _move_to(lambda w: projection(w, **options), updates, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -273,47 +304,59 @@ def projected(
 
 def _proximal_preconditioned(
     preconditioner: optax.GradientTransformation,
+    moment: Callable[[optax.Updates, optax.OptState], optax.Updates],
     inverse_metric: Callable[[optax.OptState], optax.Updates],
     learning_rate: optax.ScalarOrSchedule,
     strength: Any,
     prox: Callable[..., optax.Params],
     prox_kwargs: Mapping[str, Any] | None,
 ) -> optax.GradientTransformation:
-    """A preconditioned step followed by the prox in the same diagonal metric.
+    r"""A preconditioned step followed by the prox in the same diagonal metric.
 
-    ``preconditioner`` maps gradients to the direction :math:`d = D^{-1} m`; ``inverse_metric``
-    reads the diagonal of :math:`D^{-1}` from its updated state. The prox then gets the
-    per-coordinate ``scaling`` :math:`\\eta_t D^{-1}`.
+    ``preconditioner`` keeps the statistics; from its updated state, ``moment(updates, state)``
+    is the step's numerator :math:`m` and ``inverse_metric(state)`` the diagonal of
+    :math:`D^{-1}` (NaN where the statistics are NaN or overflowed). The step is
+    :math:`-\eta_t D^{-1} m` and the prox gets the ``scaling`` :math:`\eta_t D^{-1}`. For a
+    group prox the metric is one number per group, its largest entry of :math:`D`.
     """
-    _check_prox(prox, elementwise=True)
+    _check_prox(prox)
     check_strength(strength)
     _check_learning_rate(learning_rate)
     options = _options("prox_kwargs", prox_kwargs)
+    axes_of = _group_axes(prox, options)
+    per_group = (lambda c: c) if axes_of is None else (lambda c: jnp.min(c, axes_of(c)))  # noqa: E731
+    spread = (
+        (lambda c, g: g)
+        if axes_of is None
+        # noqa: E731
+        else (lambda c, g: jnp.broadcast_to(jnp.expand_dims(g, axes_of(c)), c.shape))
+    )
 
     def init_fn(params):
         return ProximalAdaptiveState(_zero_count(), preconditioner.init(params))
 
     def update_fn(updates, state, params=None):
-        _require_params(updates, params)
-        direction, inner = preconditioner.update(updates, state.preconditioner, params)
+        require_params(updates, params)
+        _, inner = preconditioner.update(updates, state.preconditioner, params)
         eta = _value_at(learning_rate, state.count)
-        # a NaN gradient's coordinate: scaling 0, so that the prox keeps its NaN step
-        scaling = jax.tree.map(lambda c: jnp.where(jnp.isnan(c), 0, eta * c), inverse_metric(inner))
-        updates = _move_to(
-            lambda w: prox(w, strength, scaling=scaling, **options),
-            optax.tree.scale(-eta, direction),
-            params,
-        )
+        metric = inverse_metric(inner)
+        grouped = jax.tree.map(per_group, metric)  # per coordinate, or per group
+        step = jax.tree.map(lambda m, c, g: -eta * m * spread(c, g), moment(updates, inner), metric,
+                            grouped)  # fmt: skip
+        # where the metric is NaN the step is NaN, and the scaling 0 keeps it
+        scaling = jax.tree.map(lambda g: jnp.where(jnp.isnan(g), 0, eta * g), grouped)
+        updates = _move_to(lambda w: prox(w, strength, scaling=scaling, **options), step, params)
         return updates, ProximalAdaptiveState(optax.safe_int32_increment(state.count), inner)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+@_one_order
 def proximal_adam(
-    learning_rate: optax.ScalarOrSchedule,
+    prox: Callable[..., optax.Params],
     strength: Any,
+    learning_rate: optax.ScalarOrSchedule,
     *,
-    prox: Callable[..., optax.Params] = _prox.l1,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
@@ -332,13 +375,19 @@ def proximal_adam(
     Its fixed points are the minimizers of :math:`f + P` for any separable penalty, which
     ``optax.chain(optax.adam(eta), proximal(prox, s, eta))`` does not have: the Euclidean
     threshold :math:`\eta_t s` is compared with Adam's normalized step, so the effective strength
-    depends on the gradients' scale. ``prox`` must accept a per-coordinate ``scaling``: ``l1``,
-    ``l2``, ``elastic_net``, ``l0``, ``mcp`` or ``scad``.
+    depends on the gradients' scale.
+
+    The group proxes (``group_lasso``, ``linf``, ``nuclear``) take one metric per group,
+    :math:`d_g = \max_{j \in g} (D_t)_{jj}`, for the step and the prox alike: the metric is
+    then :math:`d_g I` on each group, in which the group's prox is the Euclidean one with scaling
+    :math:`\eta_t / d_g`, so the fixed points are still the minimizers of :math:`f + P`, and no
+    coordinate steps further than Adam's own step. Any other ``prox`` gets a per-coordinate
+    ``scaling`` (``l1``, ``l2``, ``elastic_net``, ``l0``, ``mcp``, ``scad``).
 
     Args:
-      learning_rate: :math:`\eta_t`, a float or an optax schedule.
+      prox: a function of :mod:`jreg.prox`.
       strength: non-negative scalar, array or pytree prefix of the params.
-      prox: an elementwise function of :mod:`jreg.prox`.
+      learning_rate: :math:`\eta_t`, a float or an optax schedule.
       b1: decay rate of the first moment.
       b2: decay rate of the second moment.
       eps: :math:`\epsilon`, added to :math:`\sqrt{\hat v_t}`.
@@ -351,7 +400,7 @@ def proximal_adam(
       >>> import jax.numpy as jnp
       >>> import optax
       >>> import jreg
-      >>> tx = jreg.proximal_adam(0.1, 1.0)
+      >>> tx = jreg.proximal_adam(jreg.prox.l1, 1.0, 0.1)
       >>> params = jnp.array([1.0, 0.05])
       >>> grads = jnp.array([-0.5, 0.5])  # threshold 0.1 * 1.0 / 0.5 = 0.2 on both
       >>> updates, _ = tx.update(grads, tx.init(params), params)
@@ -372,18 +421,23 @@ def proximal_adam(
 
     def inverse_metric(state):
         nu_hat = optax.tree.bias_correction(state.nu, b2, state.count)
-        return jax.tree.map(lambda v: 1 / (jnp.sqrt(v) + eps), nu_hat)
+        return jax.tree.map(
+            lambda v: jnp.where(v < jnp.inf, 1 / (jnp.sqrt(v) + eps), jnp.nan), nu_hat
+        )
 
-    return _proximal_preconditioned(
-        optax.scale_by_adam(b1, b2, eps), inverse_metric, learning_rate, strength, prox, prox_kwargs
-    )
+    def moment(updates, state):
+        return optax.tree.bias_correction(state.mu, b1, state.count)
+
+    return _proximal_preconditioned(optax.scale_by_adam(b1, b2, eps), moment, inverse_metric,
+                                    learning_rate, strength, prox, prox_kwargs)  # fmt: skip
 
 
+@_one_order
 def proximal_adagrad(
-    learning_rate: optax.ScalarOrSchedule,
+    prox: Callable[..., optax.Params],
     strength: Any,
+    learning_rate: optax.ScalarOrSchedule,
     *,
-    prox: Callable[..., optax.Params] = _prox.l1,
     initial_accumulator_value: float = 0.1,
     eps: float = 1e-7,
     prox_kwargs: Mapping[str, Any] | None = None,
@@ -397,13 +451,13 @@ def proximal_adagrad(
        \qquad z = w_t - \eta_t D_t^{-1} g_t,
 
     the composite mirror descent of Duchi, Hazan and Singer: for ``prox.l1`` the threshold is
-    :math:`\eta_t s / \sqrt{G_t + \epsilon}`. ``prox`` must accept a per-coordinate ``scaling``:
-    ``l1``, ``l2``, ``elastic_net``, ``l0``, ``mcp`` or ``scad``.
+    :math:`\eta_t s / \sqrt{G_t + \epsilon}`. The group proxes take one metric per group, its
+    largest entry of :math:`D_t`, as in :func:`proximal_adam`.
 
     Args:
-      learning_rate: :math:`\eta_t`, a float or an optax schedule.
+      prox: a function of :mod:`jreg.prox`.
       strength: non-negative scalar, array or pytree prefix of the params.
-      prox: an elementwise function of :mod:`jreg.prox`.
+      learning_rate: :math:`\eta_t`, a float or an optax schedule.
       initial_accumulator_value: the initial value of :math:`G`.
       eps: :math:`\epsilon`, added to :math:`G_t` under the square root.
       prox_kwargs: the prox's options, e.g. ``{"l1_ratio": 0.5}`` for ``prox.elastic_net``.
@@ -415,7 +469,8 @@ def proximal_adagrad(
       >>> import jax.numpy as jnp
       >>> import optax
       >>> import jreg
-      >>> tx = jreg.proximal_adagrad(0.1, 1.0, initial_accumulator_value=0.0, eps=0.0)
+      >>> tx = jreg.proximal_adagrad(jreg.prox.l1, 1.0, 0.1, initial_accumulator_value=0.0,
+      ...                             eps=0.0)
       >>> params = jnp.array([1.0, 0.05])
       >>> grads = jnp.array([-0.5, 0.5])  # threshold 0.1 * 1.0 / 0.5 = 0.2 on both
       >>> updates, _ = tx.update(grads, tx.init(params), params)
@@ -432,11 +487,13 @@ def proximal_adagrad(
 
     def inverse_metric(state):
         return jax.tree.map(
-            lambda g: jnp.where(g > 0, jax.lax.rsqrt(g + eps), 0), state.sum_of_squares
+            lambda g: jnp.where(g < jnp.inf, jnp.where(g > 0, jax.lax.rsqrt(g + eps), 0), jnp.nan),
+            state.sum_of_squares,
         )
 
     return _proximal_preconditioned(
         optax.scale_by_rss(initial_accumulator_value, eps),
+        lambda updates, state: updates,
         inverse_metric,
         learning_rate,
         strength,

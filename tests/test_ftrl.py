@@ -202,7 +202,7 @@ def test_needs_params_of_the_updates_shapes():
     tx = ftrl_proximal(0.1)
     with pytest.raises(ValueError, match="params"):
         tx.update(jnp.ones(2), tx.init(jnp.zeros(2)))
-    with pytest.raises(ValueError, match="updates must have the shapes of params"):
+    with pytest.raises(ValueError, match="updates must have the structure and shapes of params"):
         tx.update(jnp.ones(1), tx.init(jnp.zeros(2)), jnp.zeros(2))
-    with pytest.raises(ValueError, match="updates must have the shapes of params"):
+    with pytest.raises(ValueError, match="updates must have the structure and shapes of params"):
         tx.update({"a": jnp.ones(2)}, tx.init(jnp.zeros(2)), jnp.zeros(2))

@@ -276,12 +276,6 @@ def test_pruning_every_group_leaves_empty_slices():
     assert pruned["out"]["kernel"].shape == (0, 3) and pruned["out"]["bias"].shape == (3,)
 
 
-@pytest.mark.xfail(
-    raises=ZeroDivisionError,
-    strict=True,
-    reason="penalties._safe_norm reshapes a (0, k) leaf with -1 (jreg.penalties.group_lasso("
-    "jnp.zeros((0, 3)), 1.0, axis=1) raises too): a fix for jreg/penalties.py is reported",
-)
 def test_no_groups_left_gives_zero_and_the_identity():
     pruned = groups.prune(
         jax.tree.map(np.zeros_like, mlp_params()), groups.units(mlp_params(), NEURON)

@@ -58,19 +58,19 @@ def test_infinite_parameters_have_the_bounded_penalties_value():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: jreg.proximal_adam(0.1, 0.1, b1=1.5), r"b1 must be in \[0, 1\)"),
-        (lambda: jreg.proximal_adam(0.1, 0.1, b2=-0.1), r"b2 must be in \[0, 1\)"),
-        (lambda: jreg.proximal_adam(0.1, 0.1, eps=0.0), "eps must be finite and > 0"),
+        (lambda: jreg.proximal_adam(prox.l1, 0.1, 0.1, b1=1.5), r"b1 must be in \[0, 1\)"),
+        (lambda: jreg.proximal_adam(prox.l1, 0.1, 0.1, b2=-0.1), r"b2 must be in \[0, 1\)"),
+        (lambda: jreg.proximal_adam(prox.l1, 0.1, 0.1, eps=0.0), "eps must be finite and > 0"),
         (
-            lambda: jreg.proximal_adagrad(0.1, 0.1, initial_accumulator_value=-1.0),
+            lambda: jreg.proximal_adagrad(prox.l1, 0.1, 0.1, initial_accumulator_value=-1.0),
             "initial_accumulator_value must be finite and >= 0",
         ),  # fmt: skip
-        (lambda: jreg.proximal_adagrad(0.1, 0.1, eps=np.nan), "eps must be finite and >= 0"),
-        (lambda: jreg.proximal_adam(0.1, 0.1, prox=prox.linf), "prox must be elementwise"),
         (
-            lambda: jreg.proximal_adagrad(0.1, 0.1, prox=prox.group_lasso),
-            "prox must be elementwise",
-        ),  # fmt: skip
+            lambda: jreg.proximal_adagrad(prox.l1, 0.1, 0.1, eps=np.nan),
+            "eps must be finite and >= 0",
+        ),
+        (lambda: jreg.proximal_adam(0.1, 0.1, 0.1, 0.1), r"\(prox, strength, learning_rate\)"),
+        (lambda: jreg.proximal_adagrad(None, 0.1, 0.1), "prox must be a function of jreg.prox"),
         (lambda: jreg.proximal("l1", 0.1, 0.1), "prox must be a function of jreg.prox"),
         (lambda: jreg.proximal(prox.l1, 0.1, None), "learning_rate must be .* got None"),
         (lambda: jreg.proximal(prox.l1, None, 0.1), "strength must be .* got None"),
@@ -85,8 +85,8 @@ def test_bad_transform_options_name_the_argument(make, message):
 
 def test_proximal_adam_and_adagrad_on_zero_gradients_stay_finite_under_jit():
     params = jnp.array([1.0, 0.0, -2.0])
-    adagrad = jreg.proximal_adagrad(0.1, 0.1, eps=0.0, initial_accumulator_value=0.0)
-    for tx in (jreg.proximal_adam(0.1, 0.1), adagrad):
+    adagrad = jreg.proximal_adagrad(prox.l1, 0.1, 0.1, eps=0.0, initial_accumulator_value=0.0)
+    for tx in (jreg.proximal_adam(prox.l1, 0.1, 0.1), adagrad):
         state = tx.init(params)
         updates, _ = jax.jit(tx.update)(jnp.zeros(3), state, params)
         assert np.all(np.isfinite(np.asarray(optax.apply_updates(params, updates))))
@@ -213,3 +213,85 @@ def test_integer_options_out_of_range_are_errors(call, message):
 def test_a_huge_max_iter_is_as_good_as_the_default():
     huge = glm.path(X, Y, max_iter=2**40, n_strengths=5)
     np.testing.assert_allclose(huge.coef, glm.path(X, Y, n_strengths=5).coef, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# The duality gap bounds the suboptimality, whatever the penalty factors: unpenalized features
+# constrain the dual point, which the gap moves to meet them.
+
+
+def _objective(X, y, keywords, coef, intercept, strength):
+    """The objective of ``glm.path``'s problem at a returned ``(coef, intercept)``."""
+    data, options, config = glm.paths.setup(X, y, glm.paths.Settings(**keywords))
+    datafit, penalty = glm.paths.parts(config, options, data)
+    w = np.asarray(coef).reshape(X.shape[1], -1)
+    z = X @ w + np.asarray(intercept).reshape(1, -1)  # the datafit adds the offset
+    loss = data.weights @ datafit.loss(z, data.y)
+    return float(loss + penalty.value(w.reshape(-1), strength * penalty.factor))
+
+
+def _labels(score, datafit):
+    noisy = score + np.random.default_rng(1).standard_normal(score.shape)
+    if datafit == "logistic":
+        return (noisy > 0).astype(float)
+    if datafit == "poisson":
+        return np.random.default_rng(1).poisson(np.exp(0.3 * score)).astype(float)
+    if datafit == "multinomial":
+        return np.digitize(noisy, [-1.0, 1.0])
+    return noisy
+
+
+@pytest.mark.parametrize(
+    "datafit, n, p, extra",
+    [
+        ("squared", 80, 6, {}),  # Gram form
+        ("squared", 30, 60, {}),  # residual form (coordinate descent)
+        ("squared", 80, 6, {"y_columns": 2}),  # several outputs
+        ("logistic", 80, 6, {}),
+        ("logistic", 80, 6, {"offset": True, "zero_weights": True}),
+        ("poisson", 80, 6, {}),
+        ("multinomial", 80, 6, {}),
+        ("huber", 80, 6, {"delta": 0.5}),
+    ],
+)
+def test_gap_bounds_the_suboptimality_with_unpenalized_features(datafit, n, p, extra):
+    rng = np.random.default_rng(3)
+    correlation = 0.9 ** np.abs(np.subtract.outer(np.arange(p), np.arange(p)))
+    features = rng.standard_normal((n, p)) @ np.linalg.cholesky(correlation).T
+    score = features[:, :4] @ np.array([1.0, -0.5, 0.0, 0.8])
+    targets = _labels(score, datafit)
+    if extra.get("y_columns"):
+        targets = np.stack([targets, _labels(-score, datafit)], axis=1)
+    keywords = {"datafit": datafit, "penalty_factor": np.r_[0.0, 0.0, 2.0, np.ones(p - 3)]}
+    if "delta" in extra:
+        keywords["delta"] = extra["delta"]
+    if extra.get("offset"):
+        keywords["offset"] = 0.3 * rng.standard_normal(n)
+    if extra.get("zero_weights"):
+        keywords["sample_weight"] = np.r_[np.zeros(n // 4), np.ones(n - n // 4)]
+    loose = glm.path(features, targets, tol=1e-4, n_strengths=8, **keywords)
+    exact = glm.path(features, targets, tol=1e-14, max_iter=100_000, strengths=loose.strengths,
+                     **keywords)  # fmt: skip
+    for k, strength in enumerate(np.asarray(loose.strengths)):
+        true = _objective(features, targets, keywords, loose.coef[k], loose.intercept[k], strength)
+        true -= _objective(features, targets, keywords, exact.coef[k], exact.intercept[k], strength)
+        assert true <= float(loose.gap[k]) * (1 + 1e-6) + 1e-12, (k, true, float(loose.gap[k]))
+
+
+@pytest.mark.parametrize("strength", [0.0, 1e-200, 1e-12])
+def test_a_negligible_strength_converges_to_least_squares(strength):
+    """Its dual constraints would be met by scaling only near 0: the gap treats the coefficient
+    as unpenalized, converges (no ConvergenceWarning, which the suite turns into an error) and
+    bounds the distance to least squares in objective."""
+    fit = glm.path(X, Y, strengths=np.array([strength]), tol=1e-12)
+    design = np.column_stack([X, np.ones(len(Y))])
+    least_squares = np.linalg.lstsq(design, Y, rcond=None)[0]
+
+    def objective(w, b):
+        return 0.5 * np.mean((Y - X @ w - b) ** 2) + strength * np.sum(np.abs(w))
+
+    true = objective(fit.coef[0], fit.intercept[0]) - objective(
+        least_squares[:-1], least_squares[-1]
+    )
+    assert true <= float(fit.gap[0]) + 1e-15
+    np.testing.assert_allclose(fit.coef[0], least_squares[:-1], atol=1e-4)

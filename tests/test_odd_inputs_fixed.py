@@ -52,7 +52,8 @@ DEFECTS = [
         jreg.proximal, prox=prox.l1, strength=0.1, learning_rate=lr), jnp.ones(3)))(jnp.nan),
      all_nan),
     ("proximal_adam-jit-learning_rate-negative", lambda: jax.jit(lambda lr: step(inject(
-        jreg.proximal_adam, learning_rate=lr, strength=0.1), jnp.ones(3)))(-1.0), all_nan),
+        jreg.proximal_adam, prox=prox.l1, learning_rate=lr, strength=0.1), jnp.ones(3)))(-1.0),
+     all_nan),
     ("strength_max-jit-X-nan",
      lambda: jax.jit(glm.strength_max)(jnp.asarray(X).at[0, 0].set(jnp.nan), Y), all_nan),
     ("strength_max-jit-y-inf",
@@ -136,7 +137,7 @@ def test_cli_n_strengths_named_as_the_option(tmp_path, capsys):
 
 def test_a_nan_gradient_gives_nan_where_it_is_in_proximal_adam():
     params = jnp.array([1.0, -2.0, 0.5])
-    tx = jreg.proximal_adam(0.1, 0.1)
+    tx = jreg.proximal_adam(prox.l1, 0.1, 0.1)
     updates, _ = tx.update(jnp.array([jnp.nan, 1.0, 0.0]), tx.init(params), params)
     np.testing.assert_array_equal(np.isnan(optax.apply_updates(params, updates)),
                                   [True, False, False])  # fmt: skip
@@ -145,7 +146,7 @@ def test_a_nan_gradient_gives_nan_where_it_is_in_proximal_adam():
 @pytest.mark.parametrize("shape", [(2,), (1,)])
 def test_updates_of_another_shape_are_named(shape):
     params = jnp.ones(3)
-    for tx in (jreg.proximal(prox.l1, 0.1, 0.1), jreg.proximal_adagrad(0.1, 0.1),
+    for tx in (jreg.proximal(prox.l1, 0.1, 0.1), jreg.proximal_adagrad(prox.l1, 0.1, 0.1),
                jreg.projected(optax.projections.projection_box,
                               projection_kwargs={"lower": -1.0, "upper": 1.0})):  # fmt: skip
         with pytest.raises(ValueError, match="updates must have the structure and shapes"):

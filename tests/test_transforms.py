@@ -24,8 +24,8 @@ TRANSFORMS = {
     "proximal_elastic_net": lambda s: jreg.proximal(
         prox.elastic_net, s, 0.1, prox_kwargs={"l1_ratio": 0.3}
     ),
-    "proximal_adam": lambda s: jreg.proximal_adam(0.1, s),
-    "proximal_adagrad": lambda s: jreg.proximal_adagrad(0.1, s),
+    "proximal_adam": lambda s: jreg.proximal_adam(prox.l1, s, 0.1),
+    "proximal_adagrad": lambda s: jreg.proximal_adagrad(prox.l1, s, 0.1),
     "projected": lambda s: jreg.projected(
         optax.projections.projection_l2_ball, projection_kwargs={"scale": s}
     ),
@@ -34,8 +34,8 @@ TRANSFORMS = {
 INJECTABLE = {
     "add_penalty_gradient": (jreg.add_penalty_gradient, ("penalty",), (penalties.l1,), {}),
     "proximal": (jreg.proximal, ("prox",), (prox.l1,), {"learning_rate": 0.1}),
-    "proximal_adam": (jreg.proximal_adam, ("prox",), (), {"learning_rate": 0.1}),
-    "proximal_adagrad": (jreg.proximal_adagrad, ("prox",), (), {"learning_rate": 0.1}),
+    "proximal_adam": (jreg.proximal_adam, ("prox",), (prox.l1,), {"learning_rate": 0.1}),
+    "proximal_adagrad": (jreg.proximal_adagrad, ("prox",), (prox.l1,), {"learning_rate": 0.1}),
 }
 
 
@@ -219,7 +219,7 @@ def test_proximal_adaptive_reaches_lasso_optimum_where_adam_then_prox_does_not(
     reference = Lasso(alpha=strength, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(X, y)
     best = _lasso_objective(X, y, reference.coef_, strength)
     train = jax.jit(_train, static_argnums=(2, 3))
-    w = np.asarray(train(X, y, optimizer(lr, strength), 3000))
+    w = np.asarray(train(X, y, optimizer(prox.l1, strength, lr), 3000))
     np.testing.assert_allclose(_lasso_objective(X, y, w, strength), best, rtol=1e-10)
     np.testing.assert_allclose(w, reference.coef_, atol=1e-7)
     np.testing.assert_array_equal(w == 0, reference.coef_ == 0)
@@ -284,7 +284,7 @@ def test_proximal_follows_the_schedule_step_by_step():
 
 def test_proximal_adam_scaling_is_lr_over_root_second_moment():
     schedule = optax.linear_schedule(0.2, 0.05, 3)
-    tx = jreg.proximal_adam(schedule, 1.0, prox=_report_scaling, eps=1e-3)
+    tx = jreg.proximal_adam(_report_scaling, 1.0, schedule, eps=1e-3)
     params, grads = jnp.zeros(2), jnp.asarray([2.0, -0.5])
     state = tx.init(params)
     for t in range(4):
@@ -317,19 +317,20 @@ def test_projected_gradient_descent_stays_in_the_ball(projection, kwargs, norm):
     np.testing.assert_allclose(norm(w), 0.5)
 
 
+class _MLP(nnx.Module):
+    def __init__(self, rngs):
+        self.hidden = nnx.Linear(6, 16, rngs=rngs)
+        self.out = nnx.Linear(16, 1, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(nnx.relu(self.hidden(x)))
+
+
 def test_flax_nnx_model_trained_with_proximal_l1_has_exact_zeros():
-    class MLP(nnx.Module):
-        def __init__(self, rngs):
-            self.hidden = nnx.Linear(6, 16, rngs=rngs)
-            self.out = nnx.Linear(16, 1, rngs=rngs)
-
-        def __call__(self, x):
-            return self.out(nnx.relu(self.hidden(x)))
-
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.standard_normal((64, 6)), jnp.float32)
     y = x[:, :1] - 0.5 * x[:, 1:2]
-    model = MLP(nnx.Rngs(0))
+    model = _MLP(nnx.Rngs(0))
     lr = 0.1
     tx = optax.chain(optax.sgd(lr), jreg.proximal(prox.l1, 0.05, lr))
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
@@ -352,7 +353,7 @@ def test_flax_train_state_with_proximal_adam_and_per_leaf_strength():
     state = train_state.TrainState.create(
         apply_fn=lambda p, x: x @ p["w"] + p["b"],
         params=params,
-        tx=jreg.proximal_adam(0.05, {"w": 0.5, "b": 0.0}),
+        tx=jreg.proximal_adam(prox.l1, {"w": 0.5, "b": 0.0}, 0.05),
     )
     grads = {"w": jnp.asarray([0.1, 0.1, 0.1]), "b": jnp.asarray(0.1)}
     for _ in range(3):
@@ -372,8 +373,8 @@ def test_flax_train_state_with_proximal_adam_and_per_leaf_strength():
         (lambda: jreg.proximal(prox.l1, -1.0, 0.1), "strength"),
         (lambda: jreg.proximal(prox.l1, {"w": 0.1, "b": jnp.nan}, 0.1), "strength"),
         (lambda: jreg.proximal(prox.l1, 0.1, -0.1), "learning_rate"),
-        (lambda: jreg.proximal_adam(jnp.inf, 0.1), "learning_rate"),
-        (lambda: jreg.proximal_adagrad(0.1, -2.0), "strength"),
+        (lambda: jreg.proximal_adam(prox.l1, 0.1, jnp.inf), "learning_rate"),
+        (lambda: jreg.proximal_adagrad(prox.l1, -2.0, 0.1), "strength"),
         (lambda: jreg.add_penalty_gradient(penalties.l2, jnp.asarray([0.1, -0.1])), "strength"),
     ],
 )
@@ -399,3 +400,137 @@ def test_bad_prox_kwargs_raise_when_the_prox_runs():
     tx = jreg.proximal(prox.elastic_net, 0.1, 0.1, prox_kwargs={"l1_ratio": 1.5})
     with pytest.raises(ValueError, match="l1_ratio"):
         tx.update(_grads(), tx.init(_params()), _params())
+
+
+# ------------------------------------------------------------------------------------------------
+# Flax nnx as users write it, group penalties in the adaptive metrics, one argument order.
+
+
+_KERNELS_ONLY = {"hidden": {"kernel": 0.5, "bias": 0.0}, "out": {"kernel": 0.5, "bias": 0.0}}
+
+
+@pytest.mark.parametrize(
+    "strength", [_KERNELS_ONLY, lambda path, leaf: 0.5 if path[-1] == "kernel" else 0.0]
+)
+def test_nnx_optimizer_takes_per_leaf_strengths_as_a_plain_dict_or_a_function(strength):
+    """``nnx.Optimizer`` hands ``nnx.State`` trees: a nested dict is matched by names, a
+    function gets each leaf's path. Biases (strength 0) keep moving, kernels get exact zeros,
+    and the step equals the one on plain dicts of arrays."""
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.standard_normal((64, 6)))
+    y = x[:, :1] - 0.5 * x[:, 1:2]
+    model = _MLP(nnx.Rngs(0))
+    plain = jax.tree.map(jnp.asarray, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    tx = optax.chain(optax.sgd(0.1), jreg.proximal(prox.l1, strength, 0.1))
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    grads = nnx.grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+    optimizer.update(model, grads)
+    reference_tx = optax.chain(optax.sgd(0.1), jreg.proximal(prox.l1, _KERNELS_ONLY, 0.1))
+    plain_grads = nnx.to_pure_dict(grads)
+    updates, _ = reference_tx.update(plain_grads, reference_tx.init(plain), plain)
+    expected = optax.apply_updates(plain, updates)
+    np.testing.assert_allclose(model.hidden.kernel[...], expected["hidden"]["kernel"], atol=1e-12)
+    np.testing.assert_allclose(model.out.bias[...], expected["out"]["bias"], atol=1e-12)
+    assert np.any(model.hidden.kernel[...] == 0)
+    np.testing.assert_allclose(  # the bias is unpenalized: a plain SGD step
+        model.hidden.bias[...], plain["hidden"]["bias"] - 0.1 * plain_grads["hidden"]["bias"]
+    )
+
+
+def test_a_strength_dict_naming_no_leaf_or_a_negative_function_value_is_an_error():
+    params = {"a": {"kernel": jnp.ones(2), "bias": jnp.ones(1)}}
+    state = nnx.State(params)
+    with pytest.raises(ValueError, match="strength has no entry for params' leaf a/bias"):
+        penalties.l1(state, {"a": {"kernel": 1.0}})
+    with pytest.raises(ValueError, match="strength of a/bias must be finite and non-negative"):
+        penalties.l1(params, lambda path, leaf: -1.0)
+
+
+@pytest.mark.parametrize("factory", [jreg.proximal_adam, jreg.proximal_adagrad])
+def test_the_previous_argument_order_warns_and_gives_the_same_steps(factory):
+    params, grads = jnp.array([1.0, 0.05, -2.0]), jnp.array([-0.5, 0.5, 0.1])
+    new = factory(prox.mcp, 0.3, 0.1, prox_kwargs={"gamma": 3.0})
+    with pytest.warns(DeprecationWarning, match=r"\(prox, strength, learning_rate\)"):
+        old = factory(0.1, 0.3, prox=prox.mcp, prox_kwargs={"gamma": 3.0})
+    with pytest.warns(DeprecationWarning):
+        default = factory(learning_rate=0.1, strength=0.3)
+    for tx, reference in ((old, new), (default, factory(prox.l1, 0.3, 0.1))):
+        steps = [t.update(grads, t.init(params), params)[0] for t in (tx, reference)]
+        np.testing.assert_array_equal(*steps)
+
+
+def _group_lasso_objective(X, y, w, strength):
+    return 0.5 / len(y) * np.sum((y - X @ w.reshape(-1)) ** 2) + strength * np.sum(
+        np.linalg.norm(w, axis=1)
+    )
+
+
+def _minimize(loss, tx, w0, steps):
+    """``steps`` full-batch steps of ``tx`` on ``loss`` from ``w0``."""
+
+    def step(carry, _):
+        w, state = carry
+        updates, state = tx.update(jax.grad(loss)(w), state, w)
+        return (optax.apply_updates(w, updates), state), None
+
+    return np.asarray(jax.jit(lambda: jax.lax.scan(step, (w0, tx.init(w0)), length=steps)[0][0])())
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "lr"), [(jreg.proximal_adam, 0.02), (jreg.proximal_adagrad, 0.3)]
+)
+def test_adaptive_group_lasso_reaches_the_group_lasso_optimum(optimizer, lr):
+    """One metric per group (its largest Adam/Adagrad diagonal entry): the iterates reach the
+    minimizer (proximal gradient's, long run), which meets the group lasso's optimality
+    conditions, with whole groups at 0."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((80, 12)) * np.repeat([1.0, 3.0, 0.3, 1.0], 3)[None, :]
+    y = X[:, :3] @ np.array([1.0, -1.0, 0.5]) + 0.1 * rng.standard_normal(80)
+    strength, Xj, yj, w0 = 0.1, jnp.asarray(X), jnp.asarray(y), jnp.zeros((4, 3))
+
+    def loss(w):
+        return 0.5 * jnp.mean((yj - Xj @ w.reshape(-1)) ** 2)
+
+    grouped = {"prox_kwargs": {"axis": 1}}
+    w = _minimize(loss, optimizer(prox.group_lasso, strength, lr, **grouped), w0, 4000)
+    grad = np.asarray(jax.grad(loss)(jnp.asarray(w)))
+    norms = np.linalg.norm(w, axis=1)
+    assert np.sum(norms == 0) >= 1 and np.sum(norms > 0) >= 1
+    for g, wg, norm in zip(grad, w, norms, strict=True):
+        if norm > 0:  # grad_g + s w_g / |w_g| = 0
+            np.testing.assert_allclose(g, -strength * wg / norm, atol=1e-6)
+        else:  # |grad_g| <= s
+            assert np.linalg.norm(g) <= strength * (1 + 1e-9)
+    step = _step_size(X)
+    ista = optax.chain(optax.sgd(step), jreg.proximal(prox.group_lasso, strength, step, **grouped))
+    best = _group_lasso_objective(X, y, _minimize(loss, ista, w0, 20000), strength)
+    np.testing.assert_allclose(_group_lasso_objective(X, y, w, strength), best, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["linf", "nuclear"])
+def test_adaptive_transforms_take_every_group_prox(name):
+    """The step of a group prox uses one metric per group: for constant gradients Adam's first
+    step is lr * sign(g) per coordinate, here lr * g / max|g| over the group, then the prox."""
+    params = jnp.array([[1.0, 0.5], [-2.0, 0.3]])
+    grads = jnp.array([[0.4, -0.1], [0.2, 0.2]])
+    tx = jreg.proximal_adam(getattr(prox, name), 0.2, 0.1)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    scale = 0.1 / (np.max(np.abs(np.asarray(grads))) + 1e-8)  # one group: the whole leaf
+    expected = getattr(prox, name)(params - scale * grads, 0.2, scaling=scale)
+    np.testing.assert_allclose(optax.apply_updates(params, updates), expected, rtol=1e-6)
+
+
+def test_inject_hyperparams_rejects_concrete_negative_strength_and_traces_nan():
+    """A negative injected strength is an error where concrete and gives NaN parameters (never a
+    plausible step) under jit. (A pytree strength is static in inject_hyperparams, which injects
+    numbers and arrays only: the README says so.)"""
+    params, grads = jnp.array([1.0, -0.5]), jnp.array([0.1, 0.1])
+    tx = optax.inject_hyperparams(jreg.proximal_adam, static_args=("prox",))(
+        prox.l1, strength=0.1, learning_rate=0.1
+    )
+    state = tx.init(params)
+    state.hyperparams["strength"] = jnp.asarray(-1.0)
+    updates, _ = jax.jit(tx.update)(grads, state, params)
+    assert np.all(np.isnan(np.asarray(updates)))
+    with pytest.raises(ValueError, match="strength must be finite and non-negative"):
+        tx.update(grads, state, params)  # concrete: checked

@@ -27,12 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jreg._checks import check, check_count, is_count, is_traced
+from jreg._checks import check, check_batch_size, check_count, is_count, is_traced
 from jreg.glm import paths
 from jreg.glm.objectives import Data
 from jreg.glm.paths import Config, Options, Path, Settings
-from jreg.sweep import _check_batch_size as check_batch_size
-from jreg.sweep import _sharding as batch_sharding
+from jreg.sweep import batch_sharding
 
 __all__ = ["SCORINGS", "CrossValidation", "StabilitySelection", "cross_validate",
            "stability_selection"]  # fmt: skip
