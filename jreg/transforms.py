@@ -18,7 +18,8 @@ concrete strengths and learning rates are validated when the transformation is b
 options of a penalty (``l1_ratio``, ``axis``, ``gamma``, ...) pass in one dict
 (``penalty_kwargs``, ``prox_kwargs``, ``projection_kwargs``) rather than ``**kwargs``, which
 keeps ``optax.inject_hyperparams`` working: strengths and learning rates become injectable
-hyperparameters, and a callable such as ``prox`` goes in its ``static_args``.
+hyperparameters, and a callable such as ``prox`` goes in its ``static_args``;
+:func:`inject_hyperparams` injects per-leaf (pytree) strengths too.
 """
 
 import functools
@@ -40,6 +41,7 @@ __all__ = [
     "ProximalAdaptiveState",
     "ProximalState",
     "add_penalty_gradient",
+    "inject_hyperparams",
     "projected",
     "proximal",
     "proximal_adagrad",
@@ -500,3 +502,85 @@ def proximal_adagrad(
         prox,
         prox_kwargs,
     )
+
+
+def _is_number_tree(value) -> bool:
+    """A pytree of several numbers or arrays (such as per-leaf strengths), not one of them."""
+    leaves, treedef = jax.tree.flatten(value)
+    numbers = all(isinstance(x, int | float | np.ndarray | jax.Array) and not isinstance(x, bool)
+                  for x in leaves)  # fmt: skip
+    return not jax.tree_util.treedef_is_leaf(treedef) and bool(leaves) and numbers
+
+
+def inject_hyperparams(
+    factory: Callable[..., optax.GradientTransformation],
+    *,
+    static_args: str | tuple[str, ...] = (),
+    hyperparam_dtype=None,
+) -> Callable[..., optax.GradientTransformationExtraArgs]:
+    """``optax.inject_hyperparams``, where a hyperparameter may also be a pytree of numbers.
+
+    optax injects numbers and arrays only: a per-leaf strength such as ``{"w": 0.1, "b": 0.0}``
+    would be fixed when the transformation is built. Here every leaf of such a pytree is
+    injected, and ``state.hyperparams[name]`` holds the pytree, to read or replace (traced
+    values included: a new value never recompiles). Everything else is optax's.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jreg
+      >>> tx = jreg.inject_hyperparams(jreg.proximal, static_args="prox")(
+      ...     jreg.prox.l1, {"w": 0.1, "b": 0.0}, 1.0)
+      >>> params = {"w": jnp.array([0.5, 0.05]), "b": jnp.array(0.05)}
+      >>> state = tx.init(params)
+      >>> state.hyperparams["strength"]["w"] = jnp.array(0.01)
+      >>> updates, state = tx.update(jax.tree.map(jnp.zeros_like, params), state, params)
+      >>> print(updates["w"].round(4), updates["b"])
+      [-0.01 -0.01] 0.0
+    """
+    static = (static_args,) if isinstance(static_args, str) else tuple(static_args)
+    signature = inspect.signature(factory)
+
+    def build(*args, **kwargs) -> optax.GradientTransformationExtraArgs:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        trees = {name: value for name, value in bound.arguments.items()
+                 if name not in static and _is_number_tree(value)}  # fmt: skip
+        names = {name: [f"{name}__{i}" for i in range(len(jax.tree.leaves(tree)))]
+                 for name, tree in trees.items()}  # fmt: skip
+
+        def grouped(flat: dict) -> dict:
+            out = {key: value for key, value in flat.items()
+                   if not any(key in keys for keys in names.values())}  # fmt: skip
+            for name, tree in trees.items():
+                leaves = [flat[key] for key in names[name]]
+                out[name] = jax.tree.unflatten(jax.tree.structure(tree), leaves)
+            return out
+
+        def flattened(hyperparams: dict) -> dict:
+            out = {key: value for key, value in hyperparams.items() if key not in trees}
+            for name in trees:
+                out.update(zip(names[name], jax.tree.leaves(hyperparams[name]), strict=True))
+            return out
+
+        def inner(**arguments):
+            return factory(**grouped(arguments))
+
+        parameters = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY)
+                      for key in flattened(bound.arguments)]  # fmt: skip
+        inner.__signature__ = inspect.Signature(parameters)
+        injected = optax.inject_hyperparams(
+            inner, static_args=static, hyperparam_dtype=hyperparam_dtype
+        )(**flattened(bound.arguments))
+
+        def init_fn(params):
+            state = injected.init(params)
+            return state._replace(hyperparams=grouped(state.hyperparams))
+
+        def update_fn(updates, state, params=None, **extra_args):
+            state = state._replace(hyperparams=flattened(state.hyperparams))
+            updates, state = injected.update(updates, state, params, **extra_args)
+            return updates, state._replace(hyperparams=grouped(state.hyperparams))
+
+        return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+    return build

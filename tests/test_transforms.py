@@ -522,8 +522,7 @@ def test_adaptive_transforms_take_every_group_prox(name):
 
 def test_inject_hyperparams_rejects_concrete_negative_strength_and_traces_nan():
     """A negative injected strength is an error where concrete and gives NaN parameters (never a
-    plausible step) under jit. (A pytree strength is static in inject_hyperparams, which injects
-    numbers and arrays only: the README says so.)"""
+    plausible step) under jit."""
     params, grads = jnp.array([1.0, -0.5]), jnp.array([0.1, 0.1])
     tx = optax.inject_hyperparams(jreg.proximal_adam, static_args=("prox",))(
         prox.l1, strength=0.1, learning_rate=0.1
@@ -534,3 +533,50 @@ def test_inject_hyperparams_rejects_concrete_negative_strength_and_traces_nan():
     assert np.all(np.isnan(np.asarray(updates)))
     with pytest.raises(ValueError, match="strength must be finite and non-negative"):
         tx.update(grads, state, params)  # concrete: checked
+
+
+@pytest.mark.parametrize("name", INJECTABLE)
+def test_jreg_inject_hyperparams_injects_a_pytree_strength(name):
+    """Every leaf of a per-leaf strength is injected: ``state.hyperparams["strength"]`` is the
+    pytree; a new value under jit does not recompile, vmaps, and equals the transformation
+    built with that strength."""
+    factory, static_args, args, kwargs = INJECTABLE[name]
+    params, grads = _params(), _grads()
+    tx = jreg.inject_hyperparams(factory, static_args=static_args)(
+        *args, strength={"w": 0.1, "b": 0.0}, **kwargs
+    )
+    assert set(tx.init(params).hyperparams["strength"]) == {"w", "b"}
+
+    @jax.jit
+    def step(w_strength):
+        state = tx.init(params)
+        state.hyperparams["strength"]["w"] = w_strength
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state.hyperparams["strength"]["w"]
+
+    values = jnp.asarray([0.0, 0.3, 1.0])
+    looped = [step(v)[0] for v in values]
+    assert step._cache_size() == 1
+    _assert_tree_allclose(jax.vmap(step)(values)[0], _stack(looped))
+    for value, result in zip(values, looped, strict=True):
+        direct = factory(*args, strength={"w": float(value), "b": 0.0}, **kwargs)
+        updates, _ = direct.update(grads, direct.init(params), params)
+        _assert_tree_allclose(result, optax.apply_updates(params, updates))
+    assert float(step(jnp.asarray(0.3))[1]) == pytest.approx(0.3)
+
+
+def test_jreg_inject_hyperparams_is_optax_for_numbers_and_nan_for_negative_leaves():
+    params, grads = _params(), _grads()
+    ours = jreg.inject_hyperparams(jreg.proximal, static_args="prox")(prox.l1, 0.2, 0.1)
+    theirs = optax.inject_hyperparams(jreg.proximal, static_args=("prox",))(prox.l1, 0.2, 0.1)
+    steps = [tx.update(grads, tx.init(params), params)[0] for tx in (ours, theirs)]
+    _assert_tree_allclose(*steps)
+    tx = jreg.inject_hyperparams(jreg.proximal, static_args="prox")(
+        prox.l1, {"w": 0.1, "b": 0.0}, 0.1
+    )
+    state = tx.init(params)
+    state.hyperparams["strength"]["w"] = jnp.asarray(-1.0)
+    updates, _ = jax.jit(tx.update)(grads, state, params)
+    assert np.all(np.isnan(np.asarray(updates["w"])))
+    with pytest.raises(ValueError, match="strength must be finite and non-negative"):
+        tx.update(grads, state, params)
