@@ -106,8 +106,13 @@ def _per_leaf(name: str, tree, params) -> list:
         return jax.tree.leaves(jax.tree.broadcast(tree, params))
     except (ValueError, TypeError) as error:
         if isinstance(tree, Mapping):
-            paths = jax.tree_util.tree_flatten_with_path(params)[0]
-            return [_by_names(name, tree, _path_names(p)) for p, _ in paths]
+            paths = [_path_names(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+            for entry, _ in jax.tree_util.tree_flatten_with_path(tree)[0]:
+                keys = _path_names(entry)
+                if not any(path[: len(keys)] == keys for path in paths):
+                    raise ValueError(f"{name} has an entry {'/'.join(map(str, keys))} that "
+                                     f"names no leaf of params") from error  # fmt: skip
+            return [_by_names(name, tree, path) for path in paths]
         raise ValueError(
             f"{name} must be a scalar, an array, a pytree whose structure is a prefix of params, "
             f"a nested dict or a function of (path, leaf); got {jax.tree.structure(tree)} for "
