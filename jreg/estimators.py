@@ -21,6 +21,7 @@ program (:func:`jreg.glm.cross_validate`).
 
 import numpy as np
 from scipy import special
+from scipy.sparse import csc_matrix, issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.utils.multiclass import check_classification_targets
@@ -33,6 +34,7 @@ from jreg.glm import paths
 __all__ = ["GLMClassifier", "GLMClassifierCV", "GLMRegressor", "GLMRegressorCV"]
 
 _RULES = ("best", "1se")
+_SPARSE = ("csr", "csc", "coo")  # scipy.sparse formats taken as they are
 
 
 def bucket(size: int) -> int:
@@ -96,11 +98,11 @@ class _GLM(BaseEstimator):
           The estimator.
         """
         for name, value in (("X", X), ("y", y)):  # scikit-learn's error names neither
-            if np.asarray(value).dtype.kind == "c":
+            if np.asarray(value.data if issparse(value) else value).dtype.kind == "c":
                 raise ValueError(f"{name} must hold real numbers: Complex data not supported")
         X, y = validate_data(
             self, X, y, dtype=np.float64, y_numeric=not self._classifier,
-            multi_output=not self._classifier,
+            multi_output=not self._classifier, accept_sparse=_SPARSE,
         )  # fmt: skip
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         datafit = self.datafit or "squared"
@@ -112,7 +114,11 @@ class _GLM(BaseEstimator):
             datafit = self.datafit or ("logistic" if self.classes_.size == 2 else "multinomial")
         n, p = X.shape
         rows, n_padded = bucket(n) - n, bucket(p)
-        X = np.pad(X, ((0, rows), (0, n_padded - p)))
+        if issparse(X):  # never densified (see jreg.glm.sparse)
+            X = csc_matrix(X)
+            X.resize((n + rows, n_padded))
+        else:
+            X = np.pad(X, ((0, rows), (0, n_padded - p)))
         y = np.pad(y, [(0, rows)] + [(0, 0)] * (y.ndim - 1))
         sample_weight = np.pad(sample_weight, (0, rows))
         keywords = self._glm_keywords(p, n_padded)
@@ -127,7 +133,7 @@ class _GLM(BaseEstimator):
         """The linear predictor :math:`X W + b`: ``(n,)``, or ``(n, m)`` for several outputs
         or more than two classes."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, dtype=np.float64, reset=False, accept_sparse=_SPARSE)
         z = X @ self.coef_.T + self.intercept_
         return z[:, 0] if z.ndim == 2 and z.shape[1] == 1 else z
 

@@ -18,8 +18,9 @@ scikit-learn's ``alpha`` (``Lasso``, ``ElasticNet``) and glmnet's ``lambda``;
 The package by role: :mod:`~jreg.glm.datafits` and :mod:`~jreg.glm.penalties` (values of pure
 functions, registries from names), :mod:`~jreg.glm.solvers` (FISTA, coordinate descent, active-set
 Newton steps, proximal Newton), :mod:`~jreg.glm.objectives` (a datafit on data; where the solver
-is chosen), :mod:`~jreg.glm.paths` (the driver) and :mod:`~jreg.glm.selection`
-(cross-validation, stability selection). Every solve stops when its duality gap, or a KKT
+is chosen), :mod:`~jreg.glm.sparse` (sparse design matrices, never densified),
+:mod:`~jreg.glm.paths` (the driver) and :mod:`~jreg.glm.selection` (cross-validation, stability
+selection). Every solve stops when its duality gap, or a KKT
 residual where no gap is known, falls below ``tol`` times the objective at :math:`w = 0`;
 strengths that stop at ``max_iter`` first warn :class:`ConvergenceWarning`.
 """

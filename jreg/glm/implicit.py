@@ -41,6 +41,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jreg.glm import sparse
 from jreg.glm.objectives import Data
 from jreg.glm.penalties import coordinate_bounds
 
@@ -159,7 +160,8 @@ def _inverse_diagonal(structure: _Structure, solution: _Solution, params):
     d, q = datafit.curvature(_linear(X, solution.w, solution.b), y)
     d = jnp.broadcast_to(d, y.shape)
     per_sample = a[:, None] * (d if q is None else d - q**2)
-    diag_w, diag_b = ((X**2).T @ per_sample).reshape(-1), jnp.sum(per_sample, axis=0)
+    diag_w = sparse.squares_times(X.T, per_sample).reshape(-1)
+    diag_b = jnp.sum(per_sample, axis=0)
     # floored relative to the largest (a zero column's is 0 while its ridge curvature is not)
     largest = jnp.maximum(jnp.max(jnp.where(solution.free, diag_w, 0), initial=0), jnp.max(diag_b))
     floor = jnp.maximum(jnp.sqrt(jnp.finfo(X.dtype).eps) * largest, jnp.finfo(X.dtype).tiny)

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jreg.glm import solvers
+from jreg.glm import solvers, sparse
 from jreg.glm.datafits import Datafit
 from jreg.glm.penalties import Penalty
 from jreg.glm.solvers import Design, Evaluation, Hessians, Smooth
@@ -67,7 +67,8 @@ def problem(datafit: Datafit, penalty: Penalty, data: Data, *, fit_intercept: bo
     if not newton:
         penalty = penalty._replace(on_orthant=None)
     n, p = data.X.shape
-    if datafit.quadratic and (n >= p or data.y.shape[1] == 1):
+    gram = n >= p and not sparse.is_sparse(data.X)  # a sparse X is solved on its columns
+    if datafit.quadratic and (gram or data.y.shape[1] == 1):
         return _squared(data, penalty, fit_intercept=fit_intercept)
     return _generic(datafit, data, penalty, fit_intercept=fit_intercept)
 
@@ -166,7 +167,7 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> Smooth:
         few that enter), computing only the rows of the others, up to ``_FRESH_ROWS``."""
         rows, a = data
         p, m = rows.shape[0], index.size
-        taken = rows.at[index].get(mode="fill", fill_value=0)
+        taken = sparse.take(rows, index)
         position = jnp.minimum(jnp.searchsorted(last.index, index), last.index.size - 1)
         known = (last.index[position] == index) & (index < p)
         fresh = ~known & (index < p)
@@ -196,6 +197,9 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> Smooth:
         return evaluation._replace(grad_w=grad, dual=dual)
 
     empty = Hessians(jnp.full(size, rows.shape[0]), jnp.zeros((size, size), rows.dtype))
+    if sparse.is_sparse(rows):  # no Newton steps: their blocks would be dense (measured: the
+        # steps cost 5x the epochs they save on a 2000 x 5000 matrix with 1e5 non-zeros)
+        return Smooth(evaluate, lipschitz, quadratic=True, feasible=feasible)
     return Smooth(evaluate, lipschitz, quadratic=True, hessian_block=hessian_block,
                   hessian_data=(rows, a), newton_size=size, hessians=empty,
                   feasible=feasible)  # fmt: skip
@@ -225,11 +229,13 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
     m = y.shape[1]
     x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)
     y_mean = a @ y if fit_intercept else jnp.zeros(m, X.dtype)
-    Xc, yc = X - x_mean[None, :], y - y_mean[None, :]  # centred explicitly: no float32 cancellation
+    # centred explicitly where dense (no float32 cancellation), implicitly where sparse
+    Xc, yc = sparse.centred(X, x_mean), y - y_mean[None, :]
     y_sq = jnp.sum(a @ yc**2)
     corr = Xc.T @ (a[:, None] * yc)  # (p, m)
 
-    if n >= p:  # Gram form: one p x p matrix product per FISTA iteration
+    on_columns = n < p or sparse.is_sparse(X)
+    if not on_columns:  # Gram form: one p x p matrix product per FISTA iteration
         # below _COMPLEMENT_FROM features every system is small: not worth inverting
         complement = _lasso(penalty, X.dtype) and p > _COMPLEMENT_FROM
         smooth = _squared_on_gram(_weighted_gram(Xc, a), corr, y_sq, complement=complement)
@@ -238,9 +244,9 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
         lipschitz = solvers.top_eigenvalue(lambda v: rows @ (a * (v @ rows)), p, X.dtype)
         smooth = _squared_on_rows(rows, yc[:, 0], a, lipschitz)
 
-    sparse = penalty.violation is not None and penalty.coordinate_prox is not None
-    if n < p and sparse:
-        curvature = a @ Xc**2
+    separable = penalty.violation is not None and penalty.coordinate_prox is not None
+    if on_columns and separable:
+        curvature = sparse.squares_times(rows, a)
 
         def solve(lam, w, b, target, max_iter, warm):
             return solvers.coordinate_descent(
@@ -289,7 +295,7 @@ def gradient_at_zero(datafit: Datafit, data: Data, *, fit_intercept: bool) -> ja
     b0 = _intercept_at_zero(datafit, data, fit_intercept=fit_intercept)
     x_mean = a @ X if fit_intercept else jnp.zeros(X.shape[1], X.dtype)
     g = datafit.gradient(jnp.broadcast_to(b0, y.shape), y)
-    return ((X - x_mean[None, :]).T @ (a[:, None] * g)).reshape(-1)
+    return (sparse.centred(X, x_mean).T @ (a[:, None] * g)).reshape(-1)
 
 
 def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
@@ -297,7 +303,7 @@ def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: b
     n, p = X.shape
     m = y.shape[1]
     x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)
-    rows = (X - x_mean[None, :]).T
+    rows = sparse.centred(X, x_mean).T
     design = Design(rows, y, a, support_size=min(p, max(n, 64)))
 
     def dual(g, y, a, kappa):  # samples of weight 0 (held out) do not count, even outside

@@ -27,7 +27,7 @@ from jreg._checks import (
     is_traced,
 )
 from jreg.glm import datafits as _datafits
-from jreg.glm import implicit, objectives
+from jreg.glm import implicit, objectives, sparse
 from jreg.glm import penalties as _penalties
 from jreg.glm.objectives import Data
 
@@ -265,18 +265,21 @@ def _check_scale(name: str, values: jax.Array) -> None:
 def _prepare(X, y, sample_weight, offset, datafit) -> Data:
     """Validates and converts the data; the dtype is X's (at least float32). An offset is
     taken off ``y`` where the loss is a function of the residual."""
-    check_real("X", X)
+    if sparse.is_sparse_input(X):
+        X = sparse.from_input(X)
+    else:
+        check_real("X", X)
+        X = jnp.asarray(X)
+        X = X.astype(jnp.promote_types(X.dtype, jnp.float32))
     check_real("y", y, " (text labels: to 0..C-1 by np.unique(y, return_inverse=True))")
-    X = jnp.asarray(X)
-    dtype = jnp.promote_types(X.dtype, jnp.float32)
-    X = X.astype(dtype)
+    dtype = X.dtype
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
     n = X.shape[0]
     if n == 0 or X.shape[1] == 0:
         raise ValueError(f"X must have at least one sample and one feature, got shape {X.shape}")
-    check("X", X, np.isfinite, "finite (no NaN or inf)")
-    _check_scale("X", X)
+    check("X", sparse.values(X), np.isfinite, "finite (no NaN or inf)")
+    _check_scale("X", sparse.values(X))
     if np.shape(y)[:1] != (n,):
         raise ValueError(f"y must have {n} rows to match X, got shape {np.shape(y)}")
     if sample_weight is None:
@@ -352,7 +355,7 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
         if not is_traced(factor) and np.any(np.isinf(factor)):
             # an excluded feature: a column of zeros, penalized, stays at exactly 0
             excluded = jnp.isinf(factor)
-            data = data._replace(X=jnp.where(excluded[None, :], 0, data.X))
+            data = data._replace(X=sparse.zero_columns(data.X, excluded))
             factor = jnp.where(excluded, 1, factor)
     lower = upper = None
     if settings.bounds is not None:
@@ -399,13 +402,13 @@ def standardized(data: Data, options: Options, config: Config):
     X, a = data.X, data.weights
     if not config.standardize:
         return data, options, jnp.ones(X.shape[1], X.dtype)
-    variance = a @ (X - (a @ X)[None, :]) ** 2
-    rounding = (100 * jnp.finfo(X.dtype).eps * jnp.max(jnp.abs(X), axis=0)) ** 2
+    variance = sparse.squares_times(sparse.centred(X, a @ X).T, a)
+    rounding = (100 * jnp.finfo(X.dtype).eps * sparse.column_max_abs(X)) ** 2
     varies = variance > rounding  # else constant up to rounding
     scale = jnp.where(varies, jnp.sqrt(jnp.where(varies, variance, 1)), 1)
     if options.lower is not None:
         options = options._replace(lower=options.lower * scale, upper=options.upper * scale)
-    return data._replace(X=X / scale[None, :]), options, scale
+    return data._replace(X=sparse.scaled(X, scale)), options, scale
 
 
 def _valid(data: Data, strengths, options: Options) -> jax.Array:
@@ -416,7 +419,7 @@ def _valid(data: Data, strengths, options: Options) -> jax.Array:
     at_least_zero = [strengths, options.penalty_factor, options.l1_ratio, 1 - options.l1_ratio]
     if options.lower is not None:
         at_least_zero += [-options.lower, options.upper]
-    finite = [data.X, data.y, strengths, options.penalty_factor, *positive]
+    finite = [sparse.values(data.X), data.y, strengths, options.penalty_factor, *positive]
     finite += [] if data.offset is None else [data.offset]
     ok = [jnp.all(jnp.isfinite(x)) for x in finite]
     ok += [jnp.all(x > 0) for x in positive] + [jnp.all(x >= 0) for x in at_least_zero]
@@ -463,7 +466,7 @@ def _above_rounding(grad: jax.Array, datafit, data: Data) -> jax.Array:
     :math:`10^3 \epsilon \max|X| \max|y|` (``max|y|`` for the residual datafits, else 1), such
     as a constant ``y``'s or a constant feature's (with an intercept), which are 0 exactly."""
     y_scale = jnp.max(jnp.abs(data.y)) if datafit.residual else 1
-    floor = 1000 * jnp.finfo(data.X.dtype).eps * jnp.max(jnp.abs(data.X)) * y_scale
+    floor = 1000 * jnp.finfo(data.X.dtype).eps * jnp.max(jnp.abs(sparse.values(data.X))) * y_scale
     return jnp.where(jnp.abs(grad) > floor, grad, 0)
 
 
@@ -677,7 +680,10 @@ def path(
     the objective at :math:`w = 0`.
 
     Args:
-      X: ``(n, p)`` features, numpy or jax, float32 or float64.
+      X: ``(n, p)`` features, numpy or jax, float32 or float64; or sparse (``scipy.sparse``,
+        ``jax.experimental.sparse.BCOO``), never densified: solved by coordinate descent or
+        proximal Newton on its columns, the intercept by implicit centring (see
+        :mod:`jreg.glm.sparse`).
       y: ``(n,)`` targets (``(n, m)`` for ``m`` outputs of ``"squared"``), labels in {0, 1} or
         {-1, 1} (``"logistic"``), integer labels ``0..C-1`` (``"multinomial"``) or counts
         (``"poisson"``).

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jreg._checks import check, check_real
-from jreg.glm import paths
+from jreg.glm import paths, sparse
 from jreg.glm.paths import Path
 from jreg.glm.selection import CrossValidation
 
@@ -92,7 +92,7 @@ def predict(fit, X, *, strength=None, offset=None, output="response") -> jax.Arr
     Args:
       fit: a :class:`~jreg.glm.Path` or a :class:`~jreg.glm.CrossValidation` (its full-data
         path).
-      X: ``(n, p)`` new rows.
+      X: ``(n, p)`` new rows (dense, or sparse as in :func:`jreg.glm.path`).
       strength: None (every grid strength), or as :func:`coef_at` (interpolated).
       offset: ``(n,)`` (or ``(n, m)``) the new rows' offset; required when the fit had one.
       output: ``"link"`` (the linear predictor :math:`X W + b + \text{offset}`),
@@ -123,12 +123,15 @@ def predict(fit, X, *, strength=None, offset=None, output="response") -> jax.Arr
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     dtype = path.coef.dtype
-    check_real("X", X)
-    X = jnp.asarray(X, dtype)
+    if sparse.is_sparse_input(X):
+        X = sparse.from_input(X)
+    else:
+        check_real("X", X)
+        X = jnp.asarray(X, dtype)
     p = path.coef.shape[1]
     if X.ndim != 2 or X.shape[1] != p:
         raise ValueError(f"X must have shape (n_samples, {p}), got {X.shape}")
-    check("X", X, np.isfinite, "finite (no NaN or inf)")
+    check("X", sparse.values(X), np.isfinite, "finite (no NaN or inf)")
     if strength is None:
         coef, intercept = path.coef, path.intercept
     else:
@@ -136,7 +139,8 @@ def predict(fit, X, *, strength=None, offset=None, output="response") -> jax.Arr
     several = path.coef.ndim == 3
     if not several:  # one output: as a column
         coef, intercept = coef[..., None], intercept[..., None]
-    z = jnp.einsum("np,...pm->...nm", X, coef) + intercept[..., None, :]
+    z = jnp.moveaxis(sparse.linear_map(X, jnp.moveaxis(coef, -2, 0)), 0, -2)
+    z = z + intercept[..., None, :]
     if offset is not None:
         check_real("offset", offset)
         offset = jnp.asarray(offset, dtype)

@@ -28,7 +28,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jreg._checks import check, check_batch_size, check_count, is_count, is_traced
-from jreg.glm import paths
+from jreg.glm import paths, sparse
 from jreg.glm.objectives import Data
 from jreg.glm.paths import Config, Options, Path, Settings
 from jreg.sweep import batch_sharding
@@ -117,7 +117,8 @@ def _placement(data: Data, mesh: Mesh | None, batch_size) -> tuple[bool, NamedSh
     over ``mesh``, by default over every device where there are several (``None`` for one)."""
     check_batch_size(batch_size)
     if mesh is None and jax.device_count() == 1:
-        return all(device.platform == "cpu" for device in data.X.devices()), None
+        devices = sparse.values(data.X).devices()
+        return all(device.platform == "cpu" for device in devices), None
     sharding = batch_sharding(mesh)
     return sharding.mesh.devices.flat[0].platform == "cpu", sharding
 
@@ -156,7 +157,8 @@ def _held_out_scores(data: Data, datafit, fit: Path, held_out, scoring: str) -> 
     """Scores ``(B, k)`` of a batch of paths on the rows ``held_out (B, n)`` weighs."""
     coef = fit.coef if fit.coef.ndim == 4 else fit.coef[..., None]
     intercept = fit.intercept if fit.intercept.ndim == 3 else fit.intercept[..., None]
-    z = jnp.einsum("np,bkpm->bknm", data.X, coef) + intercept[:, :, None, :]
+    z = jnp.moveaxis(sparse.linear_map(data.X, jnp.moveaxis(coef, 2, 0)), 0, 2)
+    z = z + intercept[:, :, None, :]
     y = data.y[None, None]  # (1, 1, n, m): against (B, k, n, m)
     if scoring == "auc":
         labels = data.y[None, :, 0]
@@ -205,7 +207,7 @@ def cross_validate(
     the folds are stratified by class.
 
     Args:
-      X: ``(n, p)`` features.
+      X: ``(n, p)`` features, dense or sparse (see :func:`jreg.glm.path`).
       y: targets or labels, as for :func:`~jreg.glm.path`.
       n_folds: number of folds (>= 2).
       folds: ``(n,)`` int fold ids ``0..K-1``, each present (glmnet's ``foldid``): the
@@ -348,7 +350,7 @@ def stability_selection(
     the fraction of subsamples in which the feature is selected (non-zero).
 
     Args:
-      X: ``(n, p)`` features.
+      X: ``(n, p)`` features, dense or sparse (see :func:`jreg.glm.path`).
       y: targets or labels, as for :func:`~jreg.glm.path`.
       n_subsamples: number of subsamples.
       fraction: fraction of the rows in each subsample, in (0, 1].

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jreg.glm import sparse
 from jreg.glm.penalties import Penalty
 
 _CHECK_EVERY = 10  # FISTA iterations between two gap evaluations
@@ -137,13 +138,12 @@ def maybe(condition, f, operand):
 def support_product(w, rows, size: int) -> jax.Array:
     """``w @ rows`` (``w (p,)`` or ``(p, m)``, ``rows (p, n)``) from the rows of the support of
     ``w`` only, when it holds at most ``size`` (static) features."""
-    if size >= rows.shape[0]:
-        return jnp.tensordot(w, rows, axes=(0, 0))
+    if size >= rows.shape[0] or sparse.is_sparse(rows):  # sparse: every product reads nnz
+        return w.T @ rows
     support = w != 0 if w.ndim == 1 else jnp.any(w != 0, axis=1)
     index = jnp.nonzero(support, size=size, fill_value=rows.shape[0])[0]
-    take = lambda x: x.at[index].get(mode="fill", fill_value=0)  # noqa: E731
-    dense = lambda _: jnp.tensordot(w, rows, axes=(0, 0))  # noqa: E731
-    return maybe(jnp.sum(support) > size, dense, jnp.tensordot(take(w), take(rows), axes=(0, 0)))
+    dense = lambda _: w.T @ rows  # noqa: E731
+    return maybe(jnp.sum(support) > size, dense, sparse.take(w, index).T @ sparse.take(rows, index))
 
 
 def gap_at(evaluation: Evaluation, curvature, intercept_curvature, penalty: Penalty, w, lam,
@@ -211,7 +211,7 @@ def feasible_gradient(rows, a, g, curvature, index, *, intercept: bool):
     n, m = g.shape
     d, q = curvature
     feature, output = index // m, index % m
-    columns = rows.at[feature].get(mode="fill", fill_value=0)  # (K, n)
+    columns = sparse.take(rows, feature)  # (K, n)
     if intercept:
         columns = jnp.concatenate([columns, jnp.ones((m, n), rows.dtype)])
         output = jnp.concatenate([output, jnp.arange(m)])
@@ -601,14 +601,9 @@ def coordinate_descent(
     p = w.size
     curvature = _steps(curvature, penalty)
 
-    def coordinate(t, state):
-        w, r, order = state
-        j = order[t]
-        x_j = rows[j]
-        new = penalty.coordinate_prox(
-            w[j] + x_j @ (a * r) / curvature[j], lam[j], 1 / curvature[j], j
-        )
-        return w.at[j].set(new), r - (new - w[j]) * x_j, order
+    def new_value(j, w_j, correlation):
+        step = 1 / curvature[j]
+        return penalty.coordinate_prox(w_j + correlation * step, lam[j], step, j)
 
     def scored(w, evaluation, n_iter, hessians) -> _Sweep:
         objective = evaluation.loss + penalty.value(w, lam)
@@ -636,7 +631,7 @@ def coordinate_descent(
         size = jnp.minimum(p, jnp.maximum(2 * jnp.sum(sweep.w != 0), _WORKING_SET))
 
         def epoch(state, _):
-            w, r = jax.lax.fori_loop(0, size, coordinate, (*state, order))[:2]
+            w, r = sparse.coordinate_sweep(rows, a, *state, order, size, new_value)
             return (w, r), w
 
         residual = yc - support_product(sweep.w, rows, smooth.newton_size)
@@ -758,7 +753,7 @@ def _block_curvatures(rows, features, weighted):
     :math:`\max_k \lambda_{\max}(X_g^\top \operatorname{diag}(a d_k) X_g)` (``weighted`` is
     :math:`a d`, ``(n, m)``; a Hessian :math:`\operatorname{diag}(d_i) - q_i q_i^\top` is below
     its diagonal part), exact for one feature per group."""
-    x = rows.at[features].get(mode="fill", fill_value=0)  # (groups, size, n)
+    x = sparse.take(rows, features.reshape(-1)).reshape(features.shape + (-1,))  # (groups, size, n)
     if features.shape[1] == 1:
         return jnp.max(jnp.einsum("gn,nk->gk", x[:, 0] ** 2, weighted), axis=1)
     blocks = jnp.einsum("gsn,gtn,nk->gkst", x, x, weighted)
@@ -804,7 +799,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         dd, q = curvature(evaluation.z)  # the steps of coordinate descent's fixed points
         h = a[:, None] * (dd if q is None else dd - q * q)
         ones = lambda: jnp.ones(d, h.dtype)  # noqa: E731
-        columns = lambda: ((rows * rows) @ h).reshape(-1)  # noqa: E731
+        columns = lambda: sparse.squares_times(rows, h).reshape(-1)  # noqa: E731
         if penalty.blocks is not None:  # one step for the groups' gradient mapping
             coordinates = jnp.max(columns()) if every else jnp.ones((), h.dtype)
         else:
@@ -860,7 +855,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             the model, with a bound of the block's curvature as step."""
             model, residual = carry
             g = order[t]
-            x = rows.at[features[g]].get(mode="fill", fill_value=0)  # (size, n)
+            x = sparse.take(rows, features[g])  # (size, n)
             index = flat[g]
             now = model.w.at[index].get(mode="fill", fill_value=0)
             model_grad = grad_padded[index] + (x @ hessian_dz(model)).reshape(-1)
