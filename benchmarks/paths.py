@@ -10,7 +10,8 @@ peer).
 
     python benchmarks/paths.py            # full run, writes benchmarks/results/paths.{json,md}
     python benchmarks/paths.py --quick    # tiny problems, proves the script works (CI)
-    python benchmarks/paths.py --gpu      # batched CV on a large problem (run on a GPU)
+    python benchmarks/paths.py --gpu      # batched CV (sharded over the devices) and a
+                                          # sparse lasso path on large problems (for a GPU)
 
 Data are centered and fitted without intercept, so that every peer solves the very same problem.
 R's glmnet (where ``Rscript`` and the glmnet package are installed) is timed inside R, its fit
@@ -381,7 +382,7 @@ def _table(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny problems, one repeat (CI)")
-    parser.add_argument("--gpu", action="store_true", help="batched CV on 10000 x 1000")
+    parser.add_argument("--gpu", action="store_true", help="batched CV, sparse path (GPU)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -403,6 +404,14 @@ def main(argv=None):
                 target="GPU",
             )
         )
+        from sparse import _path_row, _sparse_problem  # it imports this module
+
+        n, p, nnz = (2000, 5000, 100_000) if args.quick else (20_000, 50_000, 1_000_000)
+        X, y, _ = _sparse_problem(n, p, nnz)
+        rows.append(
+            _path_row("lasso path, sparse", X, y, datafit="squared", peers_of=_lasso_peers,
+                      n_strengths=50, tol=1e-6, repeats=repeats)
+        )  # fmt: skip
     else:
         problems = [
             ("lasso path, n >> p", _regression(2000 // scale, 500 // scale), "<= 1.0 (sklearn)"),

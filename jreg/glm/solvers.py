@@ -760,6 +760,71 @@ def _block_curvatures(rows, features, weighted):
     return jnp.max(jnp.linalg.eigvalsh(blocks)[..., -1], axis=1)
 
 
+def _coordinate_epoch(rows, model: _Model, order, size, penalty: Penalty, lam, grad, hessians):
+    r"""One epoch of coordinate descent on proximal Newton's quadratic model: coordinates
+    ``order[:size]`` (each once) in turn to the model's minimizer along them, the penalty's prox
+    with the model's curvature :math:`h_c = \sum_i (a d)_{ik} x_{ij}^2` as step (``hessians
+    = (a d, a q, q)``, see :func:`prox_newton`). Returns the model and the largest step in
+    gradient units, :math:`h_c |\Delta w_c|`.
+
+    As :func:`jreg.glm.sparse.coordinate_sweep`: values read from the epoch's start, written to a
+    buffer never read; for a sparse ``X`` and a diagonal Hessian a step costs the column's
+    non-zeros, :math:`dz = dz_{\text{stored}} + 1 c^\top` with ``c`` (per output) the centring's
+    part, and :math:`t_k = \sum_i (a d)_{ik} dz_{\text{stored}, ik}` carried."""
+    ad, aq, q = hessians
+    m = model.dz.shape[1]
+    diagonal = ad if q is None else ad - aq * q
+    start = model.w[order]
+
+    def moved(c, now, h, correlation):
+        step = 1 / _steps(h, penalty)
+        new = penalty.coordinate_prox(now - step * (grad[c] + correlation), lam[c], step, c)
+        return jnp.where(h > 0, new - now, 0)  # a zero column's coordinate stays
+
+    def dense_step(t, carry):
+        w, dz, s, residual = carry
+        c = order[t]
+        j, k = c // m, c % m
+        x = rows[j]
+        h = (x * x) @ diagonal[:, k]
+        product = ad[:, k] * dz[:, k] - (0 if q is None else aq[:, k] * s)
+        delta = moved(c, start[t], h, x @ product)
+        s = s if q is None else s + delta * q[:, k] * x
+        residual = jnp.maximum(residual, h * jnp.abs(delta))
+        return w.at[t].add(delta), dz.at[:, k].add(delta * x), s, residual
+
+    def sparse_step(t, carry):
+        w, dz, (total, shift), residual = carry
+        c = order[t]
+        j, k = c // m, c % m
+        values, index = rows.nonzeros(j)
+        mean = rows.mean[j]
+        weighted = ad[index, k]
+        h = (values * (values - 2 * mean)) @ weighted + mean**2 * curvature_sums[k]
+        dot = values @ weighted
+        correlation = values @ (weighted * dz[index, k]) + shift[k] * dot
+        correlation = correlation - mean * (total[k] + shift[k] * curvature_sums[k])
+        delta = moved(c, start[t], h, correlation)
+        carried = (total.at[k].add(delta * dot), shift.at[k].add(-delta * mean))
+        residual = jnp.maximum(residual, h * jnp.abs(delta))
+        return w.at[t].add(delta), dz.at[index, k].add(delta * values), carried, residual
+
+    zero = jnp.zeros((), model.dz.dtype)
+    if sparse.is_sparse(rows) and q is None:
+        curvature_sums = jnp.sum(ad, axis=0)
+        carried = (jnp.sum(ad * model.dz, axis=0), jnp.zeros(m, zero.dtype))
+        w, dz, (_, shift), residual = jax.lax.fori_loop(
+            0, size, sparse_step, (start, model.dz, carried, zero)
+        )
+        dz = dz + shift[None, :]
+        s = model.s
+    else:
+        w, dz, s, residual = jax.lax.fori_loop(
+            0, size, dense_step, (start, model.dz, model.s, zero)
+        )
+    return model._replace(w=model.w.at[order].set(w), dz=dz, s=s), residual
+
+
 def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, lam, w, b, target,
                 max_iter, warm: Evaluation, *, fit_intercept: bool,
                 feasible: Callable | None = None) -> Solution:  # fmt: skip
@@ -831,25 +896,6 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             )
             return linear + quadratic + penalty.value(model.w, lam) - penalty_now
 
-        def coordinate(t, carry):
-            """Coordinate ``order[t]`` to the model's minimizer along it."""
-            model, residual = carry
-            c = order[t]
-            j, k = c // m, c % m
-            x = rows[j]
-            h = (x * x) @ diagonal[:, k]
-            step = 1 / _steps(h, penalty)
-            now = model.w[c]
-            product = ad[:, k] * model.dz[:, k] - (0 if q is None else aq[:, k] * model.s)
-            new = penalty.coordinate_prox(now - step * (grad[c] + x @ product), lam[c], step, c)
-            delta = jnp.where(h > 0, new - now, 0)
-            model = model._replace(
-                w=model.w.at[c].set(jnp.where(h > 0, new, now)),  # exact: bounds hold
-                dz=model.dz.at[:, k].add(delta * x),
-                s=model.s if q is None else model.s + delta * q[:, k] * x,
-            )
-            return model, jnp.maximum(residual, h * jnp.abs(delta))
-
         def group(t, carry):
             """Group ``order[t]`` (its features, all outputs) by a proximal gradient step on
             the model, with a bound of the block's curvature as step."""
@@ -871,7 +917,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             return model, jnp.maximum(residual, bounds[g] * jnp.linalg.norm(delta))
 
         if penalty.blocks is None:
-            update, active, units = coordinate, state.w != 0, d
+            update, active, units = None, state.w != 0, d
         else:
             features = jnp.asarray(penalty.blocks)
             outputs = jnp.arange(m)[None, None, :]
@@ -898,7 +944,11 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
 
         def epoch(model: _Model, _):
             zero = jnp.zeros((), model.dz.dtype)
-            model, residual = jax.lax.fori_loop(0, size, update, (model, zero))
+            if update is None:  # coordinates
+                model, residual = _coordinate_epoch(rows, model, order, size, penalty, lam,
+                                                    grad, (ad, aq, q))  # fmt: skip
+            else:
+                model, residual = jax.lax.fori_loop(0, size, update, (model, zero))
             if fit_intercept:
                 model = intercept_step(model)
             return model, (model, residual)

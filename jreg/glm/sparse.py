@@ -214,7 +214,6 @@ def coordinate_sweep(rows, a, w, r, order, size, new_value):
     part of :math:`r` is a scalar carried aside, :math:`c = s_0 - s` with :math:`s = a^\top
     r_{\text{stored}}`, exact because :math:`\mu_j = a^\top x_j` (the centring is the weighted
     mean), and :math:`g_j = x_j^\top \operatorname{diag}(a) r_{\text{stored}} - \mu_j s`."""
-    p = w.shape[0]
 
     def dense_step(t, state):
         moved, r = state
@@ -239,7 +238,7 @@ def coordinate_sweep(rows, a, w, r, order, size, new_value):
         r = r + (s0 - s)
     else:
         moved, r = jax.lax.fori_loop(0, size, dense_step, (ordered, r))
-    return w.at[order].set(jnp.where(jnp.arange(p) < size, moved, ordered)), r
+    return w.at[order].set(moved), r  # unvisited entries of moved: as they were
 
 
 def linear_map(X, W: jax.Array) -> jax.Array:
