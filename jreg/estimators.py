@@ -98,7 +98,7 @@ class _GLM(BaseEstimator):
           The estimator.
         """
         for name, value in (("X", X), ("y", y)):  # scikit-learn's error names neither
-            if np.asarray(value.data if issparse(value) else value).dtype.kind == "c":
+            if (value.dtype if issparse(value) else np.asarray(value).dtype).kind == "c":
                 raise ValueError(f"{name} must hold real numbers: Complex data not supported")
         X, y = validate_data(
             self, X, y, dtype=np.float64, y_numeric=not self._classifier,
@@ -143,6 +143,7 @@ class _GLM(BaseEstimator):
         tags.target_tags.multi_output = squared and not self._classifier
         tags.target_tags.single_output = True
         tags.target_tags.positive_only = self.datafit == "poisson"
+        tags.input_tags.sparse = True  # jreg.glm.sparse: never densified
         return tags
 
 

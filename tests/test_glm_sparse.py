@@ -65,12 +65,14 @@ def test_other_datafits_on_sparse_X_equal_dense(datafit):
     _assert_same_path(dense, glm.path(X, targets[datafit], datafit=datafit, **TIGHT), atol=1e-6)
 
 
-@pytest.mark.parametrize("form", ["csc", "coo", "BCOO", "duplicates"])
+@pytest.mark.parametrize("form", ["csc", "coo", "BCOO", "padded BCOO", "duplicates"])
 def test_every_sparse_form_gives_the_csr_path(form):
     X, targets, _ = _problem(40, 120)
     y = targets["squared"]
     if form == "BCOO":
         given = jax_sparse.BCOO.from_scipy_sparse(X)
+    elif form == "padded BCOO":  # entries beyond nnz, at out-of-range indices (BCOO's padding)
+        given = jax_sparse.BCOO.fromdense(X.toarray(), nse=X.nnz + 7)
     elif form == "duplicates":  # a COO matrix whose entries are split in two: summed
         coo = X.tocoo()
         given = scipy.sparse.coo_matrix(

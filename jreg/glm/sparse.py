@@ -7,9 +7,9 @@ is never formed. A :class:`Columns` behaves as the few array operations the solv
 ``X @ W``, ``V @ X``, ``X.T`` (a view), ``X.T[j]`` (one centred column, dense), ``shape`` and
 ``dtype``; the functions below do the rest for dense arrays and :class:`Columns` alike.
 
-Products cost :math:`O(\text{nnz})`; a column costs :math:`O(n)` (as a dense one) plus the
-largest column's count of non-zeros (``window``), so a few very dense columns slow coordinate
-steps down, never memory.
+Products cost :math:`O(\text{nnz})`; a coordinate step (:func:`coordinate_sweep`, proximal
+Newton's epochs) costs the largest column's count of non-zeros (``window``), so a few very dense
+columns slow every step down, never memory; a dense column ``X.T[j]`` costs :math:`O(n)`.
 """
 
 import dataclasses
@@ -116,8 +116,9 @@ def from_input(X) -> Columns:
         if X.n_batch or X.n_dense or X.ndim != 2:
             raise ValueError(f"X must be a 2-D BCOO without batch or dense dimensions, got {X!r}")
         indices = np.asarray(X.indices)
-        X = scipy.sparse.coo_matrix((np.asarray(X.data), (indices[:, 0], indices[:, 1])),
-                                    shape=X.shape)  # fmt: skip
+        stored = np.all(indices < np.asarray(X.shape), axis=1)  # out of range: BCOO's padding
+        rows, cols = indices[stored].T
+        X = scipy.sparse.coo_matrix((np.asarray(X.data)[stored], (rows, cols)), shape=X.shape)
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}")
     check_real("X", X.data)
