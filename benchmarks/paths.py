@@ -8,14 +8,21 @@ evaluated by one numpy function so that accuracy is compared too: ``excess`` is 
 ``(P_jreg - P_peer) / P(0)`` over the path (<= ~tol means jreg is at least as accurate as the
 peer).
 
-    python benchmarks/paths.py            # full run, writes benchmarks/results/paths.{json,md}
+    python benchmarks/paths.py            # the whole matrix, writes results/paths.{json,md}
+    python benchmarks/paths.py --sections lasso real   # a part of it
     python benchmarks/paths.py --quick    # tiny problems, proves the script works (CI)
     python benchmarks/paths.py --gpu      # batched CV (sharded over the devices) and a
                                           # sparse lasso path on large problems (for a GPU)
 
-Data are centered and fitted without intercept, so that every peer solves the very same problem.
-R's glmnet (where ``Rscript`` and the glmnet package are installed) is timed inside R, its fit
-alone, after a warm-up fit in the same R process.
+The matrix: lasso (100 strengths) and L1 logistic (20) paths on every shape of ``SHAPES`` x
+Toeplitz correlation ``RHOS`` x with and without an intercept; diabetes x interactions (lasso)
+and breast cancer x interactions (logistic), standardized, with and without an intercept; 5-fold
+CV; Poisson, multinomial and multi-output paths. Every solver solves the very same problem:
+without an intercept the raw data; with one, jreg fits it on the raw data (features of mean 1)
+while the squared loss's peers fit the centred data (the same problem) and the logistic peers
+their own unpenalized intercept (skglm, glmnet; liblinear penalizes its intercept and celer fits
+none, so they run only without). R's glmnet (where ``Rscript`` and the glmnet package are
+installed) is timed inside R, its fit alone, after a warm-up fit in the same R process.
 """
 
 import argparse
@@ -39,7 +46,7 @@ RESULTS = Path(__file__).parent / "results"
 GLMNET = r"""
 args <- commandArgs(TRUE)
 read <- function(name, size) readBin(file.path(args[1], name), "double", size)
-shape <- read("shape.bin", 4)  # n, p, number of strengths, thresh
+shape <- read("shape.bin", 5)  # n, p, number of strengths, thresh, intercept
 n <- shape[1]; p <- shape[2]; k <- shape[3]
 X <- matrix(read("X.bin", n * p), n, p)
 y <- read("y.bin", n)
@@ -47,11 +54,11 @@ if (args[2] == "multinomial") y <- factor(y)
 lambda <- read("lambda.bin", k)
 suppressMessages(library(glmnet))
 fit_path <- function() glmnet(X, y, family = args[2], lambda = lambda, standardize = FALSE,
-                              intercept = FALSE, thresh = shape[4], maxit = 1e7)
+                              intercept = shape[5] > 0, thresh = shape[4], maxit = 1e7)
 invisible(fit_path())  # warm-up
 seconds <- system.time(fit <- fit_path())[["elapsed"]]
 beta <- if (is.list(fit$beta)) sapply(fit$beta, as.matrix) else as.matrix(fit$beta)
-writeBin(c(seconds, as.vector(beta)), file.path(args[1], "out.bin"))
+writeBin(c(seconds, as.vector(beta), as.vector(fit$a0)), file.path(args[1], "out.bin"))
 """
 
 
@@ -71,19 +78,26 @@ def _elapsed(fn):
     return time.perf_counter() - start, result
 
 
+SLOW = 20.0  # seconds: a peer whose first call takes longer is timed by that call alone
+
+
 def _timed(runs, repeats):
     """Times every solver of ``runs`` (name -> function; jreg first), after one warm-up call
     each (jreg's is its compilation), back to back within each repeat, so that the ratios of
-    one repeat share the machine's state. Returns (the medians, jreg's compilation time (its
-    first call's excess over its median), the median over repeats of jreg's time over the best
-    peer's (the one with the lowest median)) and each solver's result from the last repeat."""
+    one repeat share the machine's state; a peer slower than ``SLOW`` seconds (never the best
+    one) only once. Returns (the medians, jreg's compilation time (its first call's excess over
+    its median), the median over repeats of jreg's time over the best peer's (the one with the
+    lowest median)) and each solver's result from the last repeat."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        first = {name: _elapsed(fn)[0] for name, fn in runs.items()}
-        times, results = {name: [] for name in runs}, {}
+        first, results = {}, {}
+        for name, fn in runs.items():
+            first[name], results[name] = _elapsed(fn)
+        repeated = [name for name in runs if name == "jreg" or first[name] <= SLOW]
+        times = {name: [] if name in repeated else [first[name]] for name in runs}
         for _ in range(repeats):
-            for name, fn in runs.items():
-                seconds, results[name] = _elapsed(fn)
+            for name in repeated:
+                seconds, results[name] = _elapsed(runs[name])
                 times[name].append(seconds)
     medians = {name: float(np.median(t)) for name, t in times.items()}
     peers = {name: value for name, value in medians.items() if name != "jreg"}
@@ -110,11 +124,12 @@ def _row(name, X, n_strengths, tol, timed, excess, target):
 
 
 def _objective(X, y, coef, strength, datafit):
-    """The objective without intercept, evaluated in float64 numpy: the mean loss (squared:
-    half the squared error, summed over outputs; Poisson: the negative log-likelihood up to a
-    constant) plus the L1 norm, or for several outputs of ``"squared"`` the sum of the rows'
-    Euclidean norms (``MultiTaskLasso``)."""
-    z = X @ coef
+    """The objective, evaluated in float64 numpy: the mean loss (squared: half the squared
+    error, summed over outputs; Poisson: the negative log-likelihood up to a constant) plus the
+    L1 norm, or for several outputs of ``"squared"`` the sum of the rows' Euclidean norms
+    (``MultiTaskLasso``). ``coef`` may be a pair ``(coef, intercept)``."""
+    coef, intercept = coef if isinstance(coef, tuple) else (coef, 0.0)
+    z = X @ coef + intercept
     if datafit == "squared":
         loss = np.sum((y.reshape(z.shape) - z) ** 2) / (2 * len(y))
     elif datafit == "logistic":
@@ -194,59 +209,76 @@ def _lasso_peers(X, y, strengths, tol):
         peers["skglm"] = skglm_path
     except ImportError:
         pass
-    return peers
+    peers["glmnet"] = _glmnet_peer(X, y, strengths, "gaussian", 1e-7)
+    return {name: run for name, run in peers.items() if run is not None}
 
 
-def _logistic_peers(X, y, strengths, tol):
-    """L1 logistic path solvers (labels in {-1, 1}); sklearn's C = 1 / (n * strength)."""
+def _logistic_peers(X, y, strengths, tol, *, fit_intercept=False, saga=False):
+    """L1 logistic path solvers (labels in {-1, 1}); sklearn's C = 1 / (n * strength). With
+    ``fit_intercept`` (unpenalized), those that fit one: saga, skglm, glmnet (liblinear
+    penalizes its intercept, celer fits none); they return ``(coefs, intercepts)``. saga only
+    where asked: 3.5x liblinear's time on 5000 x 200, minutes on breast cancer x interactions,
+    never the fastest."""
     from sklearn.linear_model import LogisticRegression
 
     n = X.shape[0]
 
+    def fitted(model):
+        return (model.coef_.ravel().copy(), float(np.ravel(model.intercept_)[0]))
+
+    def path_of(model, set_strength):
+        fits = [fitted(set_strength(model, s).fit(X, y)) for s in strengths]
+        coefs = np.array([coef for coef, _ in fits])
+        return (coefs, np.array([b for _, b in fits])) if fit_intercept else coefs
+
     def sklearn_path(solver):
-        def run():
-            model = LogisticRegression(
-                l1_ratio=1.0,
-                solver=solver,
-                fit_intercept=False,
-                tol=tol,
-                max_iter=10_000,
-                warm_start=True,
-            )
-            return np.array(
-                [model.set_params(C=1 / (n * s)).fit(X, y).coef_[0].copy() for s in strengths]
-            )
+        model = LogisticRegression(l1_ratio=1.0, solver=solver, fit_intercept=fit_intercept,
+                                   tol=tol, max_iter=10_000, warm_start=True)  # fmt: skip
+        return lambda: path_of(model, lambda m, s: m.set_params(C=1 / (n * s)))
 
-        return run
-
-    peers = {"sklearn-liblinear": sklearn_path("liblinear"), "sklearn-saga": sklearn_path("saga")}
+    peers = {} if fit_intercept else {"sklearn-liblinear": sklearn_path("liblinear")}
+    if saga:
+        peers["sklearn-saga"] = sklearn_path("saga")
     try:
         from celer import celer_path
 
-        peers["celer"] = lambda: celer_path(X, y, "logreg", alphas=n * strengths, tol=tol)[1].T
+        if not fit_intercept:
+            peers["celer"] = lambda: celer_path(X, y, "logreg", alphas=n * strengths, tol=tol)[1].T
     except ImportError:
         pass
-    return peers
+    try:
+        from skglm import SparseLogisticRegression
+
+        model = SparseLogisticRegression(fit_intercept=fit_intercept, tol=tol, warm_start=True)
+        peers["skglm"] = lambda: path_of(model, lambda m, s: m.set_params(alpha=s))
+    except ImportError:
+        pass
+    peers["glmnet"] = _glmnet_peer(X, y, strengths, "binomial", 1e-7, fit_intercept)
+    return {name: run for name, run in peers.items() if run is not None}
 
 
-def _glmnet_peer(X, y, strengths, family, thresh):
-    """R's glmnet path (no intercept, no standardization), or None without ``Rscript``."""
+def _glmnet_peer(X, y, strengths, family, thresh, fit_intercept=False):
+    """R's glmnet path (no standardization; with ``fit_intercept`` the coefficients and the
+    intercepts), or None without ``Rscript``."""
     if shutil.which("Rscript") is None:
         return None
     n, p = X.shape
+    k = len(strengths)
 
     def run():
         with tempfile.TemporaryDirectory() as folder:
             folder = Path(folder)
-            np.array([n, p, len(strengths), thresh], float).tofile(folder / "shape.bin")
+            shape = [n, p, k, thresh, float(fit_intercept)]
+            np.array(shape, float).tofile(folder / "shape.bin")
             np.asarray(X, float).T.tofile(folder / "X.bin")  # R's column-major order
             np.asarray(y, float).tofile(folder / "y.bin")
             np.asarray(strengths, float).tofile(folder / "lambda.bin")
             subprocess.run(["Rscript", "-e", GLMNET, str(folder), family], check=True)
             out = np.fromfile(folder / "out.bin")
-        beta = out[1:].reshape(-1, len(strengths), p)  # (classes or 1, strengths, p)
-        return Timed(float(out[0]), np.squeeze(beta.transpose(1, 2, 0), axis=-1 if family ==
-                                               "poisson" else ()))  # fmt: skip
+        classes = (out.size - 1) // (k * (p + 1))
+        beta = out[1 : 1 + classes * k * p].reshape(classes, k, p).transpose(1, 2, 0)
+        coef = beta if family == "multinomial" else beta[..., 0]
+        return Timed(float(out[0]), (coef, out[1 + classes * k * p :]) if fit_intercept else coef)
 
     return run
 
@@ -316,29 +348,36 @@ PEERS = {  # datafit -> (jreg's penalty, the peers)
 }
 
 
-def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target):
+def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target,
+                  fit_intercept=False, **peer_options):  # fmt: skip
     """One path problem: ``datafit`` a key of :data:`PEERS` (``"multi-output"``: squared loss,
-    ``y (n, m)``)."""
+    ``y (n, m)``). With ``fit_intercept``, jreg fits the raw data with an intercept; for the
+    squared loss the peers fit the centred data (the same problem), for the logistic loss the
+    raw data with their own intercept (those that fit one)."""
     penalty, peers_of = PEERS[datafit]
     loss = "squared" if datafit == "multi-output" else datafit
-    X, y = _centered(X, y) if loss == "squared" else (np.asfortranarray(X), y)
-    top = float(glm.strength_max(X, y, datafit=loss, penalty=penalty, fit_intercept=False))
-    ratio = 1e-3 if X.shape[0] >= X.shape[1] else 1e-2
+    raw = np.asfortranarray(X), y
+    X, y = _centered(X, y) if loss == "squared" and fit_intercept else raw
+    intercept = fit_intercept and loss != "squared"  # the peers' and the objective's
+    top = float(glm.strength_max(*raw, datafit=loss, penalty=penalty, fit_intercept=fit_intercept))
+    ratio = glm.paths.default_strength_min_ratio(*X.shape)
     strengths = top * np.logspace(0, np.log10(ratio), n_strengths)
 
     def run_jreg():
-        return glm.path(
-            X, y, datafit=loss, penalty=penalty, strengths=strengths, fit_intercept=False, tol=tol
-        ).coef
+        fit = glm.path(*raw, datafit=loss, penalty=penalty, strengths=strengths,
+                       fit_intercept=fit_intercept, tol=tol)  # fmt: skip
+        return (fit.coef, fit.intercept) if intercept else fit.coef
 
-    peers = peers_of(X, y, strengths, tol)
+    peers = peers_of(X, y, strengths, tol, **({"fit_intercept": True} if intercept else {}),
+                     **peer_options)  # fmt: skip
     timed, coefs = _timed({"jreg": run_jreg, **peers}, repeats)
-    jreg_coef = np.asarray(coefs["jreg"], float)
-    p0 = _objective(X, y, np.zeros(jreg_coef.shape[1:]), 0.0, loss)
+    at = lambda fits, k: (fits[0][k], fits[1][k]) if intercept else fits[k]  # noqa: E731
+    zero = np.zeros(np.shape(at(coefs["jreg"], 0)[0] if intercept else coefs["jreg"][0]))
+    p0 = _objective(X, y, zero, 0.0, loss)
 
     def excess(peer_coefs):
-        ours = [_objective(X, y, c, s, loss) for c, s in zip(jreg_coef, strengths, strict=True)]
-        theirs = [_objective(X, y, c, s, loss) for c, s in zip(peer_coefs, strengths, strict=True)]
+        ours = [_objective(X, y, at(coefs["jreg"], k), s, loss) for k, s in enumerate(strengths)]
+        theirs = [_objective(X, y, at(peer_coefs, k), s, loss) for k, s in enumerate(strengths)]
         return float(np.max(np.subtract(ours, theirs)) / p0)
 
     excesses = {peer: excess(coefs[peer]) for peer in peers}
@@ -362,6 +401,92 @@ def _cv_problem(name, X, y, *, n_folds, n_strengths, tol, repeats, target):
     return _row(name, X, n_strengths, tol, _timed(runs, repeats)[0], {}, target)
 
 
+SHAPES = [(20_000, 300), (5000, 200), (2000, 500), (1000, 1000), (500, 5000), (300, 10_000)]
+RHOS = (0.0, 0.5, 0.9)  # Toeplitz feature correlation
+SECTIONS = ("lasso", "logistic", "real", "cv", "families")
+
+
+def _cell_data(n, p, rho, datafit, fit_intercept):
+    """A cell's data: labels in {-1, 1}, 40% positive, for the logistic loss; with an
+    intercept, features and targets off zero (means 1 and 3) so that it matters."""
+    X, y = _regression(n, p, rho=rho)
+    y = np.where(y > np.quantile(y, 0.6), 1.0, -1.0) if datafit == "logistic" else y
+    shift = float(fit_intercept)
+    return X + shift, y + (3 * shift if datafit == "squared" else 0)
+
+
+def _matrix_cells(datafit, scale, repeats):
+    """Every shape x correlation x intercept cell of ``datafit`` (quick: two shapes, rho 0.5)."""
+    shapes = [(2000, 50), (50, 400)] if scale > 1 else SHAPES
+    rows = []
+    for n, p in shapes:
+        for rho in (0.5,) if scale > 1 else RHOS:
+            for fit_intercept in (False, True):
+                X, y = _cell_data(n, p, rho, datafit, fit_intercept)
+                name = f"{datafit} rho={rho}" + (" +intercept" if fit_intercept else "")
+                rows.append(
+                    _path_problem(name, X, y, datafit=datafit, tol=1e-6, repeats=repeats,
+                                  n_strengths=100 if datafit == "squared" else 20, target="<= 1.0",
+                                  fit_intercept=fit_intercept)
+                )  # fmt: skip
+                print(_table(rows[-1:]).splitlines()[-1], flush=True)
+    return rows
+
+
+def _breast_cancer_interactions():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    X = StandardScaler().fit_transform(PolynomialFeatures(2, include_bias=False).fit_transform(X))
+    return X, np.where(y > 0, 1.0, -1.0)
+
+
+def _matrix(sections, scale, repeats):
+    """The rows of the sections asked for (see :data:`SECTIONS`)."""
+    rows = []
+    for datafit in ("squared", "logistic"):
+        if ("lasso" if datafit == "squared" else "logistic") in sections:
+            rows += _matrix_cells(datafit, scale, repeats)
+    if "real" in sections:
+        X, y = _diabetes_interactions()
+        for fit_intercept in (False, True):  # without: the target centred
+            rows.append(
+                _path_problem("lasso, diabetes x interactions" + " +intercept" * fit_intercept,
+                              X, y - (0 if fit_intercept else y.mean()), datafit="squared",
+                              n_strengths=100, tol=1e-6, repeats=repeats, target="<= 1.0",
+                              fit_intercept=fit_intercept)
+            )  # fmt: skip
+        X, y = _breast_cancer_interactions()
+        for fit_intercept in (False, True):
+            rows.append(
+                _path_problem("logistic, breast cancer x interactions" + " +intercept" *
+                              fit_intercept, X, y, datafit="logistic", n_strengths=30, tol=1e-6,
+                              repeats=repeats, target="<= 1.0", fit_intercept=fit_intercept)
+            )  # fmt: skip
+    if "cv" in sections:
+        for name, (X, y) in [
+            ("5-fold CV lasso", _regression(1000 // scale, 300 // scale)),
+            ("5-fold CV lasso, diabetes x interactions", _diabetes_interactions()),
+        ]:
+            rows.append(_cv_problem(name, X, y, n_folds=5, n_strengths=100, tol=1e-6,
+                                    repeats=repeats, target="<= 0.5"))  # fmt: skip
+    if "families" in sections:
+        families = [  # name, datafit, (n, p)
+            ("Poisson L1 path", "poisson", (5000, 200)),
+            ("Poisson L1 path, p >> n", "poisson", (500, 2000)),
+            ("multinomial L1 path, 3 classes", "multinomial", (2000, 100)),
+            ("multi-output lasso path, 3 outputs", "multi-output", (2000, 300)),
+        ]
+        for name, datafit, (n, p) in families:
+            X, counts, classes, outputs = _families(n // scale, p // scale)
+            y = {"poisson": counts, "multinomial": classes, "multi-output": outputs}[datafit]
+            rows.append(_path_problem(name, X, y, datafit=datafit, n_strengths=20, tol=1e-6,
+                                      repeats=repeats, target="<= 1.0"))  # fmt: skip
+    return rows
+
+
 def _table(rows):
     lines = [
         "| problem | shape | jreg (s) | compile (s) | peers (s) | jreg / best peer | target "
@@ -383,7 +508,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny problems, one repeat (CI)")
     parser.add_argument("--gpu", action="store_true", help="batched CV, sparse path (GPU)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="parts of the matrix to run (default: all)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # the peers work in float64: compare alike
@@ -413,80 +540,12 @@ def main(argv=None):
                       n_strengths=50, tol=1e-6, repeats=repeats)
         )  # fmt: skip
     else:
-        problems = [
-            ("lasso path, n >> p", _regression(2000 // scale, 500 // scale), "<= 1.0 (sklearn)"),
-            ("lasso path, p >> n", _regression(500 // scale, 5000 // scale), "<= 1.0 (celer)"),
-            ("lasso path, correlated", _regression(1000 // scale, 2000 // scale, rho=0.9), "-"),
-            ("lasso path, diabetes x interactions", _diabetes_interactions(), "-"),
-        ]
-        for name, (X, y), target in problems:
-            rows.append(
-                _path_problem(
-                    name,
-                    X,
-                    y,
-                    datafit="squared",
-                    n_strengths=100,
-                    tol=1e-6,
-                    repeats=repeats,
-                    target=target,
-                )
-            )
-        cv_problems = [
-            ("5-fold CV lasso", _regression(1000 // scale, 300 // scale), "<= 0.5 (LassoCV)"),
-            ("5-fold CV lasso, diabetes x interactions", _diabetes_interactions(), "-"),
-        ]
-        for name, (X, y), target in cv_problems:
-            rows.append(
-                _cv_problem(
-                    name,
-                    X,
-                    y,
-                    n_folds=5,
-                    n_strengths=100,
-                    tol=1e-6,
-                    repeats=repeats,
-                    target=target,
-                )  # fmt: skip
-            )
-        X, y = _regression(5000 // scale, 200 // scale)
-        labels = np.where(y > np.median(y), 1.0, -1.0)
-        rows.append(
-            _path_problem(
-                "logistic L1 path",
-                X,
-                labels,
-                datafit="logistic",
-                n_strengths=20,
-                tol=1e-6,
-                repeats=repeats,
-                target="<= 1.0 (best peer)",
-            )
-        )
-        families = [  # name, datafit, (n, p), target
-            ("Poisson L1 path", "poisson", (5000, 200), "<= 1.0 (best peer)"),
-            ("Poisson L1 path, p >> n", "poisson", (500, 2000), "-"),
-            ("multinomial L1 path, 3 classes", "multinomial", (2000, 100), "<= 1.0 (best peer)"),
-            ("multi-output lasso path, 3 outputs", "multi-output", (2000, 300), "-"),
-        ]
-        for name, datafit, (n, p), target in families:
-            X, counts, classes, outputs = _families(n // scale, p // scale)
-            y = {"poisson": counts, "multinomial": classes, "multi-output": outputs}[datafit]
-            rows.append(
-                _path_problem(
-                    name,
-                    X,
-                    y,
-                    datafit=datafit,
-                    n_strengths=20,
-                    tol=1e-6,
-                    repeats=repeats,
-                    target=target,
-                )  # fmt: skip
-            )
+        rows += _matrix(args.sections, scale, repeats)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "paths_gpu" if args.gpu else "paths"
     stem += "_quick" if args.quick else ""
+    partial = not args.gpu and set(args.sections) != set(SECTIONS)
+    stem += "_" + "_".join(args.sections) if partial else ""
     meta = {"device": str(jax.devices()[0]), "platform": platform.platform(), "rows": rows}
     (args.out / f"{stem}.json").write_text(json.dumps(meta, indent=2))
     table = _table(rows)

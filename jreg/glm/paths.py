@@ -27,7 +27,7 @@ from jreg._checks import (
     is_traced,
 )
 from jreg.glm import datafits as _datafits
-from jreg.glm import implicit, objectives, sparse
+from jreg.glm import implicit, objectives, solvers, sparse
 from jreg.glm import penalties as _penalties
 from jreg.glm.objectives import Data
 
@@ -95,8 +95,12 @@ class Fit(NamedTuple):
 
 
 class ConvergenceWarning(UserWarning):
-    """Some solves stopped at ``max_iter`` before their gap reached ``tol``: their solutions
-    are approximate (each strength's gap is in :attr:`Path.gap`)."""
+    """Some solves stopped at ``max_iter`` before reaching ``tol`` (the gap, and every
+    coordinate's optimality residual: see :func:`path`): their solutions are approximate (each
+    strength's gap is in :attr:`Path.gap`)."""
+
+
+TOL_FLOOR_EPS = 100  # the smallest tol in float32, in ulps (see _target)
 
 
 def warn_unconverged(converged, max_iter: int, what: str) -> None:
@@ -107,9 +111,47 @@ def warn_unconverged(converged, max_iter: int, what: str) -> None:
     if stopped:
         message = (
             f"{stopped} of {converged.size} {what} stopped at max_iter={max_iter} before the "
-            "gap reached tol (their solutions are approximate): raise max_iter, or tol"
+            "gap and residuals reached tol (their solutions are approximate): raise max_iter, "
+            "or tol"
         )
-        warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        warnings.warn(message, ConvergenceWarning, stacklevel=4)  # past in_data_precision
+
+
+# --------------------------------------------------------------------------------------------
+# Precision.
+
+
+def _float64_data(X) -> bool:
+    """Whether ``X`` is float64 data that x64 off would compute in float32: numpy, lists,
+    data frames, ``scipy.sparse``."""
+    if isinstance(X, jax.Array) or isinstance(getattr(X, "data", None), jax.Array):
+        return False  # a jax array or BCOO: in the precision of its making
+    dtype = X.dtype if hasattr(X, "dtype") else np.asarray(X).dtype
+    return dtype == np.float64
+
+
+def in_data_precision(position: int = 0) -> Callable:
+    """The entry point decorated computes in its data's precision: where x64 is off and the
+    argument at ``position`` (``X``) is concrete float64 data, it runs with x64 on for its
+    duration, and its arrays come back as numpy arrays (float64 jax arrays would not survive the
+    switch back). Float32 data, jax arrays, and any traced argument: unchanged."""
+
+    def decorate(entry: Callable) -> Callable:
+        @functools.wraps(entry)
+        def run(*args, **kwargs):
+            if jax.config.jax_enable_x64 or is_traced((args, kwargs)):
+                return entry(*args, **kwargs)
+            if len(args) <= position or not _float64_data(args[position]):
+                return entry(*args, **kwargs)
+            with jax.enable_x64(True):
+                result = entry(*args, **kwargs)
+                return jax.tree.map(
+                    lambda leaf: np.asarray(leaf) if isinstance(leaf, jax.Array) else leaf, result
+                )
+
+        return run
+
+    return decorate
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,9 +430,22 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
 # The computations (jitted; ``config`` static).
 
 
-def _target(problem: objectives.Problem, options: Options) -> jax.Array:
-    """The gap at which the solvers stop: ``tol`` times the objective at :math:`w = 0`."""
-    return options.tol * jnp.abs(problem.value_at_zero)
+def _target(problem: objectives.Problem, options: Options, lam, gradient) -> solvers.Target:
+    r"""Where the solvers stop at the strengths ``lam`` (the strength times the penalty
+    factors): a gap of ``tol`` times the objective at :math:`w = 0`, and every coordinate's
+    optimality residual at most :math:`10 \sqrt{tol}` times the largest finite ``lam`` (1e-3 of
+    it at ``tol = 1e-8``: the gap alone bounds a residual only by :math:`\sqrt{\text{gap}}`, far
+    above the strength's scale at the small end of a path), or times 1e-3 of the largest
+    ``gradient`` at zero (``strength_max``'s scale) for a strength below that (negligible).
+    In float32 (and narrower) ``tol`` is at least ``TOL_FLOOR_EPS`` ulps (1.2e-5): a gap much
+    smaller cannot be measured."""
+    value_at_zero = jnp.abs(problem.value_at_zero)
+    info = jnp.finfo(value_at_zero.dtype)
+    tol = jnp.maximum(options.tol, TOL_FLOOR_EPS * info.eps) if info.bits < 64 else options.tol
+    top = jnp.max(jnp.where(jnp.isfinite(lam), lam, 0))
+    scale = jnp.maximum(top, 1e-3 * jnp.max(jnp.abs(gradient)))
+    residual = jnp.where(top > 0, 10 * jnp.sqrt(tol) * scale, jnp.inf)
+    return solvers.Target(tol * value_at_zero, residual)
 
 
 def standardized(data: Data, options: Options, config: Config):
@@ -436,19 +491,22 @@ def path_arrays(data: Data, strengths, options: Options, config: Config):
     problem = objectives.problem(
         datafit, penalty, data, fit_intercept=config.fit_intercept, newton=config.newton
     )
-    target = _target(problem, options)
+    gradient = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
 
     def at_strength(carry, strength):
         w, b, warm = carry
-        it = problem.solve(strength * penalty.factor, w, b, target, options.max_iter, warm)
+        lam = strength * penalty.factor
+        target = _target(problem, options, lam, gradient)
+        it = problem.solve(lam, w, b, target, options.max_iter, warm)
         loss = problem.smooth.evaluate(it.w, it.b).loss
-        out = (it.w, problem.intercept(it.w, it.b), it.gap, it.n_iter, loss)
+        reached = ~solvers.short_of(it.gap, it.residual, target)
+        out = (it.w, problem.intercept(it.w, it.b), it.gap, it.n_iter, loss, reached)
         return (it.w, it.b, it.warm), out
 
     p, m = data.X.shape[1], data.y.shape[1]
     w, b = jnp.zeros(p * m, data.X.dtype), problem.intercept_at_zero
     init = (w, b, problem.warm_start(w, b))
-    _, (coef, intercept, gap, n_iter, loss) = jax.lax.scan(at_strength, init, strengths)
+    _, (coef, intercept, gap, n_iter, loss, reached) = jax.lax.scan(at_strength, init, strengths)
     results = (coef, intercept, gap, loss)
     coef, intercept, gap, loss = (jnp.where(valid, x, jnp.nan) for x in results)
     null = problem.value_at_zero
@@ -458,7 +516,7 @@ def path_arrays(data: Data, strengths, options: Options, config: Config):
     if config.squeeze:
         coef, intercept = coef[..., 0], intercept[:, 0]
     path = Path(strengths, coef, intercept, gap, n_iter, deviance_ratio, n_nonzero)
-    return path, gap <= target
+    return path, reached & valid
 
 
 def _above_rounding(grad: jax.Array, datafit, data: Data) -> jax.Array:
@@ -493,7 +551,8 @@ def _strength_max(data: Data, options: Options, config: Config) -> jax.Array:
         lam = factor * (1e6 * (top + 1))
         w, b = jnp.zeros_like(factor), problem.intercept_at_zero
         tight = 100 * jnp.finfo(w.dtype).eps * jnp.abs(problem.value_at_zero)
-        fit = problem.solve(lam, w, b, tight, options.max_iter, problem.warm_start(w, b))
+        target = solvers.Target(tight, jnp.asarray(jnp.inf, tight.dtype))
+        fit = problem.solve(lam, w, b, target, options.max_iter, problem.warm_start(w, b))
         grad = problem.smooth.evaluate(fit.w, fit.b).grad_w
         return penalty.zero_threshold(_above_rounding(grad, datafit, data), factor)
 
@@ -603,6 +662,7 @@ def setup_path(X, y, settings: Settings):
 # Public API.
 
 
+@in_data_precision()
 def strength_max(
     X,
     y,
@@ -648,6 +708,7 @@ def strength_max(
     return strength_max_jit(data, options, config=config)
 
 
+@in_data_precision()
 def path(
     X,
     y,
@@ -677,7 +738,12 @@ def path(
     Minimizes, for each strength :math:`s`, :math:`\sum_i a_i f(x_i^\top W + b, y_i) +
     P(W; s \cdot \text{penalty\_factor})` (see :mod:`jreg.glm`) until the duality gap (or a
     KKT residual, the squared gradient mapping, where no gap is known) is at most ``tol`` times
-    the objective at :math:`w = 0`.
+    the objective at :math:`w = 0` and every coefficient meets its optimality condition within
+    :math:`10 \sqrt{tol}\, s \max_j \text{pf}_j` (a zero's gradient exceeds its threshold, a
+    non-zero's gradient differs from the penalty's slope, by at most that: 1e-3 of the strength
+    at ``tol=1e-8``).
+    The coefficients are those of a proximal or coordinate step (or of a Newton or extrapolated
+    step kept on their signs): a zero is exactly zero.
 
     Args:
       X: ``(n, p)`` features, numpy or jax, float32 or float64; or sparse (``scipy.sparse``,
@@ -703,7 +769,8 @@ def path(
       standardize: solve with every feature scaled to unit standard deviation under the
         sample weights (glmnet's ``standardize=TRUE``; constant features are left as they are,
         bounds scale with them); coefficients are returned in the data's units.
-      tol: stopping tolerance, relative to the objective at :math:`w = 0`.
+      tol: stopping tolerance, relative to the objective at :math:`w = 0` (in float32 at least
+        1.2e-5: a smaller gap cannot be measured there).
       max_iter: the most solver iterations per strength (checked between blocks of 10 FISTA
         iterations, 5 coordinate-descent epochs or one proximal Newton step); a strength that
         stops there before ``tol`` warns :class:`ConvergenceWarning` (its gap is in ``gap``).
@@ -754,6 +821,7 @@ def path(
     return result._replace(model=model_of(y, data, settings))
 
 
+@in_data_precision()
 def fit(
     X,
     y,

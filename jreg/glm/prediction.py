@@ -86,6 +86,7 @@ def coef_at(fit, strength) -> Coefficients:
     return Coefficients(between(path.coef), between(path.intercept))
 
 
+@paths.in_data_precision(1)
 def predict(fit, X, *, strength=None, offset=None, output="response") -> jax.Array:
     r"""Predictions of a fitted path on the rows of ``X``.
 

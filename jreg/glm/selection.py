@@ -188,6 +188,7 @@ def _check_scoring(scoring, datafit, n_outputs: int) -> None:
         raise ValueError("scoring='auc' needs two classes (datafit='logistic')")
 
 
+@paths.in_data_precision()
 def cross_validate(
     X,
     y,
@@ -340,6 +341,7 @@ _cross_validation_jit = jax.jit(
 )
 
 
+@paths.in_data_precision()
 def stability_selection(
     X, y, *, n_subsamples=100, fraction=0.5, seed=0, mesh=None, batch_size=None, **path_kwargs
 ) -> StabilitySelection:

@@ -10,10 +10,14 @@ r"""The solvers of :mod:`jreg.glm`, written against what they need of a problem,
   step minimizes a quadratic model of the datafit (its per-sample Hessian) by coordinate descent
   on a working set, then a backtracking line search on the objective.
 
-Every solver is warm-started down the path and stops when :func:`gap_at`, a duality gap (convex
-penalty, datafit with a conjugate) or a squared gradient mapping (otherwise), falls below the
-target ``tol * F(0)``; the dual point first meets the constraints of the unpenalized coordinates
-and the intercept, which scaling cannot (see :func:`gap_at`).
+Every solver is warm-started down the path and stops at a :class:`Target`: when :func:`gap_at`,
+a duality gap (convex penalty, datafit with a conjugate) or a squared gradient mapping
+(otherwise), falls below ``tol * F(0)`` and every coordinate's optimality residual below a
+fraction of the strength; the dual point first meets the constraints of the unpenalized
+coordinates and the intercept, which scaling cannot (see :func:`gap_at`). The returned ``w`` is
+the output of a proximal or coordinate step, or of a Newton or extrapolated step kept on its
+signs (a coordinate it would move across or off zero is zero); proximal Newton's is its model's
+minimizer, or, where the line search shortened the step, a point on the way to it.
 """
 
 from collections.abc import Callable
@@ -101,8 +105,22 @@ class Solution(NamedTuple):
     w: jax.Array
     b: jax.Array
     gap: jax.Array
+    residual: jax.Array  # the largest optimality residual (see gap_at)
     n_iter: jax.Array
     warm: object = None  # what the solver carries to the next strength
+
+
+class Target(NamedTuple):
+    """Where a solver stops: the gap at most ``gap`` and every coordinate's optimality residual
+    (see :func:`gap_at`) at most ``residual``."""
+
+    gap: jax.Array
+    residual: jax.Array
+
+
+def short_of(gap, residual, target: Target) -> jax.Array:
+    """Whether a solver with this gap and residual has not reached ``target``."""
+    return (gap > target.gap) | (residual > target.residual)
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,8 +167,11 @@ def support_product(w, rows, size: int) -> jax.Array:
 def gap_at(evaluation: Evaluation, curvature, intercept_curvature, penalty: Penalty, w, lam,
            feasible: Callable | None = None):  # fmt: skip
     r"""Duality gap or squared gradient mapping at ``(w, b)`` from an evaluation of the datafit
-    there; ``curvature`` is the curvature in ``w`` (a scalar bound, or per coordinate), the
-    inverse step of the gradient mapping (``intercept_curvature``: in ``b``).
+    there, and the optimality residual :math:`\max_j h_j |w_j - \operatorname{prox}(w - g / h)_j|`
+    (in gradient units: for a coordinate at zero :math:`|g_j| - \lambda_j` where positive, else
+    the distance of :math:`-g_j` to the penalty's slope at :math:`w_j`); ``curvature`` is the
+    curvature :math:`h` in ``w`` (a scalar bound, or per coordinate), the inverse step of the
+    gradient mapping (``intercept_curvature``: in ``b``).
 
     The dual point :math:`\theta = \kappa \nabla F(z)` is scaled into the penalty's dual
     feasible set, but an unpenalized coordinate :math:`j` (and the intercept) constrains it to
@@ -162,10 +183,11 @@ def gap_at(evaluation: Evaluation, curvature, intercept_curvature, penalty: Pena
     gradient mapping is added, an estimate.
     """
     step = 1 / curvature
-    mapped = lambda: penalty.prox(w - step * evaluation.grad_w, lam, step)  # noqa: E731
+    mapped = penalty.prox(w - step * evaluation.grad_w, lam, step)
+    residual = jnp.max(jnp.abs(w - mapped) * curvature)
     if penalty.dual_scale is None or evaluation.dual is None:
         intercept = jnp.sum(evaluation.grad_b**2 / (2 * intercept_curvature))
-        return jnp.sum((w - mapped()) ** 2 * curvature / 2) + intercept
+        return jnp.sum((w - mapped) ** 2 * curvature / 2) + intercept, residual
     per_coordinate = lam.shape == w.shape  # else per group: no unpenalized coordinates
     unpenalized = (lam == 0) if per_coordinate else jnp.zeros(w.shape, bool)
     projected = jnp.zeros((), bool)
@@ -188,8 +210,8 @@ def gap_at(evaluation: Evaluation, curvature, intercept_curvature, penalty: Pena
     primal = evaluation.loss + penalty.value(w, lam)
     dual = evaluation.dual(kappa) - penalty.conjugate(kappa * v, lam)
     intercept = jnp.sum(evaluation.grad_b**2 / (2 * intercept_curvature))
-    estimate = jnp.where(unpenalized & ~projected, (w - mapped()) ** 2 * curvature / 2, 0)
-    return jnp.maximum(primal - dual, 0) + jnp.sum(estimate) + intercept
+    estimate = jnp.where(unpenalized & ~projected, (w - mapped) ** 2 * curvature / 2, 0)
+    return jnp.maximum(primal - dual, 0) + jnp.sum(estimate) + intercept, residual
 
 
 def free_solve(M: jax.Array, rhs: jax.Array) -> jax.Array:
@@ -404,10 +426,11 @@ class _Fista(NamedTuple):
     n_iter: jax.Array
     gap: jax.Array
     b_best: jax.Array  # the intercept the gap was taken at (see Smooth.best_intercept)
+    residual: jax.Array
 
 
-def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target, max_iter) -> Solution:
-    """FISTA with gradient restart from ``(w, b)`` until the gap is at most ``target``.
+def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target: Target, max_iter) -> Solution:
+    """FISTA with gradient restart from ``(w, b)`` until it reaches ``target``.
 
     For a quadratic datafit the gradient is affine, so the gradient at the extrapolated point
     is the same combination of the last two gradients: each iteration evaluates the datafit
@@ -489,10 +512,9 @@ def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target, max_iter) -> Solu
         objective = evaluation.loss + penalty.value(w, lam)
         curvature = it.scale * smooth.lipschitz
         intercept = it.scale * smooth.intercept_lipschitz
-        gap = gap_at(evaluation, curvature, intercept, penalty, w, lam, smooth.feasible)
-        return it._replace(
-            w=w, b=b, grad=evaluation.grad_w, objective=objective, gap=gap, b_best=best
-        )
+        gap, residual = gap_at(evaluation, curvature, intercept, penalty, w, lam, smooth.feasible)
+        return it._replace(w=w, b=b, grad=evaluation.grad_w, objective=objective, gap=gap,
+                           b_best=best, residual=residual)  # fmt: skip
 
     def newton_step(it: _Fista, worth) -> _Fista:
         candidate, _ = newton(smooth, penalty, it.w, it.grad, lam, worth)
@@ -526,13 +548,13 @@ def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target, max_iter) -> Solu
         return iterations(tried, jnp.where(failed, _CHECK_EVERY, 0))
 
     def not_done(it: _Fista):
-        return (it.gap > target) & (it.n_iter < max_iter)
+        return short_of(it.gap, it.residual, target) & (it.n_iter < max_iter)
 
     one, zero = jnp.ones((), w.dtype), jnp.zeros((), jnp.int32)
-    start = at(w, b, _Fista(w, b, w, b, w, w, one, one, one, zero, one, b))
+    start = at(w, b, _Fista(w, b, w, b, w, w, one, one, one, zero, one, b, one))
     start = start._replace(grad_prev=start.grad)
     it = jax.lax.while_loop(not_done, block, start)
-    return Solution(it.w, it.b_best, it.gap, it.n_iter)
+    return Solution(it.w, it.b_best, it.gap, it.residual, it.n_iter)
 
 
 # --------------------------------------------------------------------------------------------
@@ -552,8 +574,10 @@ def _anderson(iterates: jax.Array) -> jax.Array:
 
 def _extrapolated(iterates: jax.Array, penalty: Penalty) -> jax.Array:
     """Anderson's extrapolation of ``iterates (m + 1, d)``, projected onto the penalty's domain
-    (its prox at strength 0: the bounds; an affine combination may leave them)."""
+    (its prox at strength 0: the bounds; an affine combination may leave them) and kept on the
+    signs of the last iterate (a coordinate it zeroed stays zero, one it would flip is zero)."""
     w = _anderson(iterates) @ iterates[1:]
+    w = jnp.where(jnp.sign(w) == jnp.sign(iterates[-1]), w, 0)
     return penalty.prox(w, jnp.zeros_like(penalty.factor), jnp.ones((), w.dtype))
 
 
@@ -575,6 +599,7 @@ class _Sweep(NamedTuple):
     evaluation: Evaluation
     objective: jax.Array
     gap: jax.Array
+    residual: jax.Array
     n_iter: jax.Array
     hessians: Hessians | None
 
@@ -607,10 +632,10 @@ def coordinate_descent(
 
     def scored(w, evaluation, n_iter, hessians) -> _Sweep:
         objective = evaluation.loss + penalty.value(w, lam)
-        gap = gap_at(
+        gap, residual = gap_at(
             evaluation, curvature, smooth.intercept_lipschitz, penalty, w, lam, smooth.feasible
         )
-        return _Sweep(w, evaluation, objective, gap, n_iter, hessians)
+        return _Sweep(w, evaluation, objective, gap, residual, n_iter, hessians)
 
     def evaluated(w, n_iter, hessians) -> _Sweep:
         return scored(w, smooth.evaluate(w, b), n_iter, hessians)
@@ -643,12 +668,13 @@ def coordinate_descent(
         return pick(accelerated.objective < plain.objective, accelerated, plain)
 
     def not_done(sweep: _Sweep):
-        return (sweep.gap > target) & (sweep.n_iter < max_iter)
+        return short_of(sweep.gap, sweep.residual, target) & (sweep.n_iter < max_iter)
 
     step = newton_or_epochs if has_newton(smooth, penalty) else block
     start = scored(w, warm.evaluation, jnp.zeros((), jnp.int32), warm.hessians)
     sweep = jax.lax.while_loop(not_done, step, start)
-    return Solution(sweep.w, b, sweep.gap, sweep.n_iter, Warm(sweep.evaluation, sweep.hessians))
+    warm = Warm(sweep.evaluation, sweep.hessians)
+    return Solution(sweep.w, b, sweep.gap, sweep.residual, sweep.n_iter, warm)
 
 
 # --------------------------------------------------------------------------------------------
@@ -744,6 +770,7 @@ class _Newton(NamedTuple):
     evaluation: Evaluation  # at (w, b), with z
     objective: jax.Array
     gap: jax.Array
+    residual: jax.Array
     n_iter: jax.Array
     progress: jax.Array  # the last step moved
 
@@ -873,8 +900,8 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         intercept = jnp.sum(h, axis=0)
         intercept = jnp.where(intercept > 0, intercept, 1)
         objective = evaluation.loss + penalty.value(w, lam)
-        gap = gap_at(evaluation, coordinates, intercept, penalty, w, lam, feasible)
-        return _Newton(w, b, evaluation, objective, gap, n_iter, progress)
+        gap, residual = gap_at(evaluation, coordinates, intercept, penalty, w, lam, feasible)
+        return _Newton(w, b, evaluation, objective, gap, residual, n_iter, progress)
 
     def outer(state: _Newton) -> _Newton:
         evaluation = state.evaluation
@@ -1026,8 +1053,10 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         return scored(w_new, b_new, evaluate(w_new, b_new), n_iter, progress)
 
     def not_done(state: _Newton):
-        return (state.gap > target) & (state.n_iter < max_iter) & state.progress
+        return (
+            short_of(state.gap, state.residual, target) & (state.n_iter < max_iter) & state.progress
+        )
 
     start = scored(w, b, warm, jnp.zeros((), jnp.int32), jnp.ones((), bool))
     state = jax.lax.while_loop(not_done, outer, start)
-    return Solution(state.w, state.b, state.gap, state.n_iter, state.evaluation)
+    return Solution(state.w, state.b, state.gap, state.residual, state.n_iter, state.evaluation)
