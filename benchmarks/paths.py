@@ -78,7 +78,7 @@ def _elapsed(fn):
     return time.perf_counter() - start, result
 
 
-SLOW = 20.0  # seconds: a peer whose first call takes longer is timed by that call alone
+SLOW = 3.0  # seconds: a peer whose first call takes longer is timed by that call alone
 
 
 def _timed(runs, repeats):
@@ -487,6 +487,42 @@ def _matrix(sections, scale, repeats):
     return rows
 
 
+def _summary(rows):
+    """The matrix's cells, jreg / best peer (and which), one line per shape, with the geometric
+    mean and the worst cell per datafit; empty without matrix rows."""
+    cells = {}
+    for row in rows:
+        datafit, _, rest = row["problem"].partition(" rho=")
+        if not rest:
+            continue
+        rho, intercept = rest.split(" ")[0], "+intercept" in rest
+        best = min(row["peers"], key=row["peers"].get)
+        cells.setdefault(datafit, {})[tuple(row["shape"]), rho, intercept] = (row["ratio"], best)
+    text = ""
+    for datafit, grid in cells.items():
+        rhos = sorted({rho for _, rho, _ in grid}, key=float)
+        head = [f"rho {rho}{' +b' * b}" for rho in rhos for b in (False, True)]
+        text += (
+            f"\n\n{datafit}: jreg / best peer (the best peer)\n\n| shape | {' | '.join(head)} |\n"
+        )
+        text += "|---" * (len(head) + 1) + "|\n"
+        for shape in dict.fromkeys(key[0] for key in grid):
+            entries = [grid.get((shape, rho, b)) for rho in rhos for b in (False, True)]
+            text += (
+                f"| {'x'.join(map(str, shape))} | "
+                + " | ".join("-" if e is None else f"{e[0]:.2f} ({e[1]})" for e in entries)
+                + " |\n"
+            )
+        ratios = [ratio for ratio, _ in grid.values()]
+        worst = max(grid, key=lambda key: grid[key][0])
+        text += (
+            f"\ngeometric mean {np.exp(np.mean(np.log(ratios))):.2f} over {len(ratios)} "
+            f"cells; worst {grid[worst][0]:.2f} ({'x'.join(map(str, worst[0]))}, rho "
+            f"{worst[1]}{', intercept' * worst[2]}, vs {grid[worst][1]})"
+        )
+    return text
+
+
 def _table(rows):
     lines = [
         "| problem | shape | jreg (s) | compile (s) | peers (s) | jreg / best peer | target "
@@ -548,7 +584,7 @@ def main(argv=None):
     stem += "_" + "_".join(args.sections) if partial else ""
     meta = {"device": str(jax.devices()[0]), "platform": platform.platform(), "rows": rows}
     (args.out / f"{stem}.json").write_text(json.dumps(meta, indent=2))
-    table = _table(rows)
+    table = _table(rows) + _summary(rows)
     (args.out / f"{stem}.md").write_text(table + "\n")
     print(table)
 
