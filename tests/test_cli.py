@@ -207,8 +207,10 @@ def test_fit_other_families(datafit, tmp_path, capsys):
         intercept = result["intercept"]
     np.testing.assert_allclose(coef * scale.reshape(-1, *[1] * (coef.ndim - 1)), coef_std,
                                rtol=1e-9, atol=1e-12)  # fmt: skip
+    # the command line scales by its own standard deviations (numpy's to rounding): the two
+    # solves agree to the solver's accuracy, the multinomial intercepts to about 1e-8
     np.testing.assert_allclose(X @ coef + intercept, (X - mean) / scale @ coef_std + intercept_std,
-                               rtol=1e-9, atol=1e-9)  # fmt: skip
+                               rtol=1e-7, atol=1e-7)  # fmt: skip
     assert np.count_nonzero(coef[:2]) > 0 and png_size(out / "paths.png")[1] == 500
 
     # jreg predict: the mean response (multinomial: the probabilities and the likeliest class)
