@@ -433,9 +433,10 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
 def _target(problem: objectives.Problem, options: Options, lam, gradient) -> solvers.Target:
     r"""Where the solvers stop at the strengths ``lam`` (the strength times the penalty
     factors): a gap of ``tol`` times the objective at :math:`w = 0`, and every coordinate's
-    optimality residual at most :math:`10 \sqrt{tol}` times the largest finite ``lam`` (1e-3 of
-    it at ``tol = 1e-8``: the gap alone bounds a residual only by :math:`\sqrt{\text{gap}}`, far
-    above the strength's scale at the small end of a path), or times 1e-3 of the largest
+    optimality residual at most :math:`\max(10 \sqrt{tol}, 10^{-3})` times the largest finite
+    ``lam`` (1e-3 of it at ``tol <= 1e-8``, where the gap governs: the gap alone bounds a residual
+    only by :math:`\sqrt{\text{gap}}`, far above the strength's scale at the small end of a
+    path), or times 1e-3 of the largest
     ``gradient`` at zero (``strength_max``'s scale) for a strength below that (negligible).
     In float32 (and narrower) ``tol`` is at least ``TOL_FLOOR_EPS`` ulps (1.2e-5): a gap much
     smaller cannot be measured."""
@@ -444,7 +445,7 @@ def _target(problem: objectives.Problem, options: Options, lam, gradient) -> sol
     tol = jnp.maximum(options.tol, TOL_FLOOR_EPS * info.eps) if info.bits < 64 else options.tol
     top = jnp.max(jnp.where(jnp.isfinite(lam), lam, 0))
     scale = jnp.maximum(top, 1e-3 * jnp.max(jnp.abs(gradient)))
-    residual = jnp.where(top > 0, 10 * jnp.sqrt(tol) * scale, jnp.inf)
+    residual = jnp.where(top > 0, jnp.maximum(10 * jnp.sqrt(tol), 1e-3) * scale, jnp.inf)
     return solvers.Target(tol * value_at_zero, residual)
 
 
@@ -739,9 +740,9 @@ def path(
     P(W; s \cdot \text{penalty\_factor})` (see :mod:`jreg.glm`) until the duality gap (or a
     KKT residual, the squared gradient mapping, where no gap is known) is at most ``tol`` times
     the objective at :math:`w = 0` and every coefficient meets its optimality condition within
-    :math:`10 \sqrt{tol}\, s \max_j \text{pf}_j` (a zero's gradient exceeds its threshold, a
-    non-zero's gradient differs from the penalty's slope, by at most that: 1e-3 of the strength
-    at ``tol=1e-8``).
+    :math:`\max(10 \sqrt{tol}, 10^{-3})\, s \max_j \text{pf}_j` (a zero's gradient exceeds its
+    threshold, a non-zero's gradient differs from the penalty's slope, by at most that: 1e-2 of
+    the strength at the default ``tol``, 1e-3 at ``tol <= 1e-8``).
     The coefficients are those of a proximal or coordinate step (or of a Newton or extrapolated
     step kept on their signs): a zero is exactly zero.
 
