@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
+import scipy.sparse
 import scipy.special
 
 from jreg import glm
@@ -46,9 +47,11 @@ RESULTS = Path(__file__).parent / "results"
 GLMNET = r"""
 args <- commandArgs(TRUE)
 read <- function(name, size) readBin(file.path(args[1], name), "double", size)
-shape <- read("shape.bin", 5)  # n, p, number of strengths, thresh, intercept
-n <- shape[1]; p <- shape[2]; k <- shape[3]
-X <- matrix(read("X.bin", n * p), n, p)
+shape <- read("shape.bin", 6)  # n, p, number of strengths, thresh, intercept, non-zeros
+n <- shape[1]; p <- shape[2]; k <- shape[3]; nnz <- shape[6]
+X <- if (nnz < 0) matrix(read("X.bin", n * p), n, p) else
+  Matrix::sparseMatrix(i = read("rows.bin", nnz), j = read("cols.bin", nnz),
+                       x = read("X.bin", nnz), dims = c(n, p))
 y <- read("y.bin", n)
 if (args[2] == "multinomial") y <- factor(y)
 lambda <- read("lambda.bin", k)
@@ -268,9 +271,17 @@ def _glmnet_peer(X, y, strengths, family, thresh, fit_intercept=False):
     def run():
         with tempfile.TemporaryDirectory() as folder:
             folder = Path(folder)
-            shape = [n, p, k, thresh, float(fit_intercept)]
+            if scipy.sparse.issparse(X):  # glmnet takes R's sparse matrices as they are
+                coo = scipy.sparse.coo_matrix(X)
+                np.asarray(coo.row + 1, float).tofile(folder / "rows.bin")
+                np.asarray(coo.col + 1, float).tofile(folder / "cols.bin")
+                np.asarray(coo.data, float).tofile(folder / "X.bin")
+                nnz = coo.nnz
+            else:
+                np.asarray(X, float).T.tofile(folder / "X.bin")  # R's column-major order
+                nnz = -1
+            shape = [n, p, k, thresh, float(fit_intercept), nnz]
             np.array(shape, float).tofile(folder / "shape.bin")
-            np.asarray(X, float).T.tofile(folder / "X.bin")  # R's column-major order
             np.asarray(y, float).tofile(folder / "y.bin")
             np.asarray(strengths, float).tofile(folder / "lambda.bin")
             subprocess.run(["Rscript", "-e", GLMNET, str(folder), family], check=True)

@@ -1,9 +1,11 @@
-"""Sparse design matrices: jreg's paths on scipy.sparse input against scikit-learn, celer, skglm.
+"""Sparse design matrices: jreg's paths on scipy.sparse input against scikit-learn, celer, skglm
+and R's glmnet.
 
-Every solver gets the same CSC matrix (never densified), the same strengths and tolerance, no
-intercept (so that every peer solves the very same problem); the timing, ratios and objective
-comparison are those of ``benchmarks/paths.py``. A last row fits a 10-strength path on a matrix
-whose dense form would not fit in memory, and reports jreg's time and peak resident memory.
+Every solver gets the same CSC matrix (never densified; glmnet R's sparse matrix of it), the same
+strengths and tolerance, no intercept (so that every peer solves the very same problem); the
+timing, ratios and objective comparison are those of ``benchmarks/paths.py``. A last row fits a
+10-strength path on a matrix whose dense form would not fit in memory, and reports jreg's time
+and peak resident memory.
 
     python benchmarks/sparse.py            # writes benchmarks/results/sparse.{json,md}
     python benchmarks/sparse.py --quick    # small problems, one repeat (CI)
