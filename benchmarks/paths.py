@@ -578,13 +578,14 @@ def main(argv=None):
                 target="GPU",
             )
         )
-        from sparse import _path_row, _sparse_problem  # it imports this module
+        import sparse  # it imports this file as the module paths: use that module's peers
 
         n, p, nnz = (2000, 5000, 100_000) if args.quick else (20_000, 50_000, 1_000_000)
-        X, y, _ = _sparse_problem(n, p, nnz)
+        X, y, _ = sparse._sparse_problem(n, p, nnz)
         rows.append(
-            _path_row("lasso path, sparse", X, y, datafit="squared", peers_of=_lasso_peers,
-                      n_strengths=50, tol=1e-6, repeats=repeats)
+            sparse._path_row("lasso path, sparse", X, y, datafit="squared",
+                             peers_of=sparse._lasso_peers, n_strengths=50, tol=1e-6,
+                             repeats=repeats)
         )  # fmt: skip
     else:
         rows += _matrix(args.sections, scale, repeats)
