@@ -823,15 +823,24 @@ def test_strength_max_with_unpenalized_features():
 
 
 def test_strength_max_without_unpenalized_features_forms_no_gram_matrix():
-    """Its program computes the gradient at zero only: the Gram matrix (p x p), built for the
-    rare solve with unpenalized features, stays in that branch."""
+    """Its program computes the gradient at zero only: the Gram matrix (p x p) is built only
+    for the solve of the unpenalized features, where a penalty factor is 0 (or traced)."""
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((60, 37)), rng.standard_normal(60)
-    data, options, config = paths.setup(X, y, paths.Settings())
-    compiled = paths.strength_max_jit.lower(data, options, config=config).compile().as_text()
-    called, entry = compiled.split("ENTRY")  # the computations it calls, then the program
-    assert "[37,37]" not in entry
-    assert "[37,37]" in called  # the branch of the unpenalized fit does form it
+
+    def program(**settings):
+        data, options, config = paths.setup(X, y, paths.Settings(**settings))
+        unpenalized = bool(np.any(options.penalty_factor == 0))
+        lowered = paths._strength_max_jit.lower(data, options, config=config,
+                                                unpenalized=unpenalized)  # fmt: skip
+        return lowered.compile().as_text()
+
+    assert "[37,37]" not in program()
+    assert "[37,37]" in program(penalty_factor=np.r_[0.0, np.ones(36)])
+    factor = np.r_[0.0, np.ones(36)]
+    assert float(glm.strength_max(X, y, penalty_factor=factor)) == pytest.approx(
+        float(jax.jit(lambda f: glm.strength_max(X, y, penalty_factor=f))(factor)), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("penalty", ["l1", "group_lasso"])  # norms: homogeneous

@@ -529,18 +529,21 @@ def _above_rounding(grad: jax.Array, datafit, data: Data) -> jax.Array:
     return jnp.where(jnp.abs(grad) > floor, grad, 0)
 
 
-def strength_max_arrays(data: Data, options: Options, config: Config) -> jax.Array:
+def strength_max_arrays(data: Data, options: Options, config: Config,
+                        unpenalized: bool = True) -> jax.Array:  # fmt: skip
+    """:func:`strength_max`'s value; ``unpenalized`` false: no penalty factor is 0 (the fit of
+    the unpenalized features, a whole solver, is left out of the program)."""
     valid = _valid(data, jnp.zeros(1, data.X.dtype), options)
-    return jnp.where(valid, _strength_max(data, options, config), jnp.nan)
+    return jnp.where(valid, _strength_max(data, options, config, unpenalized), jnp.nan)
 
 
-def _strength_max(data: Data, options: Options, config: Config) -> jax.Array:
+def _strength_max(data: Data, options: Options, config: Config, unpenalized: bool) -> jax.Array:
     data, options, _ = standardized(data, options, config)
     datafit, penalty = parts(config, options, data)
     factor = penalty.factor
     grad = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
     top = penalty.zero_threshold(_above_rounding(grad, datafit, data), factor)
-    if factor.shape != grad.shape:  # per group: every group is penalized
+    if factor.shape != grad.shape or not unpenalized:  # per group: every group is penalized
         return top
 
     def after_unpenalized_fit(_):
@@ -599,7 +602,17 @@ def solve_path(data: Data, strengths, options: Options, config: Config) -> tuple
     return result._replace(strengths=strengths, coef=coef, intercept=intercept), converged
 
 
-strength_max_jit = jax.jit(strength_max_arrays, static_argnames="config")
+_strength_max_jit = jax.jit(strength_max_arrays, static_argnames=("config", "unpenalized"))
+
+
+def strength_max_jit(data: Data, options: Options, config: Config) -> jax.Array:
+    """:func:`strength_max_arrays` compiled, with the fit of the unpenalized features only where
+    a penalty factor is 0 or traced (it doubles the compilation time)."""
+    factor = options.penalty_factor
+    unpenalized = is_traced(factor) or bool(np.any(np.asarray(factor) == 0))
+    return _strength_max_jit(data, options, config=config, unpenalized=unpenalized)
+
+
 _first = jax.jit(lambda arrays: [x[0] for x in arrays])  # one dispatch, not one per array
 
 

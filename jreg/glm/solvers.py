@@ -43,7 +43,7 @@ _FREE_MAX = 32  # the most unpenalized coordinates whose dual constraints the ga
 _NEGLIGIBLE = 1e-3  # a strength below this fraction of its gradient counts as unpenalized there
 
 _NEWTON_MAX = 1024  # the largest support a Newton step solves on
-_NEWTON_BUCKETS = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768)  # smaller systems solve faster
+_NEWTON_BUCKETS = (32, 64, 128, 256, 512)  # smaller systems solve faster
 _NEWTON_ENTERING = 5  # the most features a Newton step lets into the support
 _NEWTON_AFTER = 30  # FISTA iterations at one strength after which Newton steps are tried
 _NEWTON_CHEAP = 4  # (FISTA) below m^3 <= _NEWTON_CHEAP p^2, a Newton step is tried first
