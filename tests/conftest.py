@@ -1,13 +1,9 @@
-"""Strict test configuration: 4 forced CPU devices, x64, rank promotion raises; programs compiled
-at LLVM's lowest optimization level (faster to compile)."""
+"""Strict test configuration: 4 forced CPU devices, x64, rank promotion raises."""
 
 import os
 
-# LLVM's lowest optimization level: programs compile about a fifth faster (the suite compiles
-# thousands) and run slower, which small test problems do not feel
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "")
-    + " --xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0"
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
 ).strip()
 
 # the command line's persistent compilation cache is off in the tests (one test turns it on)
