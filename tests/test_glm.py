@@ -829,15 +829,18 @@ def test_strength_max_without_unpenalized_features_forms_no_gram_matrix():
     X, y = rng.standard_normal((60, 37)), rng.standard_normal(60)
 
     def program(**settings):
+        """The compiled text: the computations it calls, then the program (its ENTRY)."""
         data, options, config = paths.setup(X, y, paths.Settings(**settings))
         unpenalized = bool(np.any(options.penalty_factor == 0))
         lowered = paths._strength_max_jit.lower(data, options, config=config,
                                                 unpenalized=unpenalized)  # fmt: skip
-        return lowered.compile().as_text()
+        return lowered.compile().as_text().split("ENTRY")
 
-    assert "[37,37]" not in program()
-    assert "[37,37]" in program(penalty_factor=np.r_[0.0, np.ones(36)])
+    assert "[37,37]" not in "".join(program())
     factor = np.r_[0.0, np.ones(36)]
+    called, entry = program(penalty_factor=factor)
+    assert "[37,37]" not in entry  # the unpenalized fit stays in its branch
+    assert "[37,37]" in called
     assert float(glm.strength_max(X, y, penalty_factor=factor)) == pytest.approx(
         float(jax.jit(lambda f: glm.strength_max(X, y, penalty_factor=f))(factor)), rel=1e-12
     )

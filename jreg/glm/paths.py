@@ -434,9 +434,9 @@ def _target(problem: objectives.Problem, options: Options, lam, gradient) -> sol
     r"""Where the solvers stop at the strengths ``lam`` (the strength times the penalty
     factors): a gap of ``tol`` times the objective at :math:`w = 0`, and every coordinate's
     optimality residual at most :math:`\max(10 \sqrt{tol}, 10^{-3})` times the largest finite
-    ``lam`` (1e-3 of it at ``tol <= 1e-8``, where the gap governs: the gap alone bounds a residual
-    only by :math:`\sqrt{\text{gap}}`, far above the strength's scale at the small end of a
-    path), or times 1e-3 of the largest
+    ``lam`` (1e-2 of it at the default ``tol``, 1e-3 at ``tol <= 1e-8``: the gap alone bounds a
+    residual only by :math:`\sqrt{\text{gap}}`, far above the strength's scale at the small end
+    of a path), or times 1e-3 of the largest
     ``gradient`` at zero (``strength_max``'s scale) for a strength below that (negligible).
     In float32 (and narrower) ``tol`` is at least ``TOL_FLOOR_EPS`` ulps (1.2e-5): a gap much
     smaller cannot be measured."""
