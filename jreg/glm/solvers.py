@@ -153,6 +153,19 @@ def maybe(condition, f, operand):
     return jax.lax.while_loop(lambda state: state[0], body, (condition, operand))[1]
 
 
+def scored_loop(not_done: Callable, step: Callable, score: Callable, start):
+    """``state = score(start)``, then ``state = score(step(state))`` while ``not_done(state)``:
+    the first pass of the loop scores ``start``, so that ``score`` (a duality gap, the largest
+    piece of a solver's program) is compiled once."""
+
+    def body(carry):
+        first, state = carry
+        return jnp.zeros_like(first), score(maybe(~first, step, state))
+
+    carry = (jnp.ones((), bool), start)
+    return jax.lax.while_loop(lambda carry: carry[0] | not_done(carry[1]), body, carry)[1]
+
+
 def support_product(w, rows, size: int) -> jax.Array:
     """``w @ rows`` (``w (p,)`` or ``(p, m)``, ``rows (p, n)``) from the rows of the support of
     ``w`` only, when it holds at most ``size`` (static) features."""
@@ -427,6 +440,7 @@ class _Fista(NamedTuple):
     gap: jax.Array
     b_best: jax.Array  # the intercept the gap was taken at (see Smooth.best_intercept)
     residual: jax.Array
+    budget: jax.Array  # iterations before the next Newton step is tried
 
 
 def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target: Target, max_iter) -> Solution:
@@ -499,61 +513,57 @@ def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target: Target, max_iter)
             > 0
         )
         momentum = jnp.where(restart, 1, momentum).astype(it.momentum.dtype)
-        it = it._replace(w=w_new, b=b_new, w_prev=it.w, b_prev=it.b, grad_prev=it.grad,
-                         momentum=momentum, scale=scale, n_iter=it.n_iter + 1)  # fmt: skip
-        return at(it.w, it.b, it) if quadratic else it
+        return it._replace(w=w_new, b=b_new, w_prev=it.w, b_prev=it.b, grad_prev=it.grad,
+                           momentum=momentum, scale=scale, n_iter=it.n_iter + 1)  # fmt: skip
 
-    def at(w, b, it: _Fista) -> _Fista:
-        """``it`` moved to ``(w, b)`` with its gradient, objective and gap there (the gap and
-        the objective at the best intercept for ``w``, where the datafit says which: the
-        iterations go on from ``b``)."""
-        best = b if smooth.best_intercept is None else smooth.best_intercept(w, b)
-        evaluation = smooth.evaluate(w, best)
-        objective = evaluation.loss + penalty.value(w, lam)
+    def at(it: _Fista) -> _Fista:
+        """``it`` with its gradient, objective and gap at ``(it.w, it.b)`` (the gap and the
+        objective at the best intercept for ``w``, where the datafit says which: the iterations
+        go on from ``b``)."""
+        best = it.b if smooth.best_intercept is None else smooth.best_intercept(it.w, it.b)
+        evaluation = smooth.evaluate(it.w, best)
+        objective = evaluation.loss + penalty.value(it.w, lam)
         curvature = it.scale * smooth.lipschitz
         intercept = it.scale * smooth.intercept_lipschitz
-        gap, residual = gap_at(evaluation, curvature, intercept, penalty, w, lam, smooth.feasible)
-        return it._replace(w=w, b=b, grad=evaluation.grad_w, objective=objective, gap=gap,
-                           b_best=best, residual=residual)  # fmt: skip
+        gap, residual = gap_at(evaluation, curvature, intercept, penalty, it.w, lam,
+                               smooth.feasible)  # fmt: skip
+        return it._replace(grad=evaluation.grad_w, objective=objective, gap=gap, b_best=best,
+                           residual=residual)  # fmt: skip
 
-    def newton_step(it: _Fista, worth) -> _Fista:
-        candidate, _ = newton(smooth, penalty, it.w, it.grad, lam, worth)
-        moved_to = at(candidate, it.b, it)
-        moved_to = moved_to._replace(
-            w_prev=candidate,
-            grad_prev=moved_to.grad,
-            momentum=jnp.ones_like(it.momentum),
-            n_iter=it.n_iter + 1,
-        )
-        return pick(moved_to.objective < it.objective, moved_to, it)
+    def newton_step(it: _Fista) -> _Fista:
+        """A Newton step from ``it`` if it lowers the objective (momentum restarted: the next
+        extrapolation is 0, whatever ``grad_prev``), else ``it`` with a FISTA block to go."""
+        candidate, _ = newton(smooth, penalty, it.w, it.grad, lam)
+        evaluation = smooth.evaluate(candidate, it.b)
+        lower = evaluation.loss + penalty.value(candidate, lam) < it.objective
+        stepped = it._replace(w=candidate, w_prev=candidate, momentum=jnp.ones_like(it.momentum),
+                              n_iter=it.n_iter + 1)  # fmt: skip
+        return pick(lower, stepped, it._replace(budget=jnp.full_like(it.budget, _CHECK_EVERY)))
 
-    def iterations(it: _Fista, count=_CHECK_EVERY) -> _Fista:
-        stop = it.n_iter + count
-        return jax.lax.while_loop(lambda it: not_done(it) & (it.n_iter < stop), fista_step, it)
-
-    def block(it: _Fista) -> _Fista:
+    def step(it: _Fista) -> _Fista:
+        """A FISTA iteration (a block of them for a datafit that is not quadratic), or where
+        Newton steps are due a Newton step that lowers the objective."""
         if not quadratic:
-            it = jax.lax.fori_loop(0, _CHECK_EVERY, lambda _, it: fista_step(it), it)
-            return at(it.w, it.b, it)
+            return jax.lax.fori_loop(0, _CHECK_EVERY, lambda _, it: fista_step(it), it)
         if not has_newton(smooth, penalty):
-            return iterations(it)
+            return fista_step(it)
         # a Newton step costs ~m^3 / 3 for m active features, an iteration ~2 p^2
-        active = jnp.sum(it.w != 0) + _NEWTON_ENTERING
-        system, outside = newton_system(smooth, active, p)
+        system, outside = newton_system(smooth, jnp.sum(it.w != 0) + _NEWTON_ENTERING, p)
         bound = jnp.where(outside, _COMPLEMENT_CHEAP, _NEWTON_CHEAP) * float(p) ** 2
         cheap = system.astype(w.dtype) ** 3 <= bound  # in floats: int32 would overflow
-        worth = (it.n_iter >= _NEWTON_AFTER) | cheap
-        tried = maybe(worth, lambda it: newton_step(it, worth), it)
-        failed = tried.n_iter == it.n_iter  # no step, or one that did not lower the objective
-        return iterations(tried, jnp.where(failed, _CHECK_EVERY, 0))
+        due = it.budget <= 0
+        tried = maybe(due & ((it.n_iter >= _NEWTON_AFTER) | cheap), newton_step, it)
+        stepped = tried.n_iter > it.n_iter
+        budget = jnp.where(due & ~stepped, _CHECK_EVERY, tried.budget) - 1
+        return pick(stepped, tried, fista_step(tried._replace(budget=budget)))
 
     def not_done(it: _Fista):
         return short_of(it.gap, it.residual, target) & (it.n_iter < max_iter)
 
     one, zero = jnp.ones((), w.dtype), jnp.zeros((), jnp.int32)
-    start = at(w, b, _Fista(w, b, w, b, w, w, one, one, one, zero, one, b, one))
-    start = start._replace(grad_prev=start.grad)
-    it = jax.lax.while_loop(not_done, block, start)
+    # every field but (w, b) a placeholder: the loop's first pass scores (w, b); momentum 1
+    start = _Fista(w, b, w, b, w, w, one, one, one, zero, one, b, one, zero)
+    it = scored_loop(not_done, step, at, start)
     return Solution(it.w, it.b_best, it.gap, it.residual, it.n_iter)
 
 
@@ -630,24 +640,26 @@ def coordinate_descent(
         step = 1 / curvature[j]
         return penalty.coordinate_prox(w_j + correlation * step, lam[j], step, j)
 
-    def scored(w, evaluation, n_iter, hessians) -> _Sweep:
+    def moved(sweep: _Sweep, w, n_iter, hessians) -> _Sweep:
+        """``sweep`` at ``w``: the datafit's evaluation and the objective there (not the gap)."""
+        evaluation = smooth.evaluate(w, b)
         objective = evaluation.loss + penalty.value(w, lam)
-        gap, residual = gap_at(
-            evaluation, curvature, smooth.intercept_lipschitz, penalty, w, lam, smooth.feasible
-        )
-        return _Sweep(w, evaluation, objective, gap, residual, n_iter, hessians)
+        return sweep._replace(w=w, evaluation=evaluation, objective=objective, n_iter=n_iter,
+                              hessians=hessians)  # fmt: skip
 
-    def evaluated(w, n_iter, hessians) -> _Sweep:
-        return scored(w, smooth.evaluate(w, b), n_iter, hessians)
+    def scored(sweep: _Sweep) -> _Sweep:
+        gap, residual = gap_at(sweep.evaluation, curvature, smooth.intercept_lipschitz, penalty,
+                               sweep.w, lam, smooth.feasible)  # fmt: skip
+        return sweep._replace(gap=gap, residual=residual)
 
     def newton_or_epochs(sweep: _Sweep) -> _Sweep:
         candidate, hessians = newton(
             smooth, penalty, sweep.w, sweep.evaluation.grad_w, lam, hessians=sweep.hessians
         )
-        moved = evaluated(candidate, sweep.n_iter + 1, hessians)
-        improved = moved.objective < sweep.objective
-        sweep = pick(improved, moved, sweep)._replace(hessians=hessians)
-        return maybe(not_done(sweep) & ~improved, block, sweep)
+        stepped = moved(sweep, candidate, sweep.n_iter + 1, hessians)
+        improved = stepped.objective < sweep.objective
+        sweep = pick(improved, stepped, sweep)._replace(hessians=hessians)
+        return maybe(~improved, block, sweep)
 
     def block(sweep: _Sweep) -> _Sweep:
         violation = penalty.violation(sweep.evaluation.grad_w, lam)
@@ -663,16 +675,19 @@ def coordinate_descent(
         (w, _), iterates = jax.lax.scan(epoch, (sweep.w, residual), length=_ANDERSON)
         extrapolated = _extrapolated(jnp.concatenate([sweep.w[None], iterates]), penalty)
         n_iter = sweep.n_iter + _ANDERSON
-        plain = evaluated(w, n_iter, sweep.hessians)
-        accelerated = evaluated(extrapolated, n_iter, sweep.hessians)
+        plain = moved(sweep, w, n_iter, sweep.hessians)
+        accelerated = moved(sweep, extrapolated, n_iter, sweep.hessians)
         return pick(accelerated.objective < plain.objective, accelerated, plain)
 
     def not_done(sweep: _Sweep):
         return short_of(sweep.gap, sweep.residual, target) & (sweep.n_iter < max_iter)
 
     step = newton_or_epochs if has_newton(smooth, penalty) else block
-    start = scored(w, warm.evaluation, jnp.zeros((), jnp.int32), warm.hessians)
-    sweep = jax.lax.while_loop(not_done, step, start)
+    objective = warm.evaluation.loss + penalty.value(w, lam)
+    unknown = jnp.full((), jnp.inf, objective.dtype)  # the gap: scored in the loop's first pass
+    start = _Sweep(w, warm.evaluation, objective, unknown, unknown, jnp.zeros((), jnp.int32),
+                   warm.hessians)  # fmt: skip
+    sweep = scored_loop(not_done, step, scored, start)
     warm = Warm(sweep.evaluation, sweep.hessians)
     return Solution(sweep.w, b, sweep.gap, sweep.residual, sweep.n_iter, warm)
 
@@ -887,7 +902,8 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
     # for a penalty without a duality gap, and for unpenalized coordinates (rarely present)
     every = not penalty.convex or penalty.dual_scale is None
 
-    def scored(w, b, evaluation, n_iter, progress) -> _Newton:
+    def scored(state: _Newton) -> _Newton:
+        w, evaluation = state.w, state.evaluation
         dd, q = curvature(evaluation.z)  # the steps of coordinate descent's fixed points
         h = a[:, None] * (dd if q is None else dd - q * q)
         ones = lambda: jnp.ones(d, h.dtype)  # noqa: E731
@@ -901,7 +917,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         intercept = jnp.where(intercept > 0, intercept, 1)
         objective = evaluation.loss + penalty.value(w, lam)
         gap, residual = gap_at(evaluation, coordinates, intercept, penalty, w, lam, feasible)
-        return _Newton(w, b, evaluation, objective, gap, residual, n_iter, progress)
+        return state._replace(objective=objective, gap=gap, residual=residual)
 
     def outer(state: _Newton) -> _Newton:
         evaluation = state.evaluation
@@ -1050,13 +1066,16 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         if fit_intercept:  # the best intercept for w_new (the dual point's constraint)
             b_new = b_new + best_shift(datafit, z + t * model.dz, y, a, POLISH_STEPS)
         n_iter = state.n_iter + inner.epochs
-        return scored(w_new, b_new, evaluate(w_new, b_new), n_iter, progress)
+        return state._replace(w=w_new, b=b_new, evaluation=evaluate(w_new, b_new), n_iter=n_iter,
+                              progress=progress)  # fmt: skip
 
     def not_done(state: _Newton):
         return (
             short_of(state.gap, state.residual, target) & (state.n_iter < max_iter) & state.progress
         )
 
-    start = scored(w, b, warm, jnp.zeros((), jnp.int32), jnp.ones((), bool))
-    state = jax.lax.while_loop(not_done, outer, start)
+    unknown = jnp.full((), jnp.inf, warm.loss.dtype)  # scored in the loop's first pass
+    start = _Newton(w, b, warm, unknown, unknown, unknown, jnp.zeros((), jnp.int32),
+                    jnp.ones((), bool))  # fmt: skip
+    state = scored_loop(not_done, outer, scored, start)
     return Solution(state.w, state.b, state.gap, state.residual, state.n_iter, state.evaluation)
