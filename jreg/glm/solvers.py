@@ -20,6 +20,7 @@ signs (a coordinate it would move across or off zero is zero); proximal Newton's
 minimizer, or, where the line search shortened the step, a point on the way to it.
 """
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -325,16 +326,18 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
     branch = jnp.where(worth & (count > 0) & solvable, branch, 0)
 
     def step_in(m):
-        def step(active, grad, curvature, data, hessians):
-            index = jnp.nonzero(active, size=m, fill_value=p)[0]
+        def step(active, index, outside, grad, curvature, data, hessians):
+            index = index[:m]  # the active set in ascending order, then padding (p)
             take = lambda v: v.at[index].get(mode="fill", fill_value=0)  # noqa: E731
             block, hessians = smooth.hessian_block(data, index, hessians)
-            hessian = block + jnp.diag(take(curvature))
-            hessian = hessian + jnp.diag(jnp.where(index == p, 1, 0).astype(w.dtype))
-            # a relative jitter lets the factorization through singular (duplicated) features
+            # padding has 1 on the diagonal; a relative jitter lets the factorization through
+            # singular (duplicated) features
+            hessian = block + jnp.diag(take(curvature) + jnp.where(index == p, 1, 0))
             jitter = 10 * jnp.finfo(w.dtype).eps * jnp.trace(hessian)
-            factor = jax.scipy.linalg.cho_factor(hessian + jitter * jnp.eye(m, dtype=w.dtype))
-            direction = jax.scipy.linalg.cho_solve(factor, -take(grad))
+            lower = jax.lax.linalg.cholesky(hessian + jitter * jnp.eye(m, dtype=w.dtype))
+            solve = functools.partial(jax.lax.linalg.triangular_solve, lower, left_side=True,
+                                      lower=True)  # fmt: skip
+            direction = solve(solve(-take(grad)[:, None]), transpose_a=True)[:, 0]
             return jnp.zeros(p, w.dtype).at[index].set(direction, mode="drop"), hessians
 
         return step
@@ -344,9 +347,8 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
         active set :math:`S` is the smaller: :math:`(H^{-1})_{SS}^{-1} = H_{SS} - H_{ST}
         H_{TT}^{-1} H_{TS}`, two products with :math:`H` and a system in :math:`q` variables."""
 
-        def step(active, grad, curvature, data, hessians):
-            inverse = data[1]
-            outside = jnp.nonzero(~active, size=q, fill_value=p)[0]
+        def step(active, index, outside, grad, curvature, data, hessians):
+            inverse, outside = data[1], outside[:q]
             u = inverse @ grad  # grad is 0 outside the active set
             block = inverse.at[outside[:, None], outside[None, :]].get(mode="fill", fill_value=0)
             block = block + jnp.diag(jnp.where(outside == p, 1, 0).astype(w.dtype))
@@ -397,8 +399,15 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
 
     no_curvature = penalty_curvature is None
     curvature = jnp.zeros_like(w) if no_curvature else jnp.broadcast_to(penalty_curvature, w.shape)
-    data = smooth.hessian_data
-    direction, hessians = direction_of(branch, active, grad, curvature, data, hessians)
+    # the active set and its complement in ascending order, then padding (p), in each largest size
+    index = jnp.nonzero(active, size=sizes[-1], fill_value=p)[0]
+    outside = (
+        jnp.nonzero(~active, size=complement_sizes[-1], fill_value=p)[0]
+        if complement_sizes
+        else None
+    )
+    operands = (active, index, outside, grad, curvature, smooth.hessian_data, hessians)
+    direction, hessians = direction_of(branch, *operands)
     target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
     return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0), hessians
 
