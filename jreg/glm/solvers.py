@@ -14,10 +14,12 @@ Every solver is warm-started down the path and stops at a :class:`Target`: when 
 a duality gap (convex penalty, datafit with a conjugate) or a squared gradient mapping
 (otherwise), falls below ``tol * F(0)`` and every coordinate's optimality residual below a
 fraction of the strength; the dual point first meets the constraints of the unpenalized
-coordinates and the intercept, which scaling cannot (see :func:`gap_at`). The returned ``w`` is
-the output of a proximal or coordinate step, or of a Newton or extrapolated step kept on its
-signs (a coordinate it would move across or off zero is zero); proximal Newton's is its model's
-minimizer, or, where the line search shortened the step, a point on the way to it.
+coordinates and the intercept, which scaling cannot (see :func:`gap_at`). Each solver is one
+loop that scores its point after every step (:func:`scored_loop`): the gap, the largest piece of
+its program, is compiled once. The returned ``w`` is the output of a proximal or coordinate
+step, or of a Newton or extrapolated step kept on its signs (a coordinate it would move across
+or off zero is zero); proximal Newton's is its model's minimizer, or, where the line search
+shortened the step, a point on the way to it.
 """
 
 import functools
