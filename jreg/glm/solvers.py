@@ -33,7 +33,7 @@ import numpy as np
 from jreg.glm import sparse
 from jreg.glm.penalties import Penalty
 
-_CHECK_EVERY = 10  # FISTA iterations between two gap evaluations
+_CHECK_EVERY = 10  # FISTA iterations between two gap evaluations (quadratic: Newton tries)
 _BACKTRACK = 60  # the most doublings of FISTA's curvature in one step
 _INNER_EPOCHS = 50  # the most coordinate-descent epochs on one model of proximal Newton
 _LINE_SEARCH = 30  # the most halvings of a proximal Newton step
@@ -336,10 +336,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
             # singular (duplicated) features
             hessian = block + jnp.diag(take(curvature) + jnp.where(index == p, 1, 0))
             jitter = 10 * jnp.finfo(w.dtype).eps * jnp.trace(hessian)
-            lower = jax.lax.linalg.cholesky(hessian + jitter * jnp.eye(m, dtype=w.dtype))
-            solve = functools.partial(jax.lax.linalg.triangular_solve, lower, left_side=True,
-                                      lower=True)  # fmt: skip
-            direction = solve(solve(-take(grad)[:, None]), transpose_a=True)[:, 0]
+            direction = _psd_solve(hessian + jitter * jnp.eye(m, dtype=w.dtype), -take(grad))
             return jnp.zeros(p, w.dtype).at[index].set(direction, mode="drop"), hessians
 
         return step
@@ -354,8 +351,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
             u = inverse @ grad  # grad is 0 outside the active set
             block = inverse.at[outside[:, None], outside[None, :]].get(mode="fill", fill_value=0)
             block = block + jnp.diag(jnp.where(outside == p, 1, 0).astype(w.dtype))
-            factor = jax.scipy.linalg.cho_factor(block)
-            z = jax.scipy.linalg.cho_solve(factor, u.at[outside].get(mode="fill", fill_value=0))
+            z = _psd_solve(block, u.at[outside].get(mode="fill", fill_value=0))
             correction = inverse.at[:, outside].get(mode="fill", fill_value=0) @ z
             return jnp.where(active, correction - u, 0), hessians
 
@@ -412,6 +408,13 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
     direction, hessians = direction_of(branch, *operands)
     target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
     return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0), hessians
+
+
+def _psd_solve(matrix, rhs):
+    """``matrix^-1 rhs`` by Cholesky (``matrix`` positive definite, its lower triangle read)."""
+    lower = jax.lax.linalg.cholesky(matrix, symmetrize_input=False)
+    solve = functools.partial(jax.lax.linalg.triangular_solve, lower, left_side=True, lower=True)
+    return solve(solve(rhs[:, None]), transpose_a=True)[:, 0]
 
 
 def newton_sizes(largest: int) -> tuple[int, ...]:
@@ -541,15 +544,15 @@ def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target: Target, max_iter)
         return it._replace(grad=evaluation.grad_w, objective=objective, gap=gap, b_best=best,
                            residual=residual)  # fmt: skip
 
-    def newton_step(it: _Fista) -> _Fista:
+    def newton_step(it: _Fista, worth) -> _Fista:
         """A Newton step from ``it`` if it lowers the objective (momentum restarted: the next
-        extrapolation is 0, whatever ``grad_prev``), else ``it`` with a FISTA block to go."""
-        candidate, _ = newton(smooth, penalty, it.w, it.grad, lam)
+        extrapolation is 0, whatever ``grad_prev``), else ``it``."""
+        candidate, _ = newton(smooth, penalty, it.w, it.grad, lam, worth)
         evaluation = smooth.evaluate(candidate, it.b)
         lower = evaluation.loss + penalty.value(candidate, lam) < it.objective
         stepped = it._replace(w=candidate, w_prev=candidate, momentum=jnp.ones_like(it.momentum),
                               n_iter=it.n_iter + 1)  # fmt: skip
-        return pick(lower, stepped, it._replace(budget=jnp.full_like(it.budget, _CHECK_EVERY)))
+        return pick(lower, stepped, it)
 
     def step(it: _Fista) -> _Fista:
         """A FISTA iteration (a block of them for a datafit that is not quadratic), or where
@@ -563,7 +566,8 @@ def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target: Target, max_iter)
         bound = jnp.where(outside, _COMPLEMENT_CHEAP, _NEWTON_CHEAP) * float(p) ** 2
         cheap = system.astype(w.dtype) ** 3 <= bound  # in floats: int32 would overflow
         due = it.budget <= 0
-        tried = maybe(due & ((it.n_iter >= _NEWTON_AFTER) | cheap), newton_step, it)
+        worth = due & ((it.n_iter >= _NEWTON_AFTER) | cheap)  # under vmap: per member
+        tried = maybe(worth, lambda it: newton_step(it, worth), it)
         stepped = tried.n_iter > it.n_iter
         budget = jnp.where(due & ~stepped, _CHECK_EVERY, tried.budget) - 1
         return pick(stepped, tried, fista_step(tried._replace(budget=budget)))
@@ -572,7 +576,8 @@ def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target: Target, max_iter)
         return short_of(it.gap, it.residual, target) & (it.n_iter < max_iter)
 
     one, zero = jnp.ones((), w.dtype), jnp.zeros((), jnp.int32)
-    # every field but (w, b) a placeholder: the loop's first pass scores (w, b); momentum 1
+    # grad, grad_prev, objective, gap, b_best, residual: placeholders (the loop's first pass
+    # scores (w, b); momentum 1 makes the first extrapolation ignore grad_prev)
     start = _Fista(w, b, w, b, w, w, one, one, one, zero, one, b, one, zero)
     it = scored_loop(not_done, step, at, start)
     return Solution(it.w, it.b_best, it.gap, it.residual, it.n_iter)
@@ -651,12 +656,11 @@ def coordinate_descent(
         step = 1 / curvature[j]
         return penalty.coordinate_prox(w_j + correlation * step, lam[j], step, j)
 
-    def moved(sweep: _Sweep, w, n_iter, hessians) -> _Sweep:
+    def moved(sweep: _Sweep, w, n_iter) -> _Sweep:
         """``sweep`` at ``w``: the datafit's evaluation and the objective there (not the gap)."""
         evaluation = smooth.evaluate(w, b)
         objective = evaluation.loss + penalty.value(w, lam)
-        return sweep._replace(w=w, evaluation=evaluation, objective=objective, n_iter=n_iter,
-                              hessians=hessians)  # fmt: skip
+        return sweep._replace(w=w, evaluation=evaluation, objective=objective, n_iter=n_iter)
 
     def scored(sweep: _Sweep) -> _Sweep:
         gap, residual = gap_at(sweep.evaluation, curvature, smooth.intercept_lipschitz, penalty,
@@ -667,7 +671,7 @@ def coordinate_descent(
         candidate, hessians = newton(
             smooth, penalty, sweep.w, sweep.evaluation.grad_w, lam, hessians=sweep.hessians
         )
-        stepped = moved(sweep, candidate, sweep.n_iter + 1, hessians)
+        stepped = moved(sweep, candidate, sweep.n_iter + 1)
         improved = stepped.objective < sweep.objective
         sweep = pick(improved, stepped, sweep)._replace(hessians=hessians)
         return maybe(~improved, block, sweep)
@@ -686,8 +690,8 @@ def coordinate_descent(
         (w, _), iterates = jax.lax.scan(epoch, (sweep.w, residual), length=_ANDERSON)
         extrapolated = _extrapolated(jnp.concatenate([sweep.w[None], iterates]), penalty)
         n_iter = sweep.n_iter + _ANDERSON
-        plain = moved(sweep, w, n_iter, sweep.hessians)
-        accelerated = moved(sweep, extrapolated, n_iter, sweep.hessians)
+        plain = moved(sweep, w, n_iter)
+        accelerated = moved(sweep, extrapolated, n_iter)
         return pick(accelerated.objective < plain.objective, accelerated, plain)
 
     def not_done(sweep: _Sweep):
