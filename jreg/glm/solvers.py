@@ -336,7 +336,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
             # singular (duplicated) features
             hessian = block + jnp.diag(take(curvature) + jnp.where(index == p, 1, 0))
             jitter = 10 * jnp.finfo(w.dtype).eps * jnp.trace(hessian)
-            direction = _psd_solve(hessian + jitter * jnp.eye(m, dtype=w.dtype), -take(grad))
+            direction = _cholesky_solve(hessian + jitter * jnp.eye(m, dtype=w.dtype), -take(grad))
             return jnp.zeros(p, w.dtype).at[index].set(direction, mode="drop"), hessians
 
         return step
@@ -351,7 +351,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
             u = inverse @ grad  # grad is 0 outside the active set
             block = inverse.at[outside[:, None], outside[None, :]].get(mode="fill", fill_value=0)
             block = block + jnp.diag(jnp.where(outside == p, 1, 0).astype(w.dtype))
-            z = _psd_solve(block, u.at[outside].get(mode="fill", fill_value=0))
+            z = _cholesky_solve(block, u.at[outside].get(mode="fill", fill_value=0))
             correction = inverse.at[:, outside].get(mode="fill", fill_value=0) @ z
             return jnp.where(active, correction - u, 0), hessians
 
@@ -410,8 +410,9 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
     return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0), hessians
 
 
-def _psd_solve(matrix, rhs):
-    """``matrix^-1 rhs`` by Cholesky (``matrix`` positive definite, its lower triangle read)."""
+def _cholesky_solve(matrix, rhs):
+    """``matrix^-1 rhs`` by Cholesky (``matrix`` positive definite, its lower triangle read;
+    :func:`solve_psd` for a semi-definite one)."""
     lower = jax.lax.linalg.cholesky(matrix, symmetrize_input=False)
     solve = functools.partial(jax.lax.linalg.triangular_solve, lower, left_side=True, lower=True)
     return solve(solve(rhs[:, None]), transpose_a=True)[:, 0]
