@@ -595,6 +595,34 @@ def test_batched_newton_steps_are_the_members_steps(shape):
         np.testing.assert_allclose(batched[i], alone, rtol=1e-10, atol=1e-12)
 
 
+def test_hessian_blocks_reuse_the_last_block():
+    """The X form's Hessian block on a new active set reuses the last block where the two sets
+    overlap and computes the other rows (none, a few, many): always :math:`X_A^T A X_A`, zero
+    on the padding, with its plan taken on the largest system's indices as in newton."""
+    rng = np.random.default_rng(0)
+    n, p = 50, 100
+    prepared, datafit, penalty = squared_parts(rng.standard_normal((n, p)), rng.standard_normal(n))
+    smooth = objectives.problem(datafit, penalty, prepared, fit_intercept=True).smooth
+    rows, a = map(np.asarray, smooth.hessian_data)
+    largest = smooth.newton_size
+
+    @functools.partial(jax.jit, static_argnames="m")
+    def block(index, hessians, m):
+        plan = smooth.hessian_plan(index, hessians)
+        return smooth.hessian_block(smooth.hessian_data, index[:m], hessians, plan)
+
+    hessians = smooth.hessians
+    changes = [[3, 7, 9], range(40), [*range(0, 40, 2), 41, 43], [5, 50, 51, 52], []]
+    for features in map(sorted, changes):
+        m = 32 if len(features) <= 32 else largest
+        index = np.full(largest, p)
+        index[: len(features)] = features
+        got, hessians = block(jnp.asarray(index), hessians, m=m)
+        expected = np.zeros((m, m))
+        expected[: len(features), : len(features)] = (rows[features] * a) @ rows[features].T
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_newton_steps_on_the_complement_equal_the_direct_steps():
     """Large supports of a well-conditioned Gram form solve on the complement of the active set
     (from the inverse Gram matrix): the same step as the direct system, alone and batched; an

@@ -126,7 +126,7 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, compl
         dual = jax.tree_util.Partial(_squared_dual, r_y, r_r)
         return evaluation._replace(grad_w=grad.at[index].set(0, mode="drop"), dual=dual)
 
-    def hessian_block(data, index, hessians):
+    def hessian_block(data, index, hessians, plan):
         gram = data[0]
         return gram.at[index[:, None], index[None, :]].get(mode="fill", fill_value=0), hessians
 
@@ -162,25 +162,32 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> Smooth:
         grad = -(rows @ (a * r))
         return Evaluation(r_r / 2, grad, zero, jax.tree_util.Partial(_squared_dual, r_y, r_r))
 
-    def hessian_block(data, index, last: Hessians):
-        """The block from the last one where their features overlap (along a path, all but the
-        few that enter), computing only the rows of the others, up to ``_FRESH_ROWS``."""
-        rows, a = data
-        p, m = rows.shape[0], index.size
-        taken = sparse.take(rows, index)
+    def hessian_plan(index, last: Hessians):
+        """Where the features of ``index`` (ascending, ``p`` pads) sit in the last block, which
+        of them it holds, and the positions of the others (``fresh``), then padding."""
+        p = rows.shape[0]
         position = jnp.minimum(jnp.searchsorted(last.index, index), last.index.size - 1)
         known = (last.index[position] == index) & (index < p)
         fresh = ~known & (index < p)
+        slots = jnp.nonzero(fresh, size=index.size + solvers._FRESH_ROWS, fill_value=index.size)
+        return position, known, jnp.sum(fresh), slots[0]
 
-        def update():
-            slots = jnp.nonzero(fresh, size=solvers._FRESH_ROWS, fill_value=m)[0]
-            cross = (taken.at[slots].get(mode="fill", fill_value=0) * a[None, :]) @ taken.T
-            block = last.block.at[position[:, None], position[None, :]].get()
-            block = jnp.where(known[:, None] & known[None, :], block, 0)
-            return block.at[slots].set(cross, mode="drop").at[:, slots].set(cross.T, mode="drop")
+    def hessian_block(data, index, last: Hessians, plan):
+        """The block from the last one where their features overlap (along a path, all but the
+        few that enter), computing the rows of the others, ``_FRESH_ROWS`` at a time."""
+        rows, a = data
+        p, m, k = rows.shape[0], index.size, solvers._FRESH_ROWS
+        taken = sparse.take(rows, index)
+        position, known, n_fresh, slots = plan
 
-        full = lambda: (taken * a[None, :]) @ taken.T  # noqa: E731
-        block = jax.lax.cond(jnp.sum(fresh) <= solvers._FRESH_ROWS, update, full)
+        def add_rows(chunk, block):
+            fresh = jax.lax.dynamic_slice(slots, (chunk * k,), (k,))
+            cross = (taken.at[fresh].get(mode="fill", fill_value=0) * a[None, :]) @ taken.T
+            return block.at[fresh].set(cross, mode="drop").at[:, fresh].set(cross.T, mode="drop")
+
+        known = known[:m, None] & known[None, :m]
+        block = jnp.where(known, last.block.at[position[:m, None], position[None, :m]].get(), 0)
+        block = jax.lax.fori_loop(0, (n_fresh + k - 1) // k, add_rows, block)
         kept = Hessians(
             jnp.full_like(last.index, p).at[:m].set(index), last.block.at[:m, :m].set(block)
         )
@@ -202,7 +209,7 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> Smooth:
         return Smooth(evaluate, lipschitz, quadratic=True, feasible=feasible)
     return Smooth(evaluate, lipschitz, quadratic=True, hessian_block=hessian_block,
                   hessian_data=(rows, a), newton_size=size, hessians=empty,
-                  feasible=feasible)  # fmt: skip
+                  hessian_plan=hessian_plan, feasible=feasible)  # fmt: skip
 
 
 def _fista(smooth: Smooth, penalty: Penalty) -> tuple[Callable, Callable]:

@@ -51,7 +51,7 @@ _NEWTON_ENTERING = 5  # the most features a Newton step lets into the support
 _NEWTON_AFTER = 30  # FISTA iterations at one strength after which Newton steps are tried
 _NEWTON_CHEAP = 4  # (FISTA) below m^3 <= _NEWTON_CHEAP p^2, a Newton step is tried first
 _COMPLEMENT_CHEAP = 16  # _NEWTON_CHEAP for those (late in a path, their steps land: measured)
-_FRESH_ROWS = 16  # the most Hessian rows computed anew (X form); more: the whole block
+_FRESH_ROWS = 16  # Hessian rows computed anew per product (X form)
 
 
 class Evaluation(NamedTuple):
@@ -79,9 +79,11 @@ class Smooth(NamedTuple):
     where a step fails the descent condition, which ``value`` evaluates), ``intercept_lipschitz``
     in the intercept, which takes its own step (the features are centred, so the bound on the
     Hessian is block-diagonal). For a quadratic datafit, ``hessian_block(hessian_data, index,
-    hessians) -> (block, hessians)`` is its Hessian on a set of indices (``p`` pads: zero rows and
-    columns), a function of the arrays it reads (so that a batch of Newton systems can be solved
-    one after the other, see :func:`newton`) and of the last block computed (``hessians``).
+    hessians, plan) -> (block, hessians)`` is its Hessian on a set of indices (``p`` pads: zero
+    rows and columns), a function of the arrays it reads (so that a batch of Newton systems can be
+    solved one after the other, see :func:`newton`), of the last block computed (``hessians``)
+    and of ``hessian_plan(index, hessians)`` (None: ``plan`` is None), which :func:`newton`
+    computes once on the indices of its largest system rather than in each size.
     """
 
     evaluate: Callable[[jax.Array, jax.Array], Evaluation]
@@ -93,6 +95,7 @@ class Smooth(NamedTuple):
     # (w, b) -> the best intercept for w, to rounding (the duality gap needs it: see best_shift)
     best_intercept: Callable | None = None
     hessian_block: Callable | None = None
+    hessian_plan: Callable | None = None
     hessian_data: tuple = ()
     newton_size: int = 0  # the largest support a Newton step solves on (static)
     # > 0: ``hessian_data`` ends with the inverse Hessian and whether it is accurate, and
@@ -328,10 +331,10 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
     branch = jnp.where(worth & (count > 0) & solvable, branch, 0)
 
     def step_in(m):
-        def step(active, index, outside, grad, curvature, data, hessians):
+        def step(active, index, outside, grad, curvature, data, plan, hessians):
             index = index[:m]  # the active set in ascending order, then padding (p)
             take = lambda v: v.at[index].get(mode="fill", fill_value=0)  # noqa: E731
-            block, hessians = smooth.hessian_block(data, index, hessians)
+            block, hessians = smooth.hessian_block(data, index, hessians, plan)
             # padding has 1 on the diagonal; a relative jitter lets the factorization through
             # singular (duplicated) features
             hessian = block + jnp.diag(take(curvature) + jnp.where(index == p, 1, 0))
@@ -346,7 +349,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
         active set :math:`S` is the smaller: :math:`(H^{-1})_{SS}^{-1} = H_{SS} - H_{ST}
         H_{TT}^{-1} H_{TS}`, two products with :math:`H` and a system in :math:`q` variables."""
 
-        def step(active, index, outside, grad, curvature, data, hessians):
+        def step(active, index, outside, grad, curvature, data, plan, hessians):
             inverse, outside = data[1], outside[:q]
             u = inverse @ grad  # grad is 0 outside the active set
             block = inverse.at[outside[:, None], outside[None, :]].get(mode="fill", fill_value=0)
@@ -404,7 +407,8 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
         if complement_sizes
         else None
     )
-    operands = (active, index, outside, grad, curvature, smooth.hessian_data, hessians)
+    plan = smooth.hessian_plan and smooth.hessian_plan(index, hessians)
+    operands = (active, index, outside, grad, curvature, smooth.hessian_data, plan, hessians)
     direction, hessians = direction_of(branch, *operands)
     target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
     return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0), hessians
