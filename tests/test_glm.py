@@ -731,6 +731,23 @@ def test_path_under_jit_matches_eager():
     assert_optimal(jitted, data.X, y, datafit, "l1", TOL)
 
 
+def test_default_grid_is_held_fixed_under_differentiation():
+    """Derivatives of a default-grid path are those at its strengths held fixed (computed in the
+    path's program, the grid says where to look: it is not differentiated)."""
+    data = dataset("tall")
+    kw = dict(n_strengths=6, strength_min_ratio=0.05, **TIGHT)
+    weights = np.random.default_rng(0).standard_normal(data.X.shape[1])
+    grid = glm.path(data.X, data.y, **kw).strengths
+
+    def summary(y, **strengths):
+        return jnp.sum(glm.path(data.X, y, **kw, **strengths).coef @ weights)
+
+    default = jax.grad(summary)(jnp.asarray(data.y))
+    fixed = jax.grad(lambda y: summary(y, strengths=grid))(jnp.asarray(data.y))
+    assert np.abs(fixed).max() > 0
+    np.testing.assert_allclose(default, fixed, rtol=1e-9, atol=1e-12)
+
+
 # --------------------------------------------------------------------------------------------
 # Sample weights and penalty factors.
 

@@ -483,10 +483,19 @@ def _valid(data: Data, strengths, options: Options) -> jax.Array:
     return jnp.all(jnp.stack(ok))
 
 
-def path_arrays(data: Data, strengths, options: Options, config: Config):
+def path_arrays(data: Data, strengths, options: Options, config: Config, relative=None):
     """The path for one data set (weights included), batched over folds and subsamples, and
-    whether each strength reached ``tol`` (a NaN gap did not); all NaN for invalid inputs."""
+    whether each strength reached ``tol`` (a NaN gap did not); all NaN for invalid inputs.
+    ``relative`` (static): None, or ``strengths`` are ratios of :func:`strength_max`, computed
+    here (held fixed under differentiation; ``relative``: with the fit of the unpenalized
+    features, see :func:`strength_max_jit`), and where it is not finite and > 0 (an error
+    after the run, see :func:`check_strength_max`) no solver iterates."""
     valid = _valid(data, strengths, options)
+    if relative is not None:
+        top = jax.lax.stop_gradient(_strength_max(data, options, config, relative))
+        strengths = top * strengths
+        usable = jnp.isfinite(top) & (top > 0)
+        options = options._replace(max_iter=jnp.where(usable, options.max_iter, 0))
     data, options, scale = standardized(data, options, config)
     datafit, penalty = parts(config, options, data)
     problem = objectives.problem(
@@ -563,7 +572,7 @@ def _strength_max(data: Data, options: Options, config: Config, unpenalized: boo
     return jax.lax.cond(jnp.any(factor == 0), after_unpenalized_fit, lambda _: top, None)
 
 
-path_jit = jax.jit(path_arrays, static_argnames="config")
+path_jit = jax.jit(path_arrays, static_argnames=("config", "relative"))
 
 
 def _differentiable_arrays(data: Data, strengths, options: Options, coef, intercept,
@@ -587,14 +596,16 @@ def _differentiable_arrays(data: Data, strengths, options: Options, coef, interc
 differentiable_jit = jax.jit(_differentiable_arrays, static_argnames="config")
 
 
-def solve_path(data: Data, strengths, options: Options, config: Config) -> tuple[Path, jax.Array]:
+def solve_path(data: Data, strengths, options: Options, config: Config,
+               relative=None) -> tuple[Path, jax.Array]:  # fmt: skip
     """:func:`path_arrays` on values with their derivatives held off, then coefficients and
     intercepts differentiable by :mod:`~jreg.glm.implicit` (where anything is traced: a
     concrete call has nothing to differentiate)."""
     inputs = (data, strengths, options)
     if not is_traced(inputs):
-        return path_jit(*inputs, config=config)
-    result, converged = path_jit(*jax.lax.stop_gradient(inputs), config=config)
+        return path_jit(*inputs, config=config, relative=relative)
+    result, converged = path_jit(*jax.lax.stop_gradient(inputs), config=config, relative=relative)
+    strengths = strengths if relative is None else result.strengths  # a default grid's: fixed
     k, m = strengths.shape[0], data.y.shape[1]
     flat = (result.coef.reshape(k, -1), result.intercept.reshape(k, m))
     coef, intercept = differentiable_jit(data, strengths, options, *flat, config=config)
@@ -605,12 +616,17 @@ def solve_path(data: Data, strengths, options: Options, config: Config) -> tuple
 _strength_max_jit = jax.jit(strength_max_arrays, static_argnames=("config", "unpenalized"))
 
 
+def _unpenalized(options: Options) -> bool:
+    """Whether :func:`strength_max` needs the fit of the unpenalized features (it doubles the
+    compilation time): where a penalty factor is 0 or traced."""
+    factor = options.penalty_factor
+    return is_traced(factor) or bool(np.any(np.asarray(factor) == 0))
+
+
 def strength_max_jit(data: Data, options: Options, config: Config) -> jax.Array:
     """:func:`strength_max_arrays` compiled, with the fit of the unpenalized features only where
-    a penalty factor is 0 or traced (it doubles the compilation time)."""
-    factor = options.penalty_factor
-    unpenalized = is_traced(factor) or bool(np.any(np.asarray(factor) == 0))
-    return _strength_max_jit(data, options, config=config, unpenalized=unpenalized)
+    it is needed."""
+    return _strength_max_jit(data, options, config=config, unpenalized=_unpenalized(options))
 
 
 _first = jax.jit(lambda arrays: [x[0] for x in arrays])  # one dispatch, not one per array
@@ -625,15 +641,22 @@ def default_strength_min_ratio(n: int, p: int) -> float:
 def grid(data: Data, options: Options, config: Config, settings: Settings) -> jax.Array:
     """The strengths to fit: the given ones in their order, or glmnet's default grid (from
     largest to smallest)."""
-    if settings.strengths is not None:
-        check_real("strengths", settings.strengths)
-        strengths = jnp.asarray(settings.strengths, data.X.dtype)
-        if strengths.ndim != 1 or strengths.size == 0:
-            raise ValueError(
-                f"strengths must be a non-empty 1-D array, got shape {strengths.shape}"
-            )
-        check("strengths", strengths, lambda s: np.isfinite(s) & (s >= 0), "finite and >= 0")
-        return strengths  # in the given order, never re-sorted
+    if settings.strengths is None:
+        ratios = strength_ratios(data, config, settings)
+        top = strength_max_jit(data, options, config=config)
+        check_strength_max(top)
+        return jax.lax.stop_gradient(top) * ratios
+    check_real("strengths", settings.strengths)
+    strengths = jnp.asarray(settings.strengths, data.X.dtype)
+    if strengths.ndim != 1 or strengths.size == 0:
+        raise ValueError(f"strengths must be a non-empty 1-D array, got shape {strengths.shape}")
+    check("strengths", strengths, lambda s: np.isfinite(s) & (s >= 0), "finite and >= 0")
+    return strengths  # in the given order, never re-sorted
+
+
+def strength_ratios(data: Data, config: Config, settings: Settings) -> np.ndarray:
+    """glmnet's default grid over its top, :func:`strength_max` (held fixed under
+    differentiation): ``n_strengths`` ratios log-spaced from 1 to ``strength_min_ratio``."""
     if _is_pair(config.penalty):
         raise ValueError("strengths must be given for a user-defined penalty (value, prox)")
     check_count("n_strengths", settings.n_strengths)
@@ -641,7 +664,15 @@ def grid(data: Data, options: Options, config: Config, settings: Settings) -> ja
     if ratio is None:
         ratio = default_strength_min_ratio(*data.X.shape)
     check("strength_min_ratio", ratio, lambda r: (r > 0) & (r < 1), "in (0, 1)")
-    top = strength_max_jit(data, options, config=config)
+    dtype = np.dtype(data.X.dtype)
+    return np.logspace(0, np.log10(ratio), settings.n_strengths, dtype=dtype)
+
+
+def check_strength_max(top) -> None:
+    """That ``top``, :func:`strength_max` (or a default grid: its first strength), is finite and
+    positive."""
+    if not is_traced(top):
+        top = np.ravel(top)[0]
     check(
         "strength_max",
         top,
@@ -649,9 +680,6 @@ def grid(data: Data, options: Options, config: Config, settings: Settings) -> ja
         "finite and > 0 for a default grid (0: the solution at strength 0 is already all "
         "zeros: constant X or y, or every penalty_factor 0?; inf: l1_ratio too small?)",
     )
-    n_strengths = settings.n_strengths
-    top = jax.lax.stop_gradient(top)  # the default grid is held fixed under differentiation
-    return top * jnp.logspace(0, np.log10(ratio), n_strengths, dtype=data.X.dtype)
 
 
 def model_of(y, data: Data, settings: Settings) -> Model:
@@ -829,8 +857,14 @@ def path(
         sample_weight=sample_weight, offset=offset, penalty_factor=penalty_factor,
         groups=groups, group_weights=group_weights, gamma=gamma, a=a, delta=delta,
     )  # fmt: skip
-    data, options, config, strengths = setup_path(X, y, settings)
-    result, converged = solve_path(data, strengths, options, config)
+    data, options, config = setup(X, y, settings)
+    if strengths is None:  # the default grid, its top computed in the path's program
+        ratios = strength_ratios(data, config, settings)
+        result, converged = solve_path(data, ratios, options, config, _unpenalized(options))
+        check_strength_max(result.strengths)
+    else:
+        result, converged = solve_path(data, grid(data, options, config, settings), options,
+                                       config)  # fmt: skip
     warn_unconverged(converged, max_iter, "strengths")
     return result._replace(model=model_of(y, data, settings))
 
