@@ -19,6 +19,14 @@ def is_traced(tree) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
 
 
+def as_array(value, dtype=None) -> jax.Array:
+    """``jnp.asarray(value, dtype)``, host data (numpy, lists, numbers) converted on the host
+    and transferred: ``jnp.asarray`` compiles a conversion for each new shape."""
+    if isinstance(value, jax.Array):  # tracers included
+        return jnp.asarray(value, dtype)
+    return jax.device_put(np.asarray(value, dtype))
+
+
 def check(name: str, value, ok: Callable[[np.ndarray], np.ndarray], requirement: str) -> None:
     """Raises ``ValueError`` naming ``name`` when a concrete ``value`` fails ``ok`` (and
     ``TypeError`` when it is None or not numeric)."""

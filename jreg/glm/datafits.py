@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jreg._checks import check, is_traced
+from jreg._checks import as_array, check, is_traced
 
 __all__ = ["DATAFITS", "Datafit", "Family", "from_loss", "with_offset"]
 
@@ -98,7 +98,7 @@ class Family(NamedTuple):
 
 
 def _finite(y, dtype) -> jax.Array:
-    y = jnp.asarray(y, dtype)
+    y = as_array(y, dtype)
     check("y", y, np.isfinite, "finite (no NaN or inf)")
     return y
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jreg._checks import (
+    as_array,
     check,
     check_a,
     check_count,
@@ -311,8 +312,8 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
         X = sparse.from_input(X)
     else:
         check_real("X", X)
-        X = jnp.asarray(X)
-        X = X.astype(jnp.promote_types(X.dtype, jnp.float32))
+        X = X if isinstance(X, jax.Array) else np.asarray(X)
+        X = as_array(X, jnp.promote_types(X.dtype, jnp.float32))
     check_real("y", y, " (text labels: to 0..C-1 by np.unique(y, return_inverse=True))")
     dtype = X.dtype
     if X.ndim != 2:
@@ -325,7 +326,7 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
     if np.shape(y)[:1] != (n,):
         raise ValueError(f"y must have {n} rows to match X, got shape {np.shape(y)}")
     if sample_weight is None:
-        weights = jnp.full(n, 1 / n, dtype)
+        weights = as_array(np.full(n, 1 / n), dtype)
     else:
         check_real("sample_weight", sample_weight)
         weights = jnp.asarray(sample_weight, dtype)
@@ -387,7 +388,7 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
         group_weights = _vector("group_weights", given, sizes.size, dtype, "finite, > 0",
                                 lambda g: np.isfinite(g) & (g > 0))  # fmt: skip
     if settings.penalty_factor is None:
-        factor = jnp.ones(p, dtype)
+        factor = as_array(np.ones(p), dtype)
     elif grouped:
         raise ValueError("penalty_factor does not apply to group_lasso: use group_weights")
     else:
@@ -402,10 +403,10 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
     lower = upper = None
     if settings.bounds is not None:
         lower, upper = _penalties.check_bounds(settings.bounds, p, dtype)
-    scalar = lambda x: jnp.asarray(x, dtype)  # noqa: E731
+    scalar = lambda x: as_array(x, dtype)  # noqa: E731
     options = Options(
         tol=scalar(settings.tol),
-        max_iter=jnp.asarray(min(int(settings.max_iter), _INT32_MAX), jnp.int32),
+        max_iter=as_array(min(int(settings.max_iter), _INT32_MAX), jnp.int32),
         l1_ratio=scalar(settings.l1_ratio),
         gamma=scalar(settings.gamma),
         a=scalar(settings.a),
