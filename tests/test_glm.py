@@ -1186,6 +1186,22 @@ def test_cross_validate_given_folds_are_checked():
 # Stability selection.
 
 
+def test_default_grids_are_computed_in_each_program_alike():
+    """``path``, ``cross_validate`` and ``stability_selection`` compute the default grid in
+    their programs, on all the data: ``strength_max`` times log-spaced ratios, also with an
+    unpenalized feature (``strength_max`` then fits it first)."""
+    X, y = small_data("squared")
+    for factor in (None, np.r_[0.0, np.ones(3)]):
+        kw = dict(n_strengths=5, strength_min_ratio=0.1, penalty_factor=factor)
+        top = float(glm.strength_max(X, y, penalty_factor=factor))
+        expected = top * np.logspace(0, -1, 5)
+        np.testing.assert_allclose(glm.path(X, y, **kw).strengths, expected, rtol=1e-12)
+        cv = glm.cross_validate(X, y, n_folds=3, **kw)
+        np.testing.assert_allclose(cv.strengths, expected, rtol=1e-12)
+        stable = glm.stability_selection(X, y, n_subsamples=4, **kw)
+        np.testing.assert_allclose(stable.strengths, expected, rtol=1e-12)
+
+
 def test_stability_selection_probabilities():
     data = dataset("tall")
     fit = fitted("tall", "squared", "l1")

@@ -484,19 +484,26 @@ def _valid(data: Data, strengths, options: Options) -> jax.Array:
     return jnp.all(jnp.stack(ok))
 
 
+def resolve_grid(data: Data, strengths, options: Options, config: Config, relative):
+    """The strengths of a program's ``(strengths, relative)`` (see :func:`grid_input`): where
+    ``relative`` (static) is not None, ``strengths`` are ratios of :func:`strength_max`,
+    computed here (held fixed under differentiation; ``relative``: with the fit of the
+    unpenalized features, see :func:`strength_max_jit`), and ``options`` get no solver
+    iterations where it is not finite and > 0 (an error after the run:
+    :func:`check_strength_max`)."""
+    if relative is None:
+        return strengths, options
+    top = jax.lax.stop_gradient(_strength_max(data, options, config, relative))
+    usable = jnp.isfinite(top) & (top > 0)
+    return top * strengths, options._replace(max_iter=jnp.where(usable, options.max_iter, 0))
+
+
 def path_arrays(data: Data, strengths, options: Options, config: Config, relative=None):
     """The path for one data set (weights included), batched over folds and subsamples, and
     whether each strength reached ``tol`` (a NaN gap did not); all NaN for invalid inputs.
-    ``relative`` (static): None, or ``strengths`` are ratios of :func:`strength_max`, computed
-    here (held fixed under differentiation; ``relative``: with the fit of the unpenalized
-    features, see :func:`strength_max_jit`), and where it is not finite and > 0 (an error
-    after the run, see :func:`check_strength_max`) no solver iterates."""
+    ``relative``: see :func:`resolve_grid`."""
     valid = _valid(data, strengths, options)
-    if relative is not None:
-        top = jax.lax.stop_gradient(_strength_max(data, options, config, relative))
-        strengths = top * strengths
-        usable = jnp.isfinite(top) & (top > 0)
-        options = options._replace(max_iter=jnp.where(usable, options.max_iter, 0))
+    strengths, options = resolve_grid(data, strengths, options, config, relative)
     data, options, scale = standardized(data, options, config)
     datafit, penalty = parts(config, options, data)
     problem = objectives.problem(
@@ -642,17 +649,27 @@ def default_strength_min_ratio(n: int, p: int) -> float:
 def grid(data: Data, options: Options, config: Config, settings: Settings) -> jax.Array:
     """The strengths to fit: the given ones in their order, or glmnet's default grid (from
     largest to smallest)."""
+    strengths, relative = grid_input(data, options, config, settings)
+    if relative is None:
+        return strengths
+    top = strength_max_jit(data, options, config=config)
+    check_strength_max(top)
+    return jax.lax.stop_gradient(top) * strengths
+
+
+def grid_input(data: Data, options: Options, config: Config, settings: Settings):
+    """The grid as a program takes it, ``(strengths, relative)``: the given strengths in their
+    order (``relative`` None), or the ratios of glmnet's default grid to its top, which the
+    program computes (see :func:`resolve_grid`; check it after with
+    :func:`check_strength_max`)."""
     if settings.strengths is None:
-        ratios = strength_ratios(data, config, settings)
-        top = strength_max_jit(data, options, config=config)
-        check_strength_max(top)
-        return jax.lax.stop_gradient(top) * ratios
+        return strength_ratios(data, config, settings), _unpenalized(options)
     check_real("strengths", settings.strengths)
-    strengths = jnp.asarray(settings.strengths, data.X.dtype)
+    strengths = as_array(settings.strengths, data.X.dtype)
     if strengths.ndim != 1 or strengths.size == 0:
         raise ValueError(f"strengths must be a non-empty 1-D array, got shape {strengths.shape}")
     check("strengths", strengths, lambda s: np.isfinite(s) & (s >= 0), "finite and >= 0")
-    return strengths  # in the given order, never re-sorted
+    return strengths, None  # in the given order, never re-sorted
 
 
 def strength_ratios(data: Data, config: Config, settings: Settings) -> np.ndarray:
@@ -859,13 +876,10 @@ def path(
         groups=groups, group_weights=group_weights, gamma=gamma, a=a, delta=delta,
     )  # fmt: skip
     data, options, config = setup(X, y, settings)
-    if strengths is None:  # the default grid, its top computed in the path's program
-        ratios = strength_ratios(data, config, settings)
-        result, converged = solve_path(data, ratios, options, config, _unpenalized(options))
+    strengths, relative = grid_input(data, options, config, settings)
+    result, converged = solve_path(data, strengths, options, config, relative)
+    if relative is not None:
         check_strength_max(result.strengths)
-    else:
-        result, converged = solve_path(data, grid(data, options, config, settings), options,
-                                       config)  # fmt: skip
     warn_unconverged(converged, max_iter, "strengths")
     return result._replace(model=model_of(y, data, settings))
 

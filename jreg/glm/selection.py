@@ -242,7 +242,8 @@ def cross_validate(
     """
     _check_concrete("cross_validate", (X, y, folds, path_kwargs))
     settings = Settings(**path_kwargs)
-    data, options, config, grid = paths.setup_path(X, y, settings)
+    data, options, config = paths.setup(X, y, settings)
+    grid, relative = paths.grid_input(data, options, config, settings)
     datafit, _ = paths.parts(config, options, data)
     _check_scoring(scoring, datafit, data.y.shape[1])
     if folds is None:
@@ -259,8 +260,10 @@ def cross_validate(
     sequential, sharding = _placement(data, mesh, batch_size)
     result, converged = _cross_validation_jit(
         *_replicated((data, held_out, grid, options), sharding), config=config, scoring=scoring,
-        sequential=sequential, sharding=sharding, batch_size=batch_size,
+        sequential=sequential, sharding=sharding, batch_size=batch_size, relative=relative,
     )  # fmt: skip
+    if relative is not None:
+        paths.check_strength_max(result.strengths)
     paths.warn_unconverged(
         converged, settings.max_iter, "solves (folds and the full path, per strength)"
     )
@@ -309,10 +312,12 @@ def _given_folds(folds, n: int) -> np.ndarray:
 
 
 def _cross_validation(data: Data, held_out, grid, options: Options, config: Config,
-                      scoring: str, sequential: bool, sharding, batch_size):  # fmt: skip
+                      scoring: str, sequential: bool, sharding, batch_size, relative):  # fmt: skip
     """:func:`cross_validate` after the folds are drawn (``held_out``: ``(n_folds, n)``, 1 for
     the rows a fold holds out), one program; also returns whether each solve converged (copied
-    to every device of ``sharding``'s mesh, so every host holds the whole result)."""
+    to every device of ``sharding``'s mesh, so every host holds the whole result). The grid:
+    see :func:`paths.resolve_grid`, on all the data."""
+    grid, options = paths.resolve_grid(data, grid, options, config, relative)
     n_folds = held_out.shape[0]
     weights = jnp.concatenate([data.weights[None, :] * (1 - held_out), data.weights[None]])
     batch, converged = _batched_paths(
@@ -337,7 +342,7 @@ def _cross_validation(data: Data, held_out, grid, options: Options, config: Conf
 
 _cross_validation_jit = jax.jit(
     _cross_validation,
-    static_argnames=("config", "scoring", "sequential", "sharding", "batch_size"),
+    static_argnames=("config", "scoring", "sequential", "sharding", "batch_size", "relative"),
 )
 
 
@@ -380,7 +385,8 @@ def stability_selection(
     """
     _check_concrete("stability_selection", (X, y, path_kwargs))
     settings = Settings(**path_kwargs)
-    data, options, config, grid = paths.setup_path(X, y, settings)
+    data, options, config = paths.setup(X, y, settings)
+    grid, relative = paths.grid_input(data, options, config, settings)
     check_count("n_subsamples", n_subsamples)
     check("fraction", fraction, lambda f: (f > 0) & (f <= 1), "in (0, 1]")
     datafit, _ = paths.parts(config, options, data)
@@ -392,26 +398,30 @@ def stability_selection(
             subsample[rng.choice(rows, size, replace=False)] = 1
     weights = np.asarray(data.weights)[None, :] * mask.astype(data.X.dtype)
     sequential, sharding = _placement(data, mesh, batch_size)
-    probabilities, converged = _selection_probabilities_jit(
+    grid, probabilities, converged = _selection_probabilities_jit(
         *_replicated((data, weights, grid, options), sharding), config=config,
-        sequential=sequential, sharding=sharding, batch_size=batch_size,
+        sequential=sequential, sharding=sharding, batch_size=batch_size, relative=relative,
     )  # fmt: skip
+    if relative is not None:
+        paths.check_strength_max(grid)
     paths.warn_unconverged(converged, settings.max_iter, "solves (subsamples, per strength)")
     return StabilitySelection(grid, probabilities)
 
 
 def _selection_probabilities(data: Data, weights, grid, options: Options, config: Config,
-                             sequential: bool, sharding, batch_size):  # fmt: skip
-    """Per strength and feature, the fraction of the paths of ``weights (B, n)`` that select
-    it, and whether each solve converged (on every device of ``sharding``'s mesh)."""
+                             sequential: bool, sharding, batch_size, relative):  # fmt: skip
+    """The grid (see :func:`paths.resolve_grid`, on all the data), per strength and feature
+    the fraction of the paths of ``weights (B, n)`` that select it, and whether each solve
+    converged (on every device of ``sharding``'s mesh)."""
+    grid, options = paths.resolve_grid(data, grid, options, config, relative)
     batch, converged = _batched_paths(
         data, weights, grid, options, config, sequential, sharding, batch_size
     )
     coef = batch.coef if batch.coef.ndim == 3 else jnp.any(batch.coef != 0, axis=-1)
-    return _replicated((jnp.mean(coef != 0, axis=0), converged), sharding)
+    return _replicated((grid, jnp.mean(coef != 0, axis=0), converged), sharding)
 
 
 _selection_probabilities_jit = jax.jit(
     _selection_probabilities,
-    static_argnames=("config", "sequential", "sharding", "batch_size"),
+    static_argnames=("config", "sequential", "sharding", "batch_size", "relative"),
 )
