@@ -19,9 +19,10 @@ def is_traced(tree) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
 
 
-def as_array(value, dtype=None) -> jax.Array:
-    """``jnp.asarray(value, dtype)``, host data (numpy, lists, numbers) converted on the host
-    and transferred: ``jnp.asarray`` compiles a conversion for each new shape."""
+def as_array(value, dtype) -> jax.Array:
+    """``jnp.asarray(value, dtype)`` for numeric data (checked before), host data (numpy,
+    lists, numbers) converted on the host and transferred: ``jnp.asarray`` compiles a
+    conversion for each new shape. Unlike it, float64 without x64 becomes float32 silently."""
     if isinstance(value, jax.Array):  # tracers included
         return jnp.asarray(value, dtype)
     return jax.device_put(np.asarray(value, dtype))

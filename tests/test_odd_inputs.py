@@ -175,6 +175,9 @@ def test_constant_data_has_strength_max_zero_and_no_default_grid(features, targe
         lambda X, y: glm.fit(X, y, -jnp.abs(y[0])).coef,
         lambda X, y: glm.fit(X, y, 0.1, sample_weight=-jnp.abs(y)).coef,
         lambda X, y: glm.fit(X, y, 0.1, offset=y * jnp.nan).coef,
+        # a default grid (its top computed in the path's program): NaN strengths, no solve
+        lambda X, y: glm.path(X, y, sample_weight=-jnp.abs(y), n_strengths=3).strengths,
+        lambda X, y: glm.path(X.at[0, 0].set(jnp.nan), y, n_strengths=3).coef,
     ],
 )
 def test_invalid_traced_inputs_give_nan(run):

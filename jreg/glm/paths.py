@@ -329,7 +329,7 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
         weights = as_array(np.full(n, 1 / n), dtype)
     else:
         check_real("sample_weight", sample_weight)
-        weights = jnp.asarray(sample_weight, dtype)
+        weights = as_array(sample_weight, dtype)
         if weights.shape != (n,):
             raise ValueError(f"sample_weight must have shape ({n},), got {weights.shape}")
         check("sample_weight", weights, lambda s: np.isfinite(s) & (s >= 0), "finite, >= 0")
@@ -345,7 +345,7 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
     if offset is None:
         return Data(X, y, weights)
     check_real("offset", offset)
-    offset = jnp.asarray(offset, dtype)
+    offset = as_array(offset, dtype)
     if offset.shape not in ((n,), y.shape):
         shapes = f"({n},)" if y.shape[1] == 1 else f"({n},) or {y.shape}"
         raise ValueError(f"offset must have shape {shapes}, got {offset.shape}")
@@ -358,7 +358,7 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
 
 def _vector(name: str, value, p: int, dtype, requirement: str, ok) -> jax.Array:
     check_real(name, value)
-    array = jnp.asarray(value, dtype)
+    array = as_array(value, dtype)
     if array.shape != (p,):
         raise ValueError(f"{name} must have shape ({p},), got {array.shape}")
     check(name, array, ok, requirement)
@@ -493,12 +493,12 @@ def resolve_grid(data: Data, strengths, options: Options, config: Config, relati
     :func:`check_strength_max`)."""
     if relative is None:
         return strengths, options
-    top = jax.lax.stop_gradient(_strength_max(data, options, config, relative))
+    top = jax.lax.stop_gradient(strength_max_arrays(data, options, config, relative))
     usable = jnp.isfinite(top) & (top > 0)
     return top * strengths, options._replace(max_iter=jnp.where(usable, options.max_iter, 0))
 
 
-def path_arrays(data: Data, strengths, options: Options, config: Config, relative=None):
+def path_arrays(data: Data, strengths, options: Options, config: Config, *, relative=None):
     """The path for one data set (weights included), batched over folds and subsamples, and
     whether each strength reached ``tol`` (a NaN gap did not); all NaN for invalid inputs.
     ``relative``: see :func:`resolve_grid`."""
@@ -604,7 +604,7 @@ def _differentiable_arrays(data: Data, strengths, options: Options, coef, interc
 differentiable_jit = jax.jit(_differentiable_arrays, static_argnames="config")
 
 
-def solve_path(data: Data, strengths, options: Options, config: Config,
+def solve_path(data: Data, strengths, options: Options, config: Config, *,
                relative=None) -> tuple[Path, jax.Array]:  # fmt: skip
     """:func:`path_arrays` on values with their derivatives held off, then coefficients and
     intercepts differentiable by :mod:`~jreg.glm.implicit` (where anything is traced: a
@@ -657,7 +657,8 @@ def grid(data: Data, options: Options, config: Config, settings: Settings) -> ja
     return jax.lax.stop_gradient(top) * strengths
 
 
-def grid_input(data: Data, options: Options, config: Config, settings: Settings):
+def grid_input(data: Data, options: Options, config: Config,
+               settings: Settings) -> tuple[jax.Array | np.ndarray, bool | None]:  # fmt: skip
     """The grid as a program takes it, ``(strengths, relative)``: the given strengths in their
     order (``relative`` None), or the ratios of glmnet's default grid to its top, which the
     program computes (see :func:`resolve_grid`; check it after with
@@ -673,8 +674,8 @@ def grid_input(data: Data, options: Options, config: Config, settings: Settings)
 
 
 def strength_ratios(data: Data, config: Config, settings: Settings) -> np.ndarray:
-    """glmnet's default grid over its top, :func:`strength_max` (held fixed under
-    differentiation): ``n_strengths`` ratios log-spaced from 1 to ``strength_min_ratio``."""
+    """glmnet's default grid over its top, :func:`strength_max`: ``n_strengths`` ratios
+    log-spaced from 1 to ``strength_min_ratio``."""
     if _is_pair(config.penalty):
         raise ValueError("strengths must be given for a user-defined penalty (value, prox)")
     check_count("n_strengths", settings.n_strengths)
@@ -687,8 +688,8 @@ def strength_ratios(data: Data, config: Config, settings: Settings) -> np.ndarra
 
 
 def check_strength_max(top) -> None:
-    """That ``top``, :func:`strength_max` (or a default grid: its first strength), is finite and
-    positive."""
+    """That ``top``, :func:`strength_max` (or a default grid: its first strength, the ratio 1),
+    is finite and positive."""
     if not is_traced(top):
         top = np.ravel(top)[0]
     check(
@@ -877,7 +878,7 @@ def path(
     )  # fmt: skip
     data, options, config = setup(X, y, settings)
     strengths, relative = grid_input(data, options, config, settings)
-    result, converged = solve_path(data, strengths, options, config, relative)
+    result, converged = solve_path(data, strengths, options, config, relative=relative)
     if relative is not None:
         check_strength_max(result.strengths)
     warn_unconverged(converged, max_iter, "strengths")
