@@ -822,12 +822,33 @@ def _block_curvatures(rows, features, weighted):
     return jnp.max(jnp.linalg.eigvalsh(blocks)[..., -1], axis=1)
 
 
-def _coordinate_epoch(rows, model: _Model, order, size, penalty: Penalty, lam, grad, hessians):
+def _dense_steps(rows, q) -> bool:
+    """Whether :func:`_coordinate_epoch` steps on dense columns (see its sparse steps)."""
+    return not sparse.is_sparse(rows) or q is not None
+
+
+def _model_curvatures(rows, order, size, diagonal) -> jax.Array:
+    r"""The curvatures :math:`h_c = \sum_i \text{diagonal}_{ik} x_{ij}^2` of proximal Newton's
+    model along the coordinates ``order[:size]`` (``c = j m + k``), by position (0 beyond):
+    for dense steps, computed once per model rather than in each epoch."""
+    m = diagonal.shape[1]
+
+    def curvature(t, h):
+        c = order[t]
+        x = rows[c // m]
+        return h.at[t].set((x * x) @ diagonal[:, c % m])
+
+    return jax.lax.fori_loop(0, size, curvature, jnp.zeros(order.size, diagonal.dtype))
+
+
+def _coordinate_epoch(rows, model: _Model, order, size, penalty: Penalty, lam, grad, hessians,
+                      curvatures):  # fmt: skip
     r"""One epoch of coordinate descent on proximal Newton's quadratic model: coordinates
     ``order[:size]`` (each once) in turn to the model's minimizer along them, the penalty's prox
     with the model's curvature :math:`h_c = \sum_i (a d)_{ik} x_{ij}^2` as step (``hessians
-    = (a d, a q, q)``, see :func:`prox_newton`). Returns the model and the largest step in
-    gradient units, :math:`h_c |\Delta w_c|`.
+    = (a d, a q, q)``, see :func:`prox_newton`; ``curvatures``: :func:`_model_curvatures` for
+    dense rows, else None). Returns the model and the largest step in gradient units,
+    :math:`h_c |\Delta w_c|`.
 
     As :func:`jreg.glm.sparse.coordinate_sweep`: values read from the epoch's start, written to a
     buffer never read; for a sparse ``X`` and a diagonal Hessian a step costs the column's
@@ -835,7 +856,6 @@ def _coordinate_epoch(rows, model: _Model, order, size, penalty: Penalty, lam, g
     part, and :math:`t_k = \sum_i (a d)_{ik} dz_{\text{stored}, ik}` carried."""
     ad, aq, q = hessians
     m = model.dz.shape[1]
-    diagonal = ad if q is None else ad - aq * q
     start = model.w[order]
 
     def moved(c, now, h, correlation):
@@ -848,7 +868,7 @@ def _coordinate_epoch(rows, model: _Model, order, size, penalty: Penalty, lam, g
         c = order[t]
         j, k = c // m, c % m
         x = rows[j]
-        h = (x * x) @ diagonal[:, k]
+        h = curvatures[t]
         product = ad[:, k] * dz[:, k] - (0 if q is None else aq[:, k] * s)
         delta = moved(c, start[t], h, x @ product)
         s = s if q is None else s + delta * q[:, k] * x
@@ -872,7 +892,7 @@ def _coordinate_epoch(rows, model: _Model, order, size, penalty: Penalty, lam, g
         return w.at[t].add(delta), dz.at[index, k].add(delta * values), carried, residual
 
     zero = jnp.zeros((), model.dz.dtype)
-    if sparse.is_sparse(rows) and q is None:
+    if not _dense_steps(rows, q):
         curvature_sums = jnp.sum(ad, axis=0)
         carried = (jnp.sum(ad * model.dz, axis=0), jnp.zeros(m, zero.dtype))
         w, dz, (_, shift), residual = jax.lax.fori_loop(
@@ -996,6 +1016,9 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             score = jnp.where(active, jnp.inf, penalty.violation(grad, lam))
             order = jnp.argsort(-score)
             size = jnp.clip(2 * jnp.sum(active), _WORKING_SET, units)
+        curvatures = None
+        if update is None and _dense_steps(rows, q):
+            curvatures = _model_curvatures(rows, order, size, diagonal)
 
         def intercept_step(model: _Model) -> _Model:
             """The model's minimizer in ``b``: a Newton step on the ``(m, m)`` block."""
@@ -1009,7 +1032,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             zero = jnp.zeros((), model.dz.dtype)
             if update is None:  # coordinates
                 model, residual = _coordinate_epoch(rows, model, order, size, penalty, lam,
-                                                    grad, (ad, aq, q))  # fmt: skip
+                                                    grad, (ad, aq, q), curvatures)  # fmt: skip
             else:
                 model, residual = jax.lax.fori_loop(0, size, update, (model, zero))
             if fit_intercept:
