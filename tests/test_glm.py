@@ -30,13 +30,14 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.special
+from glm_setup import setup_path
 from numpy_penalties import concave_slopes, concave_values
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge, enet_path, lasso_path
 from sklearn.metrics import r2_score
 
 from jreg import glm, penalties, prox
-from jreg.glm import objectives, paths, selection, solvers
+from jreg.glm import datafits, objectives, paths, selection, solvers
 
 TOL = 1e-12
 MAX_ITER = 100_000
@@ -658,6 +659,51 @@ def test_newton_steps_on_the_complement_equal_the_direct_steps():
     assert not bool(solvers.newton_system(smooth, p - 10, p)[1])
 
 
+@pytest.mark.parametrize("datafit", ["logistic", "poisson"])
+def test_best_intercept_meets_its_dual_constraint_to_rounding(datafit):
+    """Primal minus dual is off by ``b * dF/db`` where the intercept's gradient is not 0: from
+    1e-10 to 1e-7 off the best shift (a loss change below its rounding), the Newton steps of
+    ``best_shift`` are taken and the gradient falls to rounding."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((200, 1))
+    if datafit == "logistic":
+        y = (rng.random((200, 1)) < 0.3).astype(float)
+    else:
+        y = rng.poisson(2.0, (200, 1)).astype(float)
+    loss, a = datafits.DATAFITS[datafit].build(None), jnp.full(200, 1 / 200)
+    gradient = lambda shift: float(a @ loss.gradient(z + shift, y)[:, 0])  # noqa: E731
+    low, high = -10.0, 10.0  # the best shift, by bisection (the gradient increases)
+    for _ in range(200):
+        middle = (low + high) / 2
+        low, high = (low, middle) if gradient(middle) > 0 else (middle, high)
+    polished = jax.jit(lambda start: solvers.best_shift(loss, start, y, a, solvers.POLISH_STEPS))
+    offsets = np.geomspace(1e-10, 1e-7, 20)
+    for start in low + np.concatenate([offsets, -offsets]):
+        residual = gradient(start + float(polished(z + start)[0]))
+        assert abs(residual) <= 1e-15, (start - low, residual)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "group_lasso"])
+def test_extrapolation_keeps_a_coordinate_that_did_not_move(penalty):
+    """Anderson's affine combination of iterates equal to a bound (0.4) rounds off it (for most
+    weights); the extrapolated point keeps such a coordinate exactly, and a zero one at zero."""
+    X = np.random.default_rng(0).standard_normal((20, 4))
+    groups = [0, 1, 2, 2] if penalty == "group_lasso" else None
+    settings = paths.Settings(penalty=penalty, bounds=(-1.0, 0.4), strengths=[0.1], groups=groups)
+    data, options, config, _ = setup_path(X, X @ np.ones(4), settings)
+    penalty = paths.parts(config, options, data)[1]
+    extrapolated = jax.jit(lambda iterates: solvers._extrapolated(iterates, penalty))
+    for seed in range(10):
+        noise = 1e-3 * np.random.default_rng(seed).standard_normal((2, 6))
+        iterates = np.zeros((6, 4))
+        iterates[:, 1] = 0.4
+        iterates[:, 2] = 0.1 + 0.3 * 0.5 ** np.arange(6) + noise[0]
+        iterates[:, 3] = -0.5 * 0.7 ** np.arange(6) + noise[1]
+        w = extrapolated(jnp.asarray(iterates))
+        assert float(w[0]) == 0.0 and float(w[1]) == 0.4, seed
+        assert w[2] != iterates[-1, 2] and w[3] != iterates[-1, 3]  # those were extrapolated
+
+
 def test_duplicated_features_are_solved_like_sklearn():
     """A singular Gram matrix (a feature twice, as a binary feature and its square): the Newton
     step's factorization goes through, and the path is as optimal as scikit-learn's."""
@@ -1127,7 +1173,7 @@ def test_vmapped_batch_equals_the_sequential_batch(datafit, shape):
     y = X[:, 0] - X[:, 1] + rng.standard_normal(shape[0])
     y = (y > 0).astype(float) if datafit == "logistic" else y
     settings = paths.Settings(datafit=datafit, n_strengths=8, **TIGHT)
-    data, options, config, grid = paths.setup_path(X, y, settings)
+    data, options, config, grid = setup_path(X, y, settings)
     weights = jnp.asarray(rng.uniform(0, 1, (3, shape[0])) > 0.3, jnp.float64)
 
     def batch(sequential):

@@ -26,6 +26,7 @@ import pytest
 import scipy.linalg
 import scipy.optimize
 import scipy.special
+from glm_setup import setup_path
 from numpy_penalties import concave_slopes, concave_values
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LogisticRegression, MultiTaskElasticNet, MultiTaskLasso
@@ -745,7 +746,7 @@ def test_held_out_scores_match_numpy_and_sklearn(family, scoring):
     else:
         y = data.targets[family]
     settings = paths.Settings(datafit=datafit_of(family), n_strengths=4)
-    prepared, options_, config, grid_ = paths.setup_path(data.X, y, settings)
+    prepared, options_, config, grid_ = setup_path(data.X, y, settings)
     datafit, _ = paths.parts(config, options_, prepared)
     held_out = jnp.asarray(rng.uniform(0, 1, (2, y.shape[0])) * (rng.random((2, y.shape[0])) < 0.4))
     fit, _ = selection.batched_paths_jit(prepared, 1 - held_out, grid_, options_, config=config,

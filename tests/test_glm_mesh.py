@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+from glm_setup import setup_path
 from jax.sharding import Mesh
 
 from jreg import glm
@@ -69,7 +70,7 @@ def test_vmapped_members_in_batches_over_devices_equal_the_loop_on_one_device():
     """The accelerators' program (each device vmaps ``batch_size / devices`` members at a time)
     on the CPU devices: equal to one device's loop over the members."""
     X, y = _regression()
-    data, options, config, grid = paths.setup_path(X, y, paths.Settings(n_strengths=5))
+    data, options, config, grid = setup_path(X, y, paths.Settings(n_strengths=5))
     weights = np.asarray(np.random.default_rng(1).uniform(size=(5, y.size)) > 0.3, float)
     loop, _ = selection.batched_paths_jit(
         data, weights, grid, options, config=config, sequential=True

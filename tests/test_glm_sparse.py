@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 import scipy.sparse
+from glm_setup import setup_path
 from jax.experimental import sparse as jax_sparse
 
 from jreg import glm
@@ -90,7 +91,7 @@ def test_the_centred_matrix_is_never_formed():
     X, targets, _ = _problem(101, 203, density=0.02)
     for datafit in ("squared", "logistic"):
         settings = paths.Settings(datafit=datafit, standardize=True, n_strengths=4)
-        data, options, config, grid = paths.setup_path(X, targets[datafit], settings)
+        data, options, config, grid = setup_path(X, targets[datafit], settings)
         assert sparse.is_sparse(data.X)
         text = paths.path_jit.lower(data, grid, options, config=config).as_text()
         assert "101x203" not in text and "203x101" not in text

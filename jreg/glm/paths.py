@@ -646,17 +646,6 @@ def default_strength_min_ratio(n: int, p: int) -> float:
     return 1e-3 if n >= p else 1e-2
 
 
-def grid(data: Data, options: Options, config: Config, settings: Settings) -> jax.Array:
-    """The strengths to fit: the given ones in their order, or glmnet's default grid (from
-    largest to smallest)."""
-    strengths, relative = grid_input(data, options, config, settings)
-    if relative is None:
-        return strengths
-    top = strength_max_jit(data, options, config=config)
-    check_strength_max(top)
-    return jax.lax.stop_gradient(top) * strengths
-
-
 def grid_input(data: Data, options: Options, config: Config,
                settings: Settings) -> tuple[jax.Array | np.ndarray, bool | None]:  # fmt: skip
     """The grid as a program takes it, ``(strengths, relative)``: the given strengths in their
@@ -711,12 +700,6 @@ def model_of(y, data: Data, settings: Settings) -> Model:
     elif settings.datafit == "multinomial":
         labels = tuple(range(data.y.shape[1]))
     return Model(settings.datafit, labels, settings.offset is not None)
-
-
-def setup_path(X, y, settings: Settings):
-    """:func:`setup` and the grid of strengths of the path."""
-    data, options, config = setup(X, y, settings)
-    return data, options, config, grid(data, options, config, settings)
 
 
 # --------------------------------------------------------------------------------------------

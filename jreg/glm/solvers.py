@@ -606,8 +606,11 @@ def _anderson(iterates: jax.Array) -> jax.Array:
 def _extrapolated(iterates: jax.Array, penalty: Penalty) -> jax.Array:
     """Anderson's extrapolation of ``iterates (m + 1, d)``, projected onto the penalty's domain
     (its prox at strength 0: the bounds; an affine combination may leave them) and kept on the
-    signs of the last iterate (a coordinate it zeroed stays zero, one it would flip is zero)."""
+    signs of the last iterate (a coordinate it zeroed stays zero, one it would flip is zero); a
+    coordinate that did not move stays exactly (at a bound: the combination's rounding would
+    move it off)."""
     w = _anderson(iterates) @ iterates[1:]
+    w = jnp.where(jnp.all(iterates == iterates[-1:], axis=0), iterates[-1], w)
     w = jnp.where(jnp.sign(w) == jnp.sign(iterates[-1]), w, 0)
     return penalty.prox(w, jnp.zeros_like(penalty.factor), jnp.ones((), w.dtype))
 
@@ -737,7 +740,8 @@ def solve_psd(matrix, rhs, shift_invariant: bool):
 def best_shift(datafit, z, y, a, n_steps: int) -> jax.Array:
     r"""The intercept change ``db (m,)`` that minimizes :math:`\sum_i a_i f(z_i + db, y_i)`, by
     ``n_steps`` Newton steps on the ``(m, m)`` system from 0, each halved until the objective
-    does not rise (the loss's curvature may be far from constant: Huber's, Poisson's).
+    does not rise by more than its rounding (the loss's curvature may be far from constant:
+    Huber's, Poisson's; near the best shift a step changes the objective below its rounding).
 
     A duality gap needs a dual point :math:`\theta = \kappa f'(z)` with
     :math:`\sum_i a_i \theta_i = 0` (the intercept is unpenalized); off it, primal minus dual is
@@ -754,10 +758,11 @@ def best_shift(datafit, z, y, a, n_steps: int) -> jax.Array:
         block = jnp.diag(a @ dd) - (0 if q is None else q.T @ (a[:, None] * q))
         direction = solve_psd(block, -gradient, datafit.shift_invariant)
         now = value(db)
+        rounding = _UNMEASURABLE * jnp.finfo(now.dtype).eps * jnp.abs(now)
 
         def rejected(search):
             t, count = search
-            return ~(value(db + t * direction) <= now) & (count < 60)
+            return ~(value(db + t * direction) <= now + rounding) & (count < 60)
 
         t = jax.lax.while_loop(rejected, lambda s: (s[0] / 2, s[1] + 1), (1.0, 0))[0]
         return jnp.where(jnp.isfinite(t * direction), db + t * direction, db)
