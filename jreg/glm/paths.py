@@ -27,6 +27,7 @@ from jreg._checks import (
     is_count,
     is_traced,
 )
+from jreg._xla import Program
 from jreg.glm import datafits as _datafits
 from jreg.glm import implicit, objectives, solvers, sparse
 from jreg.glm import penalties as _penalties
@@ -580,7 +581,7 @@ def _strength_max(data: Data, options: Options, config: Config, unpenalized: boo
     return jax.lax.cond(jnp.any(factor == 0), after_unpenalized_fit, lambda _: top, None)
 
 
-path_jit = jax.jit(path_arrays, static_argnames=("config", "relative"))
+path_jit = Program(path_arrays, static_argnames=("config", "relative"))
 
 
 def _differentiable_arrays(data: Data, strengths, options: Options, coef, intercept,
@@ -601,7 +602,7 @@ def _differentiable_arrays(data: Data, strengths, options: Options, coef, interc
     return jax.vmap(at_strength)(strengths, coef, intercept)
 
 
-differentiable_jit = jax.jit(_differentiable_arrays, static_argnames="config")
+differentiable_jit = Program(_differentiable_arrays, static_argnames="config")
 
 
 def solve_path(data: Data, strengths, options: Options, config: Config, *,
@@ -621,7 +622,7 @@ def solve_path(data: Data, strengths, options: Options, config: Config, *,
     return result._replace(strengths=strengths, coef=coef, intercept=intercept), converged
 
 
-_strength_max_jit = jax.jit(strength_max_arrays, static_argnames=("config", "unpenalized"))
+_strength_max_jit = Program(strength_max_arrays, static_argnames=("config", "unpenalized"))
 
 
 def _unpenalized(options: Options) -> bool:

@@ -28,6 +28,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jreg._checks import check, check_batch_size, check_count, is_count, is_traced
+from jreg._xla import Program
 from jreg.glm import paths, sparse
 from jreg.glm.objectives import Data
 from jreg.glm.paths import Config, Options, Path, Settings
@@ -107,7 +108,7 @@ def _device_paths(data: Data, weights, grid, options: Options, config: Config, s
     return jax.lax.map(one, weights, batch_size=batch_size)
 
 
-batched_paths_jit = jax.jit(
+batched_paths_jit = Program(
     _batched_paths, static_argnames=("config", "sequential", "sharding", "batch_size")
 )
 
@@ -340,7 +341,7 @@ def _cross_validation(data: Data, held_out, grid, options: Options, config: Conf
     return _replicated((result, converged), sharding)
 
 
-_cross_validation_jit = jax.jit(
+_cross_validation_jit = Program(
     _cross_validation,
     static_argnames=("config", "scoring", "sequential", "sharding", "batch_size", "relative"),
 )
@@ -421,7 +422,7 @@ def _selection_probabilities(data: Data, weights, grid, options: Options, config
     return _replicated((grid, jnp.mean(coef != 0, axis=0), converged), sharding)
 
 
-_selection_probabilities_jit = jax.jit(
+_selection_probabilities_jit = Program(
     _selection_probabilities,
     static_argnames=("config", "sequential", "sharding", "batch_size", "relative"),
 )

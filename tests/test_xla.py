@@ -1,0 +1,69 @@
+"""The compile options of jreg's programs (jreg._xla)."""
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from glm_setup import setup_path
+
+from jreg import _xla
+from jreg.glm import paths
+
+
+def _coordinate_loop(rows, v):
+    """A loop of reductions, as the solvers' coordinate steps."""
+
+    def step(t, carry):
+        w, v = carry
+        delta = rows[t] @ v / 1000
+        return w.at[t].set(delta), v - delta * rows[t]
+
+    return jax.lax.fori_loop(0, rows.shape[0], step, (jnp.zeros(rows.shape[0]), v))
+
+
+def _library_fusions(compiled) -> int:
+    return compiled.as_text().count("__ynn_fusion")
+
+
+def test_programs_keep_reductions_out_of_library_calls():
+    args = (jnp.ones((8, 4096)), jnp.ones(4096))
+    default = jax.jit(_coordinate_loop).lower(*args).compile()
+    if _library_fusions(default) == 0:
+        pytest.skip("this jaxlib makes no YNNPACK fusions: nothing to turn off")
+    assert _xla.compiler_options() == _xla.CPU_OPTIONS
+    program = _xla.Program(_coordinate_loop)
+    assert _library_fusions(program.lower(*args).compile()) == 0
+    np.testing.assert_allclose(program(*args)[0], jax.jit(_coordinate_loop)(*args)[0])
+
+
+def test_unknown_options_fall_back_to_the_defaults(monkeypatch):
+    monkeypatch.setattr(_xla, "CPU_OPTIONS", {"xla_cpu_option_no_jaxlib_has": "1"})
+    _xla.compiler_options.cache_clear()
+    try:
+        assert _xla.compiler_options() == {}
+        program = _xla.Program(lambda x: 2 * x, static_argnames=())
+        assert float(program(1.5)) == 3.0
+    finally:
+        _xla.compiler_options.cache_clear()
+
+
+def test_glm_programs_use_the_options():
+    """A logistic path's reductions over 5000 samples: library calls by default, not in jreg's
+    program (its dots stay)."""
+    X = np.random.default_rng(0).standard_normal((5000, 5))
+    settings = paths.Settings(datafit="logistic", n_strengths=3)
+    data, options, config, grid = setup_path(X, (X @ np.arange(5.0) > 0) * 1.0, settings)
+    args = (data, grid, options)
+    plain = jax.jit(paths.path_arrays, static_argnames="config").lower(*args, config=config)
+    ours = _library_fusions(paths.path_jit.lower(*args, config=config).compile())
+    if _library_fusions(plain.compile()) == 0:
+        pytest.skip("this jaxlib makes no YNNPACK fusions: nothing to turn off")
+    assert ours < _library_fusions(plain.compile())
+
+
+def test_importing_jreg_starts_no_backend():
+    code = "import jreg; from jax._src import xla_bridge; assert not xla_bridge._backends"
+    subprocess.run([sys.executable, "-c", code], check=True)
