@@ -704,6 +704,27 @@ def test_extrapolation_keeps_a_coordinate_that_did_not_move(penalty):
         assert w[2] != iterates[-1, 2] and w[3] != iterates[-1, 3]  # those were extrapolated
 
 
+def test_working_set_takes_in_the_violators_at_most_doubling():
+    """The active units first, then the zeros that violate their optimality condition by how
+    much: all of them, but at least ``_ENTERING`` (then the least negative) and at most as many
+    as the active units."""
+    active = jnp.arange(100) % 5 == 0  # 20 active units
+    ladder = -jnp.arange(1.0, 101.0)  # no zero violates; the lowest index is the least negative
+    working_set = jax.jit(solvers.working_set)
+    for violators, size in [(0, 30), (5, 30), (15, 35), (25, 40), (40, 40)]:
+        worst_first = jnp.flatnonzero(~active)[:violators][::-1]  # rising violation
+        violation = ladder.at[worst_first].set(jnp.arange(1.0, violators + 1))
+        order, n = working_set(active, violation)
+        order = np.asarray(order)
+        assert int(n) == size, (violators, n)
+        assert np.all(order[:20] % 5 == 0)
+        entering = order[20:size]
+        assert np.all(np.diff(np.asarray(violation)[entering]) <= 0)
+        assert set(np.asarray(worst_first[-(size - 20) :]).tolist()) <= set(entering.tolist())
+    assert int(working_set(jnp.arange(100) < 95, jnp.ones(100))[1]) == 100
+    assert int(working_set(jnp.zeros(100, bool), jnp.ones(100))[1]) == solvers._ENTERING
+
+
 def test_duplicated_features_are_solved_like_sklearn():
     """A singular Gram matrix (a feature twice, as a binary feature and its square): the Newton
     step's factorization goes through, and the path is as optimal as scikit-learn's."""

@@ -39,7 +39,7 @@ _INNER_EPOCHS = 50  # the most coordinate-descent epochs on one model of proxima
 _LINE_SEARCH = 30  # the most halvings of a proximal Newton step
 _ARMIJO = 1e-3  # the fraction of the model's decrease a proximal Newton step must achieve
 _UNMEASURABLE = 64  # a predicted decrease below this many ulps of the objective: a full step
-_WORKING_SET = 10  # the smallest working set (coordinate descent, proximal Newton)
+_ENTERING = 10  # the fewest zero coordinates a working set takes in (when they violate)
 _ANDERSON = 5  # coordinate-descent epochs between two Anderson extrapolations
 POLISH_STEPS = 3  # Newton steps on the intercept before a gap (from near its best)
 _FREE_MAX = 32  # the most unpenalized coordinates whose dual constraints the gap meets
@@ -282,6 +282,20 @@ def domain_scale(dual: Callable, one: jax.Array, steps: int = 40) -> jax.Array:
 
     inside = lambda _: jax.lax.fori_loop(0, steps, halve, (0 * one, one))[0]  # noqa: E731
     return maybe(~jnp.isfinite(dual(one)), inside, one)
+
+
+def working_set(active, violation) -> tuple[jax.Array, jax.Array]:
+    """A working set of coordinate descent and proximal Newton: ``(order, size)``, the units
+    ``order[:size]`` (all ``active`` ones first, then the zeros by decreasing ``violation``).
+    It takes in every zero whose optimality condition fails (``violation > 0``), but at least
+    ``_ENTERING`` of them and at most as many as there are active units (as glmnet's passes,
+    which move only the violators; celer and skglm take twice the support: on correlated
+    data the extra coordinates' epochs cost more than the features they let in early)."""
+    active_count = jnp.sum(active)
+    score = jnp.where(active, jnp.inf, violation)
+    violators = jnp.sum(~active & (violation > 0))
+    entering = jnp.clip(violators, _ENTERING, jnp.maximum(active_count, _ENTERING))
+    return jnp.argsort(-score), jnp.minimum(active_count + entering, active.size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -646,18 +660,16 @@ def coordinate_descent(
 
     Each coordinate moves to the exact minimizer along it: the penalty's prox with scaling
     :math:`1 / h_j`, :math:`h_j = \sum_i a_i (x_{ij} - \bar x_j)^2`, the residual updated in
-    place. Each block of epochs visits only the working set, the non-zero features and the worst
-    violators of the optimality condition at zero, twice as many as the non-zero ones (as in
-    celer and skglm), in a dynamic loop so that the shapes stay static; then the iterates are
-    extrapolated (Anderson, kept if it lowers the objective) and the full gap is checked. For
-    ``l1`` and ``elastic_net`` a Newton step on the active set (:func:`newton`) comes first
-    and the epochs run only when it does not lower the objective: the epochs find the support,
-    the Newton steps solve on it.
+    place. Each block of epochs visits only the working set, the non-zero features and the
+    violators of the optimality condition at zero (:func:`working_set`), in a dynamic loop so
+    that the shapes stay static; then the iterates are extrapolated (Anderson, kept if it
+    lowers the objective) and the full gap is checked. For ``l1`` and ``elastic_net`` a Newton
+    step on the active set (:func:`newton`) comes first and the epochs run only when it does
+    not lower the objective: the epochs find the support, the Newton steps solve on it.
     ``rows`` are the centred features transposed, ``(p, n)``; ``curvature`` their weighted
     squared norms; ``warm`` the datafit's evaluation at ``w`` and the last Hessian block.
     ``n_iter`` counts epochs and Newton steps.
     """
-    p = w.size
     curvature = _steps(curvature, penalty)
 
     def new_value(j, w_j, correlation):
@@ -686,9 +698,7 @@ def coordinate_descent(
 
     def block(sweep: _Sweep) -> _Sweep:
         violation = penalty.violation(sweep.evaluation.grad_w, lam)
-        score = jnp.where(sweep.w != 0, jnp.inf, violation)
-        order = jnp.argsort(-score)
-        size = jnp.minimum(p, jnp.maximum(2 * jnp.sum(sweep.w != 0), _WORKING_SET))
+        order, size = working_set(sweep.w != 0, violation)
 
         def epoch(state, _):
             w, r = sparse.coordinate_sweep(rows, a, *state, order, size, new_value)
@@ -921,8 +931,8 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
     :math:`H_i = \operatorname{diag}(d_i) - q_i q_i^\top` in :math:`z` (for a non-convex
     penalty, the datafit's curvature bound where it has one: then the model is a majorizer and
     every step descends). Coordinate descent minimizes the model plus the penalty over a working
-    set (the support and the worst violators of the optimality condition at zero, twice as many
-    as the non-zero coordinates), each coordinate exactly (its prox with the model's curvature
+    set (the support and the violators of the optimality condition at zero,
+    :func:`working_set`), each coordinate exactly (its prox with the model's curvature
     as step), the intercept by a Newton step on the model after each epoch, in blocks of
     ``_ANDERSON`` epochs extrapolated as in :func:`coordinate_descent`, until its largest step
     (in gradient units) is a tenth of the first epoch's, or after ``_INNER_EPOCHS``. The step
@@ -1018,9 +1028,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         if penalty.violation is None:  # no zeros: every coordinate works
             order, size = jnp.arange(units), units
         else:
-            score = jnp.where(active, jnp.inf, penalty.violation(grad, lam))
-            order = jnp.argsort(-score)
-            size = jnp.clip(2 * jnp.sum(active), _WORKING_SET, units)
+            order, size = working_set(active, penalty.violation(grad, lam))
         curvatures = None
         if update is None and _dense_steps(rows, q):
             curvatures = _model_curvatures(rows, order, size, diagonal)
