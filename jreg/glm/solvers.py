@@ -455,7 +455,8 @@ def newton_system(smooth: Smooth, count, p: int, complement: bool = True):
 def newton_cheap(smooth: Smooth, w) -> jax.Array:
     """Whether a Newton step from ``w`` costs at most a few products with a ``p x p`` matrix
     (an iteration of FISTA on the Gram form, an epoch of coordinate descent on it): a step
-    costs ~m^3 / 3 for m active features."""
+    costs ~m^3 / 3 for m active features. On ``X`` (p > n) the bound admits nearly every
+    step."""
     p = w.size
     system, outside = newton_system(smooth, jnp.sum(w != 0) + _NEWTON_ENTERING, p)
     bound = jnp.where(outside, _COMPLEMENT_CHEAP, _NEWTON_CHEAP) * float(p) ** 2
@@ -609,7 +610,7 @@ def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target: Target, max_iter)
 
 
 # --------------------------------------------------------------------------------------------
-# Coordinate descent (squared loss, X form).
+# Coordinate descent (squared loss, one output).
 
 
 def _anderson(iterates: jax.Array) -> jax.Array:
@@ -656,7 +657,7 @@ class _Sweep(NamedTuple):
     residual: jax.Array
     n_iter: jax.Array
     hessians: Hessians | None
-    settled: jax.Array  # the last block of epochs changed no sign: a Newton step is due
+    settled: jax.Array  # the last block of epochs changed no sign (at first False)
 
 
 class Sweeps(NamedTuple):
@@ -699,8 +700,11 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
     zero (:func:`working_set`), in a dynamic loop so that the shapes stay static; then the
     iterates are extrapolated (Anderson, kept if it lowers the objective) and the full gap is
     checked. For ``l1`` and ``elastic_net`` a Newton step on the active set (:func:`newton`)
-    comes first and the epochs run only when it does not lower the objective: the epochs find
-    the support, the Newton steps solve on it. ``warm`` is the datafit's evaluation at ``w``
+    comes first where it is cheap (:func:`newton_cheap`) or the last block changed no sign
+    (measured on a 1000 x 1000 path: a costly step tried first at each strength, or after a
+    block that moved the support, took 2x the time), and the epochs run only when it does not
+    lower the objective: the epochs find the support, the
+    Newton steps solve on it. ``warm`` is the datafit's evaluation at ``w``
     and the last Hessian block. ``n_iter`` counts epochs and Newton steps.
     """
     curvature = _steps(curvature, penalty)
@@ -745,8 +749,8 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
         n_iter = sweep.n_iter + _ANDERSON
         plain = moved(sweep, w, n_iter)
         accelerated = moved(sweep, extrapolated, n_iter)
-        out = pick(accelerated.objective < plain.objective, accelerated, plain)
-        return out._replace(settled=jnp.all(jnp.sign(out.w) == jnp.sign(sweep.w)))
+        kept = pick(accelerated.objective < plain.objective, accelerated, plain)
+        return kept._replace(settled=jnp.all(jnp.sign(kept.w) == jnp.sign(sweep.w)))
 
     def not_done(sweep: _Sweep):
         return short_of(sweep.gap, sweep.residual, target) & (sweep.n_iter < max_iter)
@@ -755,7 +759,7 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
     objective = warm.evaluation.loss + penalty.value(w, lam)
     unknown = jnp.full((), jnp.inf, objective.dtype)  # the gap: scored in the loop's first pass
     start = _Sweep(w, warm.evaluation, objective, unknown, unknown, jnp.zeros((), jnp.int32),
-                   warm.hessians, jnp.ones((), bool))  # fmt: skip
+                   warm.hessians, jnp.zeros((), bool))  # fmt: skip
     sweep = scored_loop(not_done, step, scored, start)
     warm = Warm(sweep.evaluation, sweep.hessians)
     return Solution(sweep.w, b, sweep.gap, sweep.residual, sweep.n_iter, warm)
