@@ -712,15 +712,15 @@ def test_working_set_takes_in_the_violators_at_most_doubling():
     ladder = -jnp.arange(1.0, 101.0)  # no zero violates; the lowest index is the least negative
     working_set = jax.jit(solvers.working_set)
     for violators, size in [(0, 30), (5, 30), (15, 35), (25, 40), (40, 40)]:
-        worst_first = jnp.flatnonzero(~active)[:violators][::-1]  # rising violation
-        violation = ladder.at[worst_first].set(jnp.arange(1.0, violators + 1))
+        rising = jnp.flatnonzero(~active)[:violators][::-1]  # the violators, the worst last
+        violation = ladder.at[rising].set(jnp.arange(1.0, violators + 1))
         order, n = working_set(active, violation)
         order = np.asarray(order)
         assert int(n) == size, (violators, n)
         assert np.all(order[:20] % 5 == 0)
         entering = order[20:size]
         assert np.all(np.diff(np.asarray(violation)[entering]) <= 0)
-        assert set(np.asarray(worst_first[-(size - 20) :]).tolist()) <= set(entering.tolist())
+        assert set(np.asarray(rising[-(size - 20) :]).tolist()) <= set(entering.tolist())
     assert int(working_set(jnp.arange(100) < 95, jnp.ones(100))[1]) == 100
     assert int(working_set(jnp.zeros(100, bool), jnp.ones(100))[1]) == solvers._ENTERING
 
