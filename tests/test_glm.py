@@ -725,6 +725,33 @@ def test_working_set_takes_in_the_violators_at_most_doubling():
     assert int(working_set(jnp.zeros(100, bool), jnp.ones(100))[1]) == solvers._ENTERING
 
 
+def test_gram_epoch_is_the_residual_epoch():
+    """An epoch of coordinate descent on the Gram matrix (the gradient carried) moves the
+    coordinates as the same epoch on ``X`` (the residual carried), and carries the gradient
+    of the point it reaches."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 12)), rng.standard_normal(60)
+    a = rng.random(60)
+    a = a / a.sum()
+    Xc, yc = X - a @ X, y - a @ y
+    gram, rows = jnp.asarray(Xc.T @ (a[:, None] * Xc)), jnp.asarray(Xc.T)
+    curvature = jnp.diag(gram)
+
+    def new_value(j, w_j, correlation):  # the lasso's coordinate minimizer at strength 0.05
+        u = w_j + correlation / curvature[j]
+        return jnp.sign(u) * jnp.maximum(jnp.abs(u) - 0.05 / curvature[j], 0)
+
+    w = jnp.asarray(np.where(rng.random(12) < 0.5, rng.standard_normal(12), 0))
+    order, size = jnp.asarray(rng.permutation(12)), 9
+    gradient = lambda w: gram @ w - Xc.T @ (a * yc)  # noqa: E731
+    on_gram = solvers.gram_sweep(gram, w, gradient(w), order, size, new_value)
+    on_rows = solvers.sparse.coordinate_sweep(rows, a, w, yc - Xc @ w, order, size, new_value)
+    np.testing.assert_allclose(on_gram[0], on_rows[0], rtol=1e-12, atol=1e-14)
+    assert np.all(on_gram[0][order[size:]] == w[order[size:]])  # unvisited: unmoved
+    assert np.sum(on_gram[0] != w) >= 5
+    np.testing.assert_allclose(on_gram[1], gradient(on_gram[0]), rtol=1e-12, atol=1e-14)
+
+
 def test_duplicated_features_are_solved_like_sklearn():
     """A singular Gram matrix (a feature twice, as a binary feature and its square): the Newton
     step's factorization goes through, and the path is as optimal as scikit-learn's."""

@@ -7,10 +7,11 @@ strength is solved:
 ========================= ================================= ====================================
 datafit                   penalty                           solver
 ========================= ================================= ====================================
-quadratic, :math:`n\ge p` any                               FISTA on the Gram matrix (+ Newton
+quadratic, one output     separable with zeros              coordinate descent on the Gram
+                                                            matrix (:math:`n \ge p`) or ``X``
+                                                            (+ Newton steps)
+quadratic, :math:`n\ge p` any other                         FISTA on the Gram matrix (+ Newton
                                                             steps where the penalty has them)
-quadratic, one output,    separable with zeros              coordinate descent on ``X``
-:math:`p > n`                                               (+ Newton steps)
 any other                 separable                         proximal Newton
 any other                 not separable                     FISTA on ``X`` (steps from the
                                                             curvature bound, or backtracking)
@@ -242,22 +243,31 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
     corr = Xc.T @ (a[:, None] * yc)  # (p, m)
 
     on_columns = n < p or sparse.is_sparse(X)
-    if not on_columns:  # Gram form: one p x p matrix product per FISTA iteration
+    if not on_columns:  # Gram form: the p x p Gram matrix for the steps and the evaluations
         # below _COMPLEMENT_FROM features every system is small: not worth inverting
         complement = _lasso(penalty, X.dtype) and p > _COMPLEMENT_FROM
-        smooth = _squared_on_gram(_weighted_gram(Xc, a), corr, y_sq, complement=complement)
-    else:  # X form: coordinate descent on working sets
+        gram = _weighted_gram(Xc, a)
+        smooth = _squared_on_gram(gram, corr, y_sq, complement=complement)
+        curvature = jnp.diag(gram)
+        sweeps = solvers.Sweeps(
+            lambda evaluation, w: evaluation.grad_w, functools.partial(solvers.gram_sweep, gram)
+        )
+    else:  # X form: steps on the residual
         rows = Xc.T  # (p, n): a feature's column is a contiguous row
         lipschitz = solvers.top_eigenvalue(lambda v: rows @ (a * (v @ rows)), p, X.dtype)
         smooth = _squared_on_rows(rows, yc[:, 0], a, lipschitz)
+        curvature = sparse.squares_times(rows, a)
+        sweeps = solvers.Sweeps(
+            lambda evaluation, w: yc[:, 0] - solvers.support_product(w, rows, smooth.newton_size),
+            functools.partial(sparse.coordinate_sweep, rows, a),
+        )
 
     separable = penalty.violation is not None and penalty.coordinate_prox is not None
-    if on_columns and separable:
-        curvature = sparse.squares_times(rows, a)
+    if separable and m == 1:  # coordinate descent on working sets
 
         def solve(lam, w, b, target, max_iter, warm):
             return solvers.coordinate_descent(
-                smooth, rows, curvature, yc[:, 0], a, penalty, lam, w, b, target, max_iter, warm
+                smooth, sweeps, curvature, penalty, lam, w, b, target, max_iter, warm
             )
 
         def warm_start(w, b):

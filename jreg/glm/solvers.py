@@ -4,8 +4,9 @@ r"""The solvers of :mod:`jreg.glm`, written against what they need of a problem,
   a curvature bound, or by backtracking where the datafit has none. For a quadratic datafit each
   iteration is one evaluation (the gradient is affine), and penalties with Newton steps
   (``on_orthant``) interleave the active-set steps of :func:`newton`.
-- :func:`coordinate_descent`: the squared loss on ``X`` (p > n), separable penalties: working sets,
-  Anderson extrapolation, Newton steps first where the penalty has them.
+- :func:`coordinate_descent`: the squared loss of one output, separable penalties, on ``X``
+  (p > n) or its Gram matrix: working sets, Anderson extrapolation, Newton steps first where the
+  penalty has them.
 - :func:`prox_newton`: proximal Newton for every smooth datafit and separable penalty: each outer
   step minimizes a quadratic model of the datafit (its per-sample Hessian) by coordinate descent
   on a working set, then a backtracking line search on the objective.
@@ -451,6 +452,16 @@ def newton_system(smooth: Smooth, count, p: int, complement: bool = True):
     return jnp.where(outside, p - count, count), outside
 
 
+def newton_cheap(smooth: Smooth, w) -> jax.Array:
+    """Whether a Newton step from ``w`` costs at most a few products with a ``p x p`` matrix
+    (an iteration of FISTA on the Gram form, an epoch of coordinate descent on it): a step
+    costs ~m^3 / 3 for m active features."""
+    p = w.size
+    system, outside = newton_system(smooth, jnp.sum(w != 0) + _NEWTON_ENTERING, p)
+    bound = jnp.where(outside, _COMPLEMENT_CHEAP, _NEWTON_CHEAP) * float(p) ** 2
+    return system.astype(w.dtype) ** 3 <= bound  # in floats: int32 would overflow
+
+
 def has_newton(smooth: Smooth, penalty: Penalty) -> bool:
     return smooth.hessian_block is not None and penalty.on_orthant is not None
 
@@ -490,7 +501,6 @@ def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target: Target, max_iter)
     curvature until the datafit lies below its quadratic upper model (Beck and Teboulle).
     """
     quadratic = smooth.quadratic
-    p = w.size
 
     def moved(w_ex, b_ex, grad_w, grad_b, scale):
         lipschitz, intercept = scale * smooth.lipschitz, scale * smooth.intercept_lipschitz
@@ -580,12 +590,8 @@ def fista(smooth: Smooth, penalty: Penalty, lam, w, b, target: Target, max_iter)
             return jax.lax.fori_loop(0, _CHECK_EVERY, lambda _, it: fista_step(it), it)
         if not has_newton(smooth, penalty):
             return fista_step(it)
-        # a Newton step costs ~m^3 / 3 for m active features, an iteration ~2 p^2
-        system, outside = newton_system(smooth, jnp.sum(it.w != 0) + _NEWTON_ENTERING, p)
-        bound = jnp.where(outside, _COMPLEMENT_CHEAP, _NEWTON_CHEAP) * float(p) ** 2
-        cheap = system.astype(w.dtype) ** 3 <= bound  # in floats: int32 would overflow
         due = it.budget <= 0
-        worth = due & ((it.n_iter >= _NEWTON_AFTER) | cheap)  # under vmap: per member
+        worth = due & ((it.n_iter >= _NEWTON_AFTER) | newton_cheap(smooth, it.w))
         tried = maybe(worth, lambda it: newton_step(it, worth), it)
         stepped = tried.n_iter > it.n_iter
         budget = jnp.where(due & ~stepped, _CHECK_EVERY, tried.budget) - 1
@@ -650,25 +656,52 @@ class _Sweep(NamedTuple):
     residual: jax.Array
     n_iter: jax.Array
     hessians: Hessians | None
+    settled: jax.Array  # the last block of epochs changed no sign: a Newton step is due
 
 
-def coordinate_descent(
-    smooth: Smooth, rows, curvature, yc, a, penalty: Penalty, lam, w, b, target, max_iter,
-    warm: Warm,
-):  # fmt: skip
-    r"""Coordinate descent on working sets with Anderson acceleration (squared loss, X form).
+class Sweeps(NamedTuple):
+    r"""How coordinate descent keeps what its steps read: ``carried(evaluation, w)``, the
+    vector an epoch starts from, and ``epoch(w, carried, order, size, new_value) -> (w,
+    carried)``, coordinates ``order[:size]`` each once to ``new_value(j, w_j, -g_j)`` (``g``
+    the loss's gradient): :func:`jreg.glm.sparse.coordinate_sweep` on the residual (X form) or
+    :func:`gram_sweep` on the gradient (Gram form)."""
+
+    carried: Callable
+    epoch: Callable
+
+
+def gram_sweep(gram, w, g, order, size, new_value):
+    r"""One epoch of coordinate descent on the Gram form: for ``t < size``, coordinate ``j =
+    order[t]`` moves to ``new_value(j, w_j, -g_j)`` and the gradient :math:`g = G w - c`
+    follows, :math:`g \leftarrow g + (w_j' - w_j) G_j` (as scikit-learn's precomputed mode and
+    glmnet's covariance updates): :math:`O(p)` a step, against :math:`O(n)` on ``X``. Values
+    are read as the epoch found them and written to a buffer never read (see
+    :func:`jreg.glm.sparse.coordinate_sweep`). Returns ``(w, g)``."""
+
+    def step(t, state):
+        moved, g = state
+        j = order[t]
+        new = new_value(j, w[j], -g[j])
+        return moved.at[t].set(new), g + (new - w[j]) * gram[j]
+
+    moved, g = jax.lax.fori_loop(0, size, step, (w[order], g))
+    return w.at[order].set(moved), g
+
+
+def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penalty, lam, w, b,
+                       target, max_iter, warm: Warm):  # fmt: skip
+    r"""Coordinate descent on working sets with Anderson acceleration (squared loss, one output).
 
     Each coordinate moves to the exact minimizer along it: the penalty's prox with scaling
-    :math:`1 / h_j`, :math:`h_j = \sum_i a_i (x_{ij} - \bar x_j)^2`, the residual updated in
-    place. Each block of epochs visits only the working set, the non-zero features and the
-    violators of the optimality condition at zero (:func:`working_set`), in a dynamic loop so
-    that the shapes stay static; then the iterates are extrapolated (Anderson, kept if it
-    lowers the objective) and the full gap is checked. For ``l1`` and ``elastic_net`` a Newton
-    step on the active set (:func:`newton`) comes first and the epochs run only when it does
-    not lower the objective: the epochs find the support, the Newton steps solve on it.
-    ``rows`` are the centred features transposed, ``(p, n)``; ``curvature`` their weighted
-    squared norms; ``warm`` the datafit's evaluation at ``w`` and the last Hessian block.
-    ``n_iter`` counts epochs and Newton steps.
+    :math:`1 / h_j`, :math:`h_j = \sum_i a_i (x_{ij} - \bar x_j)^2` (``curvature``), the
+    residual or the gradient updated in place (``sweeps``). Each block of epochs visits only
+    the working set, the non-zero features and the violators of the optimality condition at
+    zero (:func:`working_set`), in a dynamic loop so that the shapes stay static; then the
+    iterates are extrapolated (Anderson, kept if it lowers the objective) and the full gap is
+    checked. For ``l1`` and ``elastic_net`` a Newton step on the active set (:func:`newton`)
+    comes first and the epochs run only when it does not lower the objective: the epochs find
+    the support, the Newton steps solve on it. ``warm`` is the datafit's evaluation at ``w``
+    and the last Hessian block. ``n_iter`` counts epochs and Newton steps.
     """
     curvature = _steps(curvature, penalty)
 
@@ -687,30 +720,33 @@ def coordinate_descent(
                                sweep.w, lam, smooth.feasible)  # fmt: skip
         return sweep._replace(gap=gap, residual=residual)
 
-    def newton_or_epochs(sweep: _Sweep) -> _Sweep:
+    def newton_step(sweep: _Sweep) -> _Sweep:
         candidate, hessians = newton(
             smooth, penalty, sweep.w, sweep.evaluation.grad_w, lam, hessians=sweep.hessians
         )
         stepped = moved(sweep, candidate, sweep.n_iter + 1)
-        improved = stepped.objective < sweep.objective
-        sweep = pick(improved, stepped, sweep)._replace(hessians=hessians)
-        return maybe(~improved, block, sweep)
+        return pick(stepped.objective < sweep.objective, stepped, sweep)._replace(hessians=hessians)
+
+    def newton_or_epochs(sweep: _Sweep) -> _Sweep:
+        stepped = maybe(sweep.settled | newton_cheap(smooth, sweep.w), newton_step, sweep)
+        return maybe(stepped.objective >= sweep.objective, block, stepped)
 
     def block(sweep: _Sweep) -> _Sweep:
         violation = penalty.violation(sweep.evaluation.grad_w, lam)
         order, size = working_set(sweep.w != 0, violation)
 
         def epoch(state, _):
-            w, r = sparse.coordinate_sweep(rows, a, *state, order, size, new_value)
-            return (w, r), w
+            state = sweeps.epoch(*state, order, size, new_value)
+            return state, state[0]
 
-        residual = yc - support_product(sweep.w, rows, smooth.newton_size)
-        (w, _), iterates = jax.lax.scan(epoch, (sweep.w, residual), length=_ANDERSON)
+        carried = sweeps.carried(sweep.evaluation, sweep.w)
+        (w, _), iterates = jax.lax.scan(epoch, (sweep.w, carried), length=_ANDERSON)
         extrapolated = _extrapolated(jnp.concatenate([sweep.w[None], iterates]), penalty)
         n_iter = sweep.n_iter + _ANDERSON
         plain = moved(sweep, w, n_iter)
         accelerated = moved(sweep, extrapolated, n_iter)
-        return pick(accelerated.objective < plain.objective, accelerated, plain)
+        out = pick(accelerated.objective < plain.objective, accelerated, plain)
+        return out._replace(settled=jnp.all(jnp.sign(out.w) == jnp.sign(sweep.w)))
 
     def not_done(sweep: _Sweep):
         return short_of(sweep.gap, sweep.residual, target) & (sweep.n_iter < max_iter)
@@ -719,7 +755,7 @@ def coordinate_descent(
     objective = warm.evaluation.loss + penalty.value(w, lam)
     unknown = jnp.full((), jnp.inf, objective.dtype)  # the gap: scored in the loop's first pass
     start = _Sweep(w, warm.evaluation, objective, unknown, unknown, jnp.zeros((), jnp.int32),
-                   warm.hessians)  # fmt: skip
+                   warm.hessians, jnp.ones((), bool))  # fmt: skip
     sweep = scored_loop(not_done, step, scored, start)
     warm = Warm(sweep.evaluation, sweep.hessians)
     return Solution(sweep.w, b, sweep.gap, sweep.residual, sweep.n_iter, warm)
