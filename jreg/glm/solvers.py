@@ -673,6 +673,7 @@ class _Sweep(NamedTuple):
     hessians: Hessians | None
     settled: jax.Array  # the last block of epochs changed no sign (at first False)
     by_newton: jax.Array  # ``w`` is a Newton step's (else the start's, or epochs')
+    polished: jax.Array  # the last Newton step from a point that met the target was taken
 
 
 class Sweeps(NamedTuple):
@@ -718,9 +719,11 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
     comes first where it is cheap (:func:`newton_cheap`) or the last block changed no sign
     (measured on a 1000 x 1000 path: a costly step tried first at each strength, or after a
     block that moved the support, took 2x the time), and the epochs run only when it does not
-    lower the objective: the epochs find the support, the
-    Newton steps solve on it. ``warm`` is the datafit's evaluation at ``w``
-    and the last Hessian block. ``n_iter`` counts epochs and Newton steps.
+    lower the objective: the epochs find the support, the Newton steps solve on it; where the
+    epochs met the target, one last cheap Newton step is taken, and the loop goes on from it
+    if it misses the target (a gap bounds the error in ``w`` only by its square root).
+    ``warm`` is the datafit's evaluation at ``w`` and the last Hessian block. ``n_iter`` counts
+    epochs and Newton steps.
     """
     curvature = _steps(curvature, penalty)
 
@@ -745,21 +748,19 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
         )
         return moved(sweep, candidate, sweep.n_iter + 1)._replace(hessians=hessians, by_newton=True)
 
-    def newton_step(sweep: _Sweep) -> _Sweep:
-        stepped = newton_point(sweep)
-        kept = pick(stepped.objective < sweep.objective, stepped, sweep)
-        return kept._replace(hessians=stepped.hessians)
-
-    def polished(sweep: _Sweep) -> _Sweep:
-        """A last Newton step from the epochs' point, kept if it meets ``target`` too (even where
-        the objective cannot tell them apart): the gap bounds the error in ``w`` only by its
-        square root, the step solves on the support exactly."""
-        tried = scored(newton_point(sweep))
-        return pick(short_of(tried.gap, tried.residual, target), sweep, tried)
+    def polish_due(sweep: _Sweep) -> jax.Array:
+        """Whether to take a last Newton step from the epochs' point that met ``target``, even
+        where the objective cannot tell the two apart (the step solves on the support
+        exactly): once, where cheap."""
+        met = ~short_of(sweep.gap, sweep.residual, target) & (sweep.n_iter < max_iter)
+        return met & ~sweep.by_newton & ~sweep.polished & newton_cheap(smooth, sweep.w)
 
     def newton_or_epochs(sweep: _Sweep) -> _Sweep:
-        stepped = maybe(sweep.settled | newton_cheap(smooth, sweep.w), newton_step, sweep)
-        return maybe(stepped.objective >= sweep.objective, block, stepped)
+        polish = polish_due(sweep)
+        tried = maybe(polish | sweep.settled | newton_cheap(smooth, sweep.w), newton_point, sweep)
+        kept = pick(polish | (tried.objective < sweep.objective), tried, sweep)
+        kept = kept._replace(hessians=tried.hessians, polished=sweep.polished | polish)
+        return maybe(~polish & (kept.objective >= sweep.objective), block, kept)
 
     def block(sweep: _Sweep) -> _Sweep:
         violation = penalty.violation(sweep.evaluation.grad_w, lam)
@@ -780,17 +781,15 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
         return kept._replace(settled=settled, by_newton=jnp.zeros((), bool))
 
     def not_done(sweep: _Sweep):
-        return short_of(sweep.gap, sweep.residual, target) & (sweep.n_iter < max_iter)
+        short = short_of(sweep.gap, sweep.residual, target) & (sweep.n_iter < max_iter)
+        return short | polish_due(sweep) if has_newton(smooth, penalty) else short
 
     step = newton_or_epochs if has_newton(smooth, penalty) else block
     objective = warm.evaluation.loss + penalty.value(w, lam)
     unknown = jnp.full((), jnp.inf, objective.dtype)  # the gap: scored in the loop's first pass
     start = _Sweep(w, warm.evaluation, objective, unknown, unknown, jnp.zeros((), jnp.int32),
-                   warm.hessians, jnp.zeros((), bool), jnp.zeros((), bool))  # fmt: skip
+                   warm.hessians, *jnp.zeros((3,), bool))  # fmt: skip
     sweep = scored_loop(not_done, step, scored, start)
-    if has_newton(smooth, penalty):
-        cheap = ~sweep.by_newton & newton_cheap(smooth, sweep.w) & (sweep.n_iter < max_iter)
-        sweep = maybe(cheap, polished, sweep)
     warm = Warm(sweep.evaluation, sweep.hessians)
     return Solution(sweep.w, b, sweep.gap, sweep.residual, sweep.n_iter, warm)
 
