@@ -1,10 +1,15 @@
 """Regularization paths: jreg against scikit-learn, celer, skglm and R's glmnet, side by side.
 
-For each problem every solver computes the same path (same strengths, same tolerance) on the
-same machine in one run; times are medians of warm runs (jreg's compilation is reported apart),
-every repeat runs the solvers back to back, the ratio to the best peer is the median of the
-repeats' ratios (robust to a machine whose speed drifts), and every solution's objective is
-evaluated by one numpy function so that accuracy is compared too: ``excess`` is the largest
+For each problem every solver computes the same path (same strengths) to the same accuracy on
+the same machine in one run. Accuracy: jreg stops where its duality gap is at most ``tol *
+P(0)`` (``P(0)`` the objective at zero), so every peer is held to the same: it first runs at
+``tol`` (its own stopping rule; glmnet's ``thresh`` is ``tol / 10``), and where its objective is
+above the best any solver found by more than ``tol * P(0)`` at some strength it runs again at a
+tolerance 100x tighter (at most 3 times) and is timed at the loosest that reached it; the table
+says which peers were and their time and shortfall at ``tol``. Times are medians of warm runs
+(jreg's compilation is reported apart), every repeat runs the solvers back to back, the ratio to
+the best peer is the median of the repeats' ratios (robust to a machine whose speed drifts), and
+every solution's objective is evaluated by one numpy function: ``excess`` is the largest
 ``(P_jreg - P_peer) / P(0)`` over the path (<= ~tol means jreg is at least as accurate as the
 peer).
 
@@ -73,9 +78,12 @@ class Timed(NamedTuple):
 
 
 def _elapsed(fn):
-    """Seconds of one call of ``fn`` and its result (a :class:`Timed` result: its own)."""
+    """Seconds of one call of ``fn`` (warnings silenced) and its result (a :class:`Timed`
+    result: its own)."""
     start = time.perf_counter()
-    result = jax.block_until_ready(fn())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = jax.block_until_ready(fn())
     if isinstance(result, Timed):
         return result.seconds, result.value
     return time.perf_counter() - start, result
@@ -84,24 +92,29 @@ def _elapsed(fn):
 SLOW = 3.0  # seconds: a peer whose first call takes longer is timed by that call alone
 
 
-def _timed(runs, repeats):
+def _first_calls(runs):
+    """One call of every solver of ``runs`` (name -> function): their seconds and results."""
+    seconds, results = {}, {}
+    for name, fn in runs.items():
+        seconds[name], results[name] = _elapsed(fn)
+    return seconds, results
+
+
+def _timed(runs, repeats, warm_up=None):
     """Times every solver of ``runs`` (name -> function; jreg first), after one warm-up call
-    each (jreg's is its compilation), back to back within each repeat, so that the ratios of
-    one repeat share the machine's state; a peer slower than ``SLOW`` seconds (never the best
-    one) only once. Returns (the medians, jreg's compilation time (its first call's excess over
-    its median), the median over repeats of jreg's time over the best peer's (the one with the
-    lowest median)) and each solver's result from the last repeat."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        first, results = {}, {}
-        for name, fn in runs.items():
-            first[name], results[name] = _elapsed(fn)
-        repeated = [name for name in runs if name == "jreg" or first[name] <= SLOW]
-        times = {name: [] if name in repeated else [first[name]] for name in runs}
-        for _ in range(repeats):
-            for name in repeated:
-                seconds, results[name] = _elapsed(runs[name])
-                times[name].append(seconds)
+    each (jreg's is its compilation; ``warm_up``: :func:`_first_calls`'s result, where already
+    made), back to back within each repeat, so that the ratios of one repeat share the
+    machine's state; a peer slower than ``SLOW`` seconds (never the best one) only once.
+    Returns (the medians, jreg's compilation time (its first call's excess over its median),
+    the median over repeats of jreg's time over the best peer's (the one with the lowest
+    median)) and each solver's result from the last repeat."""
+    first, results = warm_up or _first_calls(runs)
+    repeated = [name for name in runs if name == "jreg" or first[name] <= SLOW]
+    times = {name: [] if name in repeated else [first[name]] for name in runs}
+    for _ in range(repeats):
+        for name in repeated:
+            seconds, results[name] = _elapsed(runs[name])
+            times[name].append(seconds)
     medians = {name: float(np.median(t)) for name, t in times.items()}
     peers = {name: value for name, value in medians.items() if name != "jreg"}
     best = min(peers, key=peers.get)
@@ -109,8 +122,54 @@ def _timed(runs, repeats):
     return (medians, first["jreg"] - medians["jreg"], ratio), results
 
 
-def _row(name, X, n_strengths, tol, timed, excess, target):
-    """A table row from :func:`_timed`'s results."""
+TIGHTER = 100  # a peer short of jreg's accuracy runs again with its tolerance divided by this,
+TIGHTENINGS = 3  # at most this many times
+
+
+class Matched(NamedTuple):
+    """:func:`_accuracy_matched`'s result."""
+
+    timed: tuple  # :func:`_timed`'s
+    fits: dict  # name -> the solver's path
+    excess: dict  # peer -> jreg's largest objective above the peer's, over ``scale``
+    # peer -> (the tolerance it was timed at, its time and shortfall at ``tol``, its shortfall
+    # at the tolerance timed: the largest objective above the best, over ``scale``)
+    tightened: dict
+
+
+def _accuracy_matched(runs, peers_at, objectives, *, tol, scale, repeats):
+    """Times jreg (``runs``: ``{"jreg": fn}``) against peers that reach its accuracy. jreg stops
+    where its duality gap is at most ``tol * scale``, so a peer is held to the same: every peer
+    first runs at ``tol`` (``peers_at(tol)``: name -> function); one whose objective is above the
+    best found (any solver's, strength by strength; ``objectives(fits) -> (k,)``) by more than
+    ``tol * scale`` at some strength runs again at ``tol / TIGHTER``, up to ``TIGHTENINGS``
+    times, and is timed at the loosest tolerance that reached it (else the tightest tried: its
+    shortfall stays in ``tightened``)."""
+    runs = {**runs, **peers_at(tol)}
+    first, fits = _first_calls(runs)
+    values = {name: np.asarray(objectives(fit)) for name, fit in fits.items()}
+
+    def shortfall(name):
+        return float(np.max(values[name] - np.min([*values.values()], axis=0)) / scale)
+
+    tolerances = {name: tol for name in runs if name != "jreg"}
+    at_tol = {}
+    for _ in range(TIGHTENINGS):
+        short = [name for name in tolerances if shortfall(name) > tol]
+        at_tol |= {name: (first[name], shortfall(name)) for name in short if name not in at_tol}
+        for name in short:
+            tolerances[name] /= TIGHTER
+            runs[name] = peers_at(tolerances[name])[name]
+            first[name], fits[name] = _elapsed(runs[name])
+            values[name] = np.asarray(objectives(fits[name]))
+    timed, fits = _timed(runs, repeats, (first, fits))
+    excess = {name: float(np.max(values["jreg"] - values[name]) / scale) for name in tolerances}
+    tightened = {name: (tolerances[name], *at_tol[name], shortfall(name)) for name in at_tol}
+    return Matched(timed, fits, excess, tightened)
+
+
+def _row(name, X, n_strengths, tol, timed, excess, target, tightened=None):
+    """A table row from :func:`_timed`'s results (and :attr:`Matched.tightened`)."""
     medians, compile_time, ratio = timed
     return {
         "problem": name,
@@ -122,6 +181,12 @@ def _row(name, X, n_strengths, tol, timed, excess, target):
         "peers": medians,
         "ratio": ratio,
         "excess": excess,
+        "tightened": {
+            peer: dict(
+                zip(("tol", "seconds_at_tol", "shortfall_at_tol", "shortfall"), v, strict=True)
+            )
+            for peer, v in (tightened or {}).items()
+        },
         "target": target,
     }
 
@@ -212,7 +277,7 @@ def _lasso_peers(X, y, strengths, tol):
         peers["skglm"] = skglm_path
     except ImportError:
         pass
-    peers["glmnet"] = _glmnet_peer(X, y, strengths, "gaussian", 1e-7)
+    peers["glmnet"] = _glmnet_peer(X, y, strengths, "gaussian", tol / 10)
     return {name: run for name, run in peers.items() if run is not None}
 
 
@@ -256,7 +321,7 @@ def _logistic_peers(X, y, strengths, tol, *, fit_intercept=False, saga=False):
         peers["skglm"] = lambda: path_of(model, lambda m, s: m.set_params(alpha=s))
     except ImportError:
         pass
-    peers["glmnet"] = _glmnet_peer(X, y, strengths, "binomial", 1e-7, fit_intercept)
+    peers["glmnet"] = _glmnet_peer(X, y, strengths, "binomial", tol / 10, fit_intercept)
     return {name: run for name, run in peers.items() if run is not None}
 
 
@@ -296,7 +361,7 @@ def _glmnet_peer(X, y, strengths, family, thresh, fit_intercept=False):
 
 def _poisson_peers(X, y, strengths, tol):
     """Poisson L1 paths: skglm's proximal Newton and R's glmnet (each where installed)."""
-    peers = {"glmnet": _glmnet_peer(X, y, strengths, "poisson", 1e-7)}
+    peers = {"glmnet": _glmnet_peer(X, y, strengths, "poisson", tol / 10)}
     try:
         from skglm import GeneralizedLinearEstimator
         from skglm.datafits import Poisson
@@ -333,7 +398,7 @@ def _multinomial_peers(X, y, strengths, tol):
 
     peers = {
         "sklearn-saga": saga_path,
-        "glmnet": _glmnet_peer(X, y, strengths, "multinomial", 1e-7),
+        "glmnet": _glmnet_peer(X, y, strengths, "multinomial", tol / 10),
     }
     return {name: run for name, run in peers.items() if run is not None}
 
@@ -379,20 +444,21 @@ def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target,
                        fit_intercept=fit_intercept, tol=tol)  # fmt: skip
         return (fit.coef, fit.intercept) if intercept else fit.coef
 
-    peers = peers_of(X, y, strengths, tol, **({"fit_intercept": True} if intercept else {}),
-                     **peer_options)  # fmt: skip
-    timed, coefs = _timed({"jreg": run_jreg, **peers}, repeats)
-    at = lambda fits, k: (fits[0][k], fits[1][k]) if intercept else fits[k]  # noqa: E731
-    zero = np.zeros(np.shape(at(coefs["jreg"], 0)[0] if intercept else coefs["jreg"][0]))
-    p0 = _objective(X, y, zero, 0.0, loss)
+    outputs = {"multinomial": np.unique(y).size, "multi-output": np.shape(y)[-1]}.get(datafit)
+    p0 = _objective(X, y, np.zeros(X.shape[1:] + ((outputs,) if outputs else ())), 0.0, loss)
 
-    def excess(peer_coefs):
-        ours = [_objective(X, y, at(coefs["jreg"], k), s, loss) for k, s in enumerate(strengths)]
-        theirs = [_objective(X, y, at(peer_coefs, k), s, loss) for k, s in enumerate(strengths)]
-        return float(np.max(np.subtract(ours, theirs)) / p0)
+    def objectives(fits):
+        pairs = [((fits[0][k], fits[1][k]) if intercept else fits[k], s)
+                 for k, s in enumerate(strengths)]  # fmt: skip
+        return [_objective(X, y, coef, s, loss) for coef, s in pairs]
 
-    excesses = {peer: excess(coefs[peer]) for peer in peers}
-    return _row(name, X, int(strengths.size), tol, timed, excesses, target)
+    options = {"fit_intercept": True} if intercept else {}
+    matched = _accuracy_matched(
+        {"jreg": run_jreg}, lambda t: peers_of(X, y, strengths, t, **options, **peer_options),
+        objectives, tol=tol, scale=p0, repeats=repeats,
+    )  # fmt: skip
+    return _row(name, X, int(strengths.size), tol, matched.timed, matched.excess, target,
+                matched.tightened)  # fmt: skip
 
 
 def _cv_problem(name, X, y, *, n_folds, n_strengths, tol, repeats, target):
@@ -534,6 +600,16 @@ def _summary(rows):
     return text
 
 
+def _tightened(row, peer):
+    """A peer's note where it was timed at a tighter tolerance than the row's."""
+    if peer not in row.get("tightened", {}):
+        return ""
+    t = row["tightened"][peer]
+    short = f", still {t['shortfall']:.0e} short" if t["shortfall"] > row["tol"] else ""
+    return (f" at tol {t['tol']:.0e} ({t['seconds_at_tol']:.3f} s at {row['tol']:.0e}: "
+            f"{t['shortfall_at_tol']:.0e} above the best{short})")  # fmt: skip
+
+
 def _table(rows):
     lines = [
         "| problem | shape | jreg (s) | compile (s) | peers (s) | jreg / best peer | target "
@@ -541,7 +617,7 @@ def _table(rows):
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        peers = ", ".join(f"{k} {v:.3f}" for k, v in row["peers"].items())
+        peers = ", ".join(f"{k} {v:.3f}{_tightened(row, k)}" for k, v in row["peers"].items())
         excess = ", ".join(f"{k} {v:.1e}" for k, v in row["excess"].items()) or "-"
         shape = "x".join(map(str, row["shape"]))
         lines.append(

@@ -2,10 +2,10 @@
 and R's glmnet.
 
 Every solver gets the same CSC matrix (never densified; glmnet R's sparse matrix of it), the same
-strengths and tolerance, no intercept (so that every peer solves the very same problem); the
-timing, ratios and objective comparison are those of ``benchmarks/paths.py``. A last row fits a
-10-strength path on a matrix whose dense form would not fit in memory, and reports jreg's time
-and peak resident memory.
+strengths and accuracy, no intercept (so that every peer solves the very same problem); the
+timing, ratios, accuracy matching and objective comparison are those of
+``benchmarks/paths.py``. A last row fits a 10-strength path on a matrix whose dense form would
+not fit in memory, and reports jreg's time and peak resident memory.
 
     python benchmarks/sparse.py            # writes benchmarks/results/sparse.{json,md}
     python benchmarks/sparse.py --quick    # small problems, one repeat (CI)
@@ -20,7 +20,15 @@ from pathlib import Path
 import jax
 import numpy as np
 import scipy.sparse
-from paths import RESULTS, _lasso_peers, _logistic_peers, _objective, _row, _table, _timed
+from paths import (
+    RESULTS,
+    _accuracy_matched,
+    _lasso_peers,
+    _logistic_peers,
+    _objective,
+    _row,
+    _table,
+)
 
 from jreg import glm
 
@@ -46,18 +54,16 @@ def _path_row(name, X, y, *, datafit, peers_of, n_strengths, tol, repeats):
         return glm.path(X, y, datafit=datafit, strengths=strengths, fit_intercept=False,
                         tol=tol).coef  # fmt: skip
 
-    peers = peers_of(X, y, strengths, tol)
-    timed, coefs = _timed({"jreg": run_jreg, **peers}, repeats)
     p0 = _objective(X, y, np.zeros(X.shape[1]), 0.0, datafit)
 
     def objectives(path_coefs):
         pairs = zip(np.asarray(path_coefs), strengths, strict=True)
         return [_objective(X, y, c, s, datafit) for c, s in pairs]
 
-    ours = objectives(coefs["jreg"])
-    excesses = {peer: float(np.max(np.subtract(ours, objectives(coefs[peer]))) / p0)
-                for peer in peers}  # fmt: skip
-    return _row(name, X, n_strengths, tol, timed, excesses, "<= 1.0")
+    matched = _accuracy_matched({"jreg": run_jreg}, lambda t: peers_of(X, y, strengths, t),
+                                objectives, tol=tol, scale=p0, repeats=repeats)  # fmt: skip
+    return _row(name, X, n_strengths, tol, matched.timed, matched.excess, "<= 1.0",
+                matched.tightened)  # fmt: skip
 
 
 def _liblinear_and_celer(X, y, strengths, tol):
