@@ -5,7 +5,7 @@ the same machine in one run. Accuracy: jreg stops where its duality gap is at mo
 P(0)`` (``P(0)`` the objective at zero), so every peer is held to the same: it first runs at
 ``tol`` (its own stopping rule; glmnet's ``thresh`` is ``tol / 10``), and where its objective is
 above the best any solver found by more than ``tol * P(0)`` at some strength it runs again at a
-tolerance 100x tighter (at most 3 times) and is timed at the loosest that reached it; the table
+tolerance 10x tighter (at most 6 times) and is timed at the loosest that reached it; the table
 says which peers were and their time and shortfall at ``tol``. Times are medians of warm runs
 (jreg's compilation is reported apart), every repeat runs the solvers back to back, the ratio to
 the best peer is the median of the repeats' ratios (robust to a machine whose speed drifts), and
@@ -122,8 +122,8 @@ def _timed(runs, repeats, warm_up=None):
     return (medians, first["jreg"] - medians["jreg"], ratio), results
 
 
-TIGHTER = 100  # a peer short of jreg's accuracy runs again with its tolerance divided by this,
-TIGHTENINGS = 3  # at most this many times
+TIGHTER = 10  # a peer short of jreg's accuracy runs again with its tolerance divided by this,
+TIGHTENINGS = 6  # at most this many times
 
 
 class Matched(NamedTuple):
