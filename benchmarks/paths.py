@@ -130,7 +130,6 @@ class Matched(NamedTuple):
     """:func:`_accuracy_matched`'s result."""
 
     timed: tuple  # :func:`_timed`'s
-    fits: dict  # name -> the solver's path
     excess: dict  # peer -> jreg's largest objective above the peer's, over ``scale``
     # peer -> (the tolerance it was timed at, its time and shortfall at ``tol``, its shortfall
     # at the tolerance timed: the largest objective above the best, over ``scale``)
@@ -162,10 +161,10 @@ def _accuracy_matched(runs, peers_at, objectives, *, tol, scale, repeats):
             runs[name] = peers_at(tolerances[name])[name]
             first[name], fits[name] = _elapsed(runs[name])
             values[name] = np.asarray(objectives(fits[name]))
-    timed, fits = _timed(runs, repeats, (first, fits))
+    timed, _ = _timed(runs, repeats, (first, fits))
     excess = {name: float(np.max(values["jreg"] - values[name]) / scale) for name in tolerances}
     tightened = {name: (tolerances[name], *at_tol[name], shortfall(name)) for name in at_tol}
-    return Matched(timed, fits, excess, tightened)
+    return Matched(timed, excess, tightened)
 
 
 def _row(name, X, n_strengths, tol, timed, excess, target, tightened=None):
