@@ -100,26 +100,24 @@ def _first_calls(runs):
     return seconds, results
 
 
-def _timed(runs, repeats, warm_up=None):
+def _timed(runs, repeats, first=None):
     """Times every solver of ``runs`` (name -> function; jreg first), after one warm-up call
-    each (jreg's is its compilation; ``warm_up``: :func:`_first_calls`'s result, where already
-    made), back to back within each repeat, so that the ratios of one repeat share the
-    machine's state; a peer slower than ``SLOW`` seconds (never the best one) only once.
-    Returns (the medians, jreg's compilation time (its first call's excess over its median),
-    the median over repeats of jreg's time over the best peer's (the one with the lowest
-    median)) and each solver's result from the last repeat."""
-    first, results = warm_up or _first_calls(runs)
+    each (jreg's is its compilation; ``first``: their seconds, where already made), back to
+    back within each repeat, so that the ratios of one repeat share the machine's state; a peer
+    slower than ``SLOW`` seconds (never the best one) only once. Returns the medians, jreg's
+    compilation time (its first call's excess over its median) and the median over repeats of
+    jreg's time over the best peer's (the one with the lowest median)."""
+    first = first or _first_calls(runs)[0]
     repeated = [name for name in runs if name == "jreg" or first[name] <= SLOW]
     times = {name: [] if name in repeated else [first[name]] for name in runs}
     for _ in range(repeats):
         for name in repeated:
-            seconds, results[name] = _elapsed(runs[name])
-            times[name].append(seconds)
+            times[name].append(_elapsed(runs[name])[0])
     medians = {name: float(np.median(t)) for name, t in times.items()}
     peers = {name: value for name, value in medians.items() if name != "jreg"}
     best = min(peers, key=peers.get)
     ratio = float(np.median(np.divide(times["jreg"], times[best])))
-    return (medians, first["jreg"] - medians["jreg"], ratio), results
+    return medians, first["jreg"] - medians["jreg"], ratio
 
 
 TIGHTER = 10  # a peer short of jreg's accuracy runs again with its tolerance divided by this,
@@ -131,8 +129,9 @@ class Matched(NamedTuple):
 
     timed: tuple  # :func:`_timed`'s
     excess: dict  # peer -> jreg's largest objective above the peer's, over ``scale``
-    # peer -> (the tolerance it was timed at, its time and shortfall at ``tol``, its shortfall
-    # at the tolerance timed: the largest objective above the best, over ``scale``)
+    # peer -> {"tol": the tolerance it was timed at, "seconds_at_tol" and "shortfall_at_tol":
+    # its time and shortfall at ``tol``, "shortfall": at the tolerance timed} (a shortfall: the
+    # largest objective above the best, over ``scale``)
     tightened: dict
 
 
@@ -161,10 +160,13 @@ def _accuracy_matched(runs, peers_at, objectives, *, tol, scale, repeats):
             runs[name] = peers_at(tolerances[name])[name]
             first[name], fits[name] = _elapsed(runs[name])
             values[name] = np.asarray(objectives(fits[name]))
-    timed, _ = _timed(runs, repeats, (first, fits))
     excess = {name: float(np.max(values["jreg"] - values[name]) / scale) for name in tolerances}
-    tightened = {name: (tolerances[name], *at_tol[name], shortfall(name)) for name in at_tol}
-    return Matched(timed, excess, tightened)
+    tightened = {
+        name: {"tol": tolerances[name], "seconds_at_tol": seconds, "shortfall_at_tol": short,
+               "shortfall": shortfall(name)}
+        for name, (seconds, short) in at_tol.items()
+    }  # fmt: skip
+    return Matched(_timed(runs, repeats, first), excess, tightened)
 
 
 def _row(name, X, n_strengths, tol, timed, excess, target, tightened=None):
@@ -180,12 +182,7 @@ def _row(name, X, n_strengths, tol, timed, excess, target, tightened=None):
         "peers": medians,
         "ratio": ratio,
         "excess": excess,
-        "tightened": {
-            peer: dict(
-                zip(("tol", "seconds_at_tol", "shortfall_at_tol", "shortfall"), v, strict=True)
-            )
-            for peer, v in (tightened or {}).items()
-        },
+        "tightened": tightened or {},
         "target": target,
     }
 
@@ -474,7 +471,7 @@ def _cv_problem(name, X, y, *, n_folds, n_strengths, tol, repeats, target):
     folds = KFold(n_folds, shuffle=True, random_state=0)
     sklearn = LassoCV(cv=folds, alphas=n_strengths, fit_intercept=False, tol=tol)
     runs = {"jreg": run_jreg, "scikit-learn LassoCV": lambda: sklearn.fit(X, y)}
-    return _row(name, X, n_strengths, tol, _timed(runs, repeats)[0], {}, target)
+    return _row(name, X, n_strengths, tol, _timed(runs, repeats), {}, target)
 
 
 SHAPES = [(20_000, 300), (5000, 200), (2000, 500), (1000, 1000), (500, 5000), (300, 10_000)]
@@ -601,7 +598,7 @@ def _summary(rows):
 
 def _tightened(row, peer):
     """A peer's note where it was timed at a tighter tolerance than the row's."""
-    if peer not in row.get("tightened", {}):
+    if peer not in row["tightened"]:
         return ""
     t = row["tightened"][peer]
     short = f", still {t['shortfall']:.0e} short" if t["shortfall"] > row["tol"] else ""
