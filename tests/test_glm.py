@@ -596,32 +596,54 @@ def test_batched_newton_steps_are_the_members_steps(shape):
         np.testing.assert_allclose(batched[i], alone, rtol=1e-10, atol=1e-12)
 
 
-def test_hessian_blocks_reuse_the_last_block():
-    """The X form's Hessian block on a new active set reuses the last block where the two sets
-    overlap and computes the other rows (none, a few, many): always :math:`X_A^T A X_A`, zero
-    on the padding, with its plan taken on the largest system's indices as in newton."""
+def test_newton_factor_updates_give_the_direct_directions():
+    """The X form's Newton factor, carried through active sets that grow, lose features (the
+    slots from the first that left on are dropped where many left or the factor is singular,
+    else they are held at 0), change curvature (built anew) and empty, always gives the direct
+    Newton direction on the active set."""
     rng = np.random.default_rng(0)
     n, p = 50, 100
-    prepared, datafit, penalty = squared_parts(rng.standard_normal((n, p)), rng.standard_normal(n))
+    X = rng.standard_normal((n, p))
+    X[:, 99] = X[:, 98]  # duplicated: singular systems pass by the jitter
+    prepared, datafit, penalty = squared_parts(X, rng.standard_normal(n))
     smooth = objectives.problem(datafit, penalty, prepared, fit_intercept=True).smooth
-    rows, a = map(np.asarray, smooth.hessian_data)
-    largest = smooth.newton_size
+    rows, a, _ = map(np.asarray, smooth.hessian_data)
+    grad = rng.standard_normal(p)
+    grad = jnp.asarray(np.r_[grad[:99], grad[98]])  # a gradient of the duplicated pair
 
-    @functools.partial(jax.jit, static_argnames="m")
-    def block(index, hessians, m):
-        plan = smooth.hessian_plan(index, hessians)
-        return smooth.hessian_block(smooth.hessian_data, index[:m], hessians, plan)
+    @jax.jit
+    def step(active, curvature, factor, plan):
+        return smooth.factor_step(smooth.hessian_data, active, grad, curvature, plan, factor)
 
-    hessians = smooth.hessians
-    changes = [[3, 7, 9], range(40), [*range(0, 40, 2), 41, 43], [5, 50, 51, 52], []]
-    for features in map(sorted, changes):
-        m = 32 if len(features) <= 32 else largest
-        index = np.full(largest, p)
-        index[: len(features)] = features
-        got, hessians = block(jnp.asarray(index), hessians, m=m)
-        expected = np.zeros((m, m))
-        expected[: len(features), : len(features)] = (rows[features] * a) @ rows[features].T
-        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    factor = smooth.factor
+    changes = [  # (features, curvature, the first slot dropped: None, none)
+        ([3, 7, 9], 0.0, None),
+        (range(40), 0.0, None),
+        ([*range(0, 40, 3), 41, 43], 0.0, 1),  # 26 leave, the first (7) from the second slot
+        ([*range(0, 40, 3), 41, 43, 45, 60, 61], 0.0, None),
+        ([*range(0, 40, 6), *range(41, 48), 60, 61, 98, 99], 0.0, None),  # 7 leave: held at 0
+        ([*range(0, 40, 6), 60, 61, 98, 99], 0.5, 0),
+        ([*range(48), 98, 99], 0.0, 0),  # singular (the duplicated pair)
+        ([*range(0, 48, 2), 98], 0.0, 1),  # held singular: from the first that left
+        ([], 0.0, 0),  # 25 leave
+    ]
+    for features, shift, first in changes:
+        active = jnp.zeros(p, bool).at[jnp.asarray(features, int)].set(True)
+        curvature = jnp.full(p, shift)
+        first_dropped, count = smooth.factor_plan(factor, active, curvature)
+        assert int(first_dropped) == (factor.order.size if first is None else first)
+        assert int(count) <= smooth.newton_size
+        direction, factor = step(active, curvature, factor, first_dropped)
+        f = sorted(features)
+        hessian = (rows[f] * a) @ rows[f].T + shift * np.eye(len(f))
+        expected = np.zeros(p)
+        if f and 99 not in f:
+            expected[f] = -np.linalg.solve(hessian, np.asarray(grad)[f])
+            np.testing.assert_allclose(direction, expected, rtol=1e-9, atol=1e-9)
+        else:  # singular: any minimizer
+            d = np.asarray(direction)
+            assert np.all(np.isfinite(d)) and np.all(d[~np.asarray(active)] == 0)
+            np.testing.assert_allclose(hessian @ d[f], -np.asarray(grad)[f], atol=1e-6)
 
 
 def test_newton_steps_on_the_complement_equal_the_direct_steps():

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jreg.glm import solvers, sparse
 from jreg.glm.datafits import Datafit
 from jreg.glm.penalties import Penalty
-from jreg.glm.solvers import Design, Evaluation, Hessians, Smooth
+from jreg.glm.solvers import Design, Evaluation, Smooth
 
 _COMPLEMENT_FROM = 128  # (Gram form) more features: Newton systems on the complement
 _INTERCEPT_STEPS = 50  # Newton steps of the intercept-only fit
@@ -127,9 +127,8 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, compl
         dual = jax.tree_util.Partial(_squared_dual, r_y, r_r)
         return evaluation._replace(grad_w=grad.at[index].set(0, mode="drop"), dual=dual)
 
-    def hessian_block(data, index, hessians, plan):
-        gram = data[0]
-        return gram.at[index[:, None], index[None, :]].get(mode="fill", fill_value=0), hessians
+    def hessian_block(data, index):
+        return data[0].at[index[:, None], index[None, :]].get(mode="fill", fill_value=0)
 
     lipschitz = solvers.top_eigenvalue(lambda v: gram @ v, p, gram.dtype)
     if m > 1:  # no Newton steps: its systems are per output
@@ -163,37 +162,6 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> Smooth:
         grad = -(rows @ (a * r))
         return Evaluation(r_r / 2, grad, zero, jax.tree_util.Partial(_squared_dual, r_y, r_r))
 
-    def hessian_plan(index, last: Hessians):
-        """Where the features of ``index`` (ascending, ``p`` pads) sit in the last block, which
-        of them it holds, and the positions of the others (``fresh``), then padding."""
-        p = rows.shape[0]
-        position = jnp.minimum(jnp.searchsorted(last.index, index), last.index.size - 1)
-        known = (last.index[position] == index) & (index < p)
-        fresh = ~known & (index < p)
-        slots = jnp.nonzero(fresh, size=index.size + solvers._FRESH_ROWS, fill_value=index.size)
-        return position, known, jnp.sum(fresh), slots[0]
-
-    def hessian_block(data, index, last: Hessians, plan):
-        """The block from the last one where their features overlap (along a path, all but the
-        few that enter), computing the rows of the others, ``_FRESH_ROWS`` at a time."""
-        rows, a = data
-        p, m, k = rows.shape[0], index.size, solvers._FRESH_ROWS
-        taken = sparse.take(rows, index)
-        position, known, n_fresh, slots = plan
-
-        def add_rows(chunk, block):
-            fresh = jax.lax.dynamic_slice(slots, (chunk * k,), (k,))
-            cross = (taken.at[fresh].get(mode="fill", fill_value=0) * a[None, :]) @ taken.T
-            return block.at[fresh].set(cross, mode="drop").at[:, fresh].set(cross.T, mode="drop")
-
-        known = known[:m, None] & known[None, :m]
-        block = jnp.where(known, last.block.at[position[:m, None], position[None, :m]].get(), 0)
-        block = jax.lax.fori_loop(0, (n_fresh + k - 1) // k, add_rows, block)
-        kept = Hessians(
-            jnp.full_like(last.index, p).at[:m].set(index), last.block.at[:m, :m].set(block)
-        )
-        return block, kept
-
     def feasible(evaluation, w, index):
         """The residual after the exact minimization over the coordinates ``index`` (see
         :func:`solvers.gap_at`; the gradient of the loss in ``z`` is ``-r``)."""
@@ -204,13 +172,17 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> Smooth:
         dual = jax.tree_util.Partial(_squared_dual, r_y, r_r)
         return evaluation._replace(grad_w=grad, dual=dual)
 
-    empty = Hessians(jnp.full(size, rows.shape[0]), jnp.zeros((size, size), rows.dtype))
     if sparse.is_sparse(rows):  # no Newton steps: their blocks would be dense (measured: the
         # steps cost 5x the epochs they save on a 2000 x 5000 matrix with 1e5 non-zeros)
         return Smooth(evaluate, lipschitz, quadratic=True, feasible=feasible)
-    return Smooth(evaluate, lipschitz, quadratic=True, hessian_block=hessian_block,
-                  hessian_data=(rows, a), newton_size=size, hessians=empty,
-                  hessian_plan=hessian_plan, feasible=feasible)  # fmt: skip
+    p, n = rows.shape
+    # the factor's jitter: as a relative one on a block of ``size`` of the largest diagonal
+    jitter = 10 * jnp.finfo(rows.dtype).eps * size * jnp.max(rows**2 @ a)
+    return Smooth(evaluate, lipschitz, quadratic=True, hessian_data=(rows, a, jitter),
+                  factor_plan=functools.partial(solvers.factor_plan, size=size),
+                  factor_step=lambda data, *args: solvers.factor_step(*data, *args),
+                  newton_size=size, factor=solvers.empty_factor(size, n, p, rows.dtype),
+                  feasible=feasible)  # fmt: skip
 
 
 def _fista(smooth: Smooth, penalty: Penalty) -> tuple[Callable, Callable]:
@@ -271,7 +243,7 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
             )
 
         def warm_start(w, b):
-            return solvers.Warm(smooth.evaluate(w, b), smooth.hessians)
+            return solvers.Warm(smooth.evaluate(w, b), smooth.factor)
     else:
         solve, warm_start = _fista(smooth, penalty)
 

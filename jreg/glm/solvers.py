@@ -52,7 +52,8 @@ _NEWTON_ENTERING = 5  # the most features a Newton step lets into the support
 _NEWTON_AFTER = 30  # FISTA iterations at one strength after which Newton steps are tried
 _NEWTON_CHEAP = 4  # (FISTA) below m^3 <= _NEWTON_CHEAP p^2, a Newton step is tried first
 _COMPLEMENT_CHEAP = 16  # _NEWTON_CHEAP for those (late in a path, their steps land: measured)
-_FRESH_ROWS = 16  # Hessian rows computed anew per product (X form)
+_FRESH_ROWS = 16  # features appended to a Newton factor at a time (X form)
+_LEAVING_MAX = 16  # the most features a Newton factor holds at 0 (X form)
 
 
 class Evaluation(NamedTuple):
@@ -66,11 +67,21 @@ class Evaluation(NamedTuple):
     z: jax.Array | None = None  # the linear predictor (n, m), where the solver reuses it
 
 
-class Hessians(NamedTuple):
-    """The last Hessian block computed (squared loss, X form), for the next one to reuse."""
+class Factor(NamedTuple):
+    """The inverse of the Cholesky factor of the Hessian on the features of the last Newton
+    steps (squared loss, X form), kept along a path: the features that enter are appended to it
+    (products with it, ``O(K^2)`` each, as in LARS) and those that leave are held at 0 by a
+    constraint. Where more than ``_LEAVING_MAX`` have left, or the factor comes near singular
+    (a feature nearly in the span of those before it: they can outnumber the samples), the
+    slots from the first that left on are dropped and their active features appended again; so
+    are those from a slot whose penalty curvature changed or whose update failed (see
+    :func:`factor_plan`)."""
 
-    index: jax.Array  # (K,) its features, ascending; p pads
-    block: jax.Array  # (K, K), meaningful on the features of ``index``
+    order: jax.Array  # (K,) the features it holds in the order they entered, then padding (p)
+    rows: jax.Array  # (K, n) their rows of the design (not read on padding)
+    inverse: jax.Array  # (K, K) L^-1, L L^T = Hessian + diag(curvature + jitter) on them
+    curvature: jax.Array  # (K,) the penalty's curvature in ``inverse``
+    pivots: jax.Array  # (K,) L_jj^2 over its diagonal entry; not > 0: the update failed
 
 
 class Smooth(NamedTuple):
@@ -79,12 +90,13 @@ class Smooth(NamedTuple):
     ``lipschitz`` bounds the curvature in ``w`` (with ``backtrack``: a first estimate, scaled up
     where a step fails the descent condition, which ``value`` evaluates), ``intercept_lipschitz``
     in the intercept, which takes its own step (the features are centred, so the bound on the
-    Hessian is block-diagonal). For a quadratic datafit, ``hessian_block(hessian_data, index,
-    hessians, plan) -> (block, hessians)`` is its Hessian on a set of indices (``p`` pads: zero
-    rows and columns), a function of the arrays it reads (so that a batch of Newton systems can be
-    solved one after the other, see :func:`newton`), of the last block computed (``hessians``)
-    and of ``hessian_plan(index, hessians)`` (None: ``plan`` is None), which :func:`newton`
-    computes once on the indices of its largest system rather than in each size.
+    Hessian is block-diagonal). For a quadratic datafit, the Newton steps of :func:`newton`
+    read its Hessian on a set of indices in one of two ways, each a function of the arrays it
+    reads (so that a batch of Newton systems can be solved one after the other): from
+    ``hessian_block(hessian_data, index)`` (``p`` pads: zero rows and columns), or, with a
+    ``factor`` carried from step to step, through ``factor_plan(factor, active, curvature) ->
+    (plan, count)``, the size of the next system, and ``factor_step(hessian_data, active, grad,
+    curvature, plan, factor) -> (direction, factor)`` (see :func:`factor_step`).
     """
 
     evaluate: Callable[[jax.Array, jax.Array], Evaluation]
@@ -96,13 +108,14 @@ class Smooth(NamedTuple):
     # (w, b) -> the best intercept for w, to rounding (the duality gap needs it: see best_shift)
     best_intercept: Callable | None = None
     hessian_block: Callable | None = None
-    hessian_plan: Callable | None = None
+    factor_plan: Callable | None = None
+    factor_step: Callable | None = None
     hessian_data: tuple = ()
     newton_size: int = 0  # the largest support a Newton step solves on (static)
     # > 0: ``hessian_data`` ends with the inverse Hessian and whether it is accurate, and
     # Newton systems on large supports solve on the complement of the support, up to this size
     complement_size: int = 0
-    hessians: Hessians | None = None  # before the first block
+    factor: Factor | None = None  # before the first step
     # (evaluation, w, index) -> the evaluation with a dual point that meets the constraints of
     # the coordinates ``index`` (see :func:`gap_at`); None: their gradient mapping is counted
     feasible: Callable | None = None
@@ -322,7 +335,7 @@ def _kth_largest(v: jax.Array, k: int) -> jax.Array:
     return jnp.max(jax.lax.fori_loop(0, k - 1, drop_largest, v))
 
 
-def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=None):
+def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=None):
     r"""Newton step of an active-set method (squared loss; ``l1``, ``elastic_net``).
 
     The active set is the support of ``w`` and the ``_NEWTON_ENTERING`` zero features that
@@ -333,13 +346,14 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
     solution. Not a descent method: callers keep the step only if it lowers the objective. The
     system is solved in the smallest static size that holds the active set, or, where the datafit
     has an accurate inverse Hessian (the lasso in Gram form) and the complement of the active
-    set is the smaller, in the size of the complement; a larger system, a singular one, or
-    ``worth`` false gives no step. Under ``vmap`` the systems of a batch are solved one after
-    the other, each in its own size (a batched ``lax.switch`` would solve every size for every
-    member). Returns the new point and the Hessian block kept for the next step.
+    set is the smaller, in the size of the complement, or, where the datafit carries a
+    ``factor``, from that factor updated; a larger system, a singular one, or ``worth`` false
+    gives no step. Under ``vmap`` the systems of a batch are solved one after the other, each
+    in its own size (a batched ``lax.switch`` would solve every size for every member). Returns
+    the new point and the factor kept for the next step (None: none is kept).
     """
     p = w.size
-    hessians = smooth.hessians if hessians is None else hessians
+    factor = smooth.factor if factor is None else factor
     support = w != 0
     violation = jnp.where(support, -jnp.inf, penalty.violation(grad, lam))
     entering = _kth_largest(violation, min(_NEWTON_ENTERING, p))
@@ -347,9 +361,17 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
     signs = jnp.where(support, jnp.sign(w), -jnp.sign(grad))
     penalty_grad, penalty_curvature = penalty.on_orthant(w, signs, lam)
     grad = jnp.where(active, grad + penalty_grad, 0)
-    sizes = newton_sizes(smooth.newton_size)
+    # a factor's updates cost O(K^2) per feature: one size (fewer programs to compile)
+    sizes = (
+        newton_sizes(smooth.newton_size) if smooth.factor_step is None else (smooth.newton_size,)
+    )
     complement_sizes = newton_sizes(smooth.complement_size) if penalty_curvature is None else ()
+    no_curvature = penalty_curvature is None
+    curvature = jnp.zeros_like(w) if no_curvature else jnp.broadcast_to(penalty_curvature, w.shape)
     count = jnp.sum(active)
+    plan = None
+    if smooth.factor_step is not None:
+        plan, count = smooth.factor_plan(factor, active, curvature)
     system, complement = newton_system(smooth, count, p, complement_sizes != ())
     branch = jnp.searchsorted(jnp.asarray(sizes), count) + 1
     if complement_sizes:
@@ -359,16 +381,18 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
     branch = jnp.where(worth & (count > 0) & solvable, branch, 0)
 
     def step_in(m):
-        def step(active, index, outside, grad, curvature, data, plan, hessians):
+        def step(active, index, outside, grad, curvature, data, plan, factor):
+            if smooth.factor_step is not None:
+                return smooth.factor_step(data, active, grad, curvature, plan, factor)
             index = index[:m]  # the active set in ascending order, then padding (p)
             take = lambda v: v.at[index].get(mode="fill", fill_value=0)  # noqa: E731
-            block, hessians = smooth.hessian_block(data, index, hessians, plan)
+            block = smooth.hessian_block(data, index)
             # padding has 1 on the diagonal; a relative jitter lets the factorization through
             # singular (duplicated) features
             hessian = block + jnp.diag(take(curvature) + jnp.where(index == p, 1, 0))
             jitter = 10 * jnp.finfo(w.dtype).eps * jnp.trace(hessian)
             direction = _cholesky_solve(hessian + jitter * jnp.eye(m, dtype=w.dtype), -take(grad))
-            return jnp.zeros(p, w.dtype).at[index].set(direction, mode="drop"), hessians
+            return jnp.zeros(p, w.dtype).at[index].set(direction, mode="drop"), factor
 
         return step
 
@@ -377,19 +401,19 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
         active set :math:`S` is the smaller: :math:`(H^{-1})_{SS}^{-1} = H_{SS} - H_{ST}
         H_{TT}^{-1} H_{TS}`, two products with :math:`H` and a system in :math:`q` variables."""
 
-        def step(active, index, outside, grad, curvature, data, plan, hessians):
+        def step(active, index, outside, grad, curvature, data, plan, factor):
             inverse, outside = data[1], outside[:q]
             u = inverse @ grad  # grad is 0 outside the active set
             block = inverse.at[outside[:, None], outside[None, :]].get(mode="fill", fill_value=0)
             block = block + jnp.diag(jnp.where(outside == p, 1, 0).astype(w.dtype))
             z = _cholesky_solve(block, u.at[outside].get(mode="fill", fill_value=0))
             correction = inverse.at[:, outside].get(mode="fill", fill_value=0) @ z
-            return jnp.where(active, correction - u, 0), hessians
+            return jnp.where(active, correction - u, 0), factor
 
         return step
 
     def solve(branch, operands, batched, member, out):
-        """Writes the direction and the kept Hessians of one member of a batch (``member``;
+        """Writes the direction and the kept factor of one member of a batch (``member``;
         None: no batch) into ``out``. Its operands are read inside the branch that solves, so
         that the members that take no step copy nothing."""
 
@@ -426,20 +450,17 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, hessians=
         out = jax.lax.fori_loop(0, batch_size, member, out)
         return out, jax.tree.map(lambda _: True, out)
 
-    no_curvature = penalty_curvature is None
-    curvature = jnp.zeros_like(w) if no_curvature else jnp.broadcast_to(penalty_curvature, w.shape)
     # the active set and its complement in ascending order, then padding (p), in each largest size
-    index = jnp.nonzero(active, size=sizes[-1], fill_value=p)[0]
+    index = None if plan is not None else jnp.nonzero(active, size=sizes[-1], fill_value=p)[0]
     outside = (
         jnp.nonzero(~active, size=complement_sizes[-1], fill_value=p)[0]
         if complement_sizes
         else None
     )
-    plan = smooth.hessian_plan and smooth.hessian_plan(index, hessians)
-    operands = (active, index, outside, grad, curvature, smooth.hessian_data, plan, hessians)
-    direction, hessians = direction_of(branch, *operands)
+    operands = (active, index, outside, grad, curvature, smooth.hessian_data, plan, factor)
+    direction, factor = direction_of(branch, *operands)
     target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
-    return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0), hessians
+    return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0), factor
 
 
 def _cholesky_solve(matrix, rhs):
@@ -448,6 +469,93 @@ def _cholesky_solve(matrix, rhs):
     lower = jax.lax.linalg.cholesky(matrix, symmetrize_input=False)
     solve = functools.partial(jax.lax.linalg.triangular_solve, lower, left_side=True, lower=True)
     return solve(solve(rhs[:, None]), transpose_a=True)[:, 0]
+
+
+def empty_factor(size: int, n: int, p: int, dtype) -> Factor:
+    """A :class:`Factor` for systems of up to ``size`` features of ``p`` on ``n`` samples that
+    holds none (``_FRESH_ROWS`` more slots: the last features are appended in a block of that
+    many)."""
+    slots = size + _FRESH_ROWS
+    zeros = functools.partial(jnp.zeros, dtype=dtype)
+    return Factor(jnp.full(slots, p), zeros((slots, n)), zeros((slots, slots)), zeros(slots),
+                  zeros(slots))  # fmt: skip
+
+
+def factor_plan(factor: Factor, active, curvature, *, size: int):
+    """The first slot of ``factor`` the next step drops, with every slot after it (see
+    :class:`Factor`), and the number of slots it will then hold (at most ``size``)."""
+    p, slot = active.size, jnp.arange(factor.order.size)
+    held = factor.order < p
+    leaving = held & ~active.at[factor.order].get(mode="fill", fill_value=False)
+    now = curvature.at[factor.order].get(mode="fill", fill_value=0)
+    broken = held & ((factor.curvature != now) | ~(factor.pivots > 0))
+    singular = jnp.any(held & ~(factor.pivots >= jnp.sqrt(jnp.finfo(now.dtype).eps)))
+    count = jnp.sum(active)
+    many = (jnp.sum(leaving) > _LEAVING_MAX) | (count + jnp.sum(leaving) > size)
+    first_of = lambda mask: jnp.min(jnp.where(mask, slot, slot.size))  # noqa: E731
+    first = jnp.minimum(first_of(broken), jnp.where(many | singular, first_of(leaving), slot.size))
+    return first, count + jnp.sum(leaving & (slot < first))
+
+
+def factor_step(rows, a, jitter, active, grad, curvature, first, factor: Factor):
+    r"""The Newton direction on ``active`` (gradient ``grad``, 0 elsewhere) from ``factor``
+    updated, and the factor. The slots from ``first`` on are dropped (the rows of
+    :math:`L^{-1}` before them are those of their features alone), then the active features not
+    held are appended. With :math:`H = L L^\top` on the held features and :math:`E` the unit
+    vectors of those that left the active set, the direction minimizes :math:`g^\top d +
+    d^\top H d / 2` subject to :math:`E^\top d = 0`: :math:`d = -L^{-\top} (I - P) L^{-1}
+    g`, :math:`P` the projection on the columns of :math:`L^{-1} E`; NaN where an update
+    failed. ``rows (p, n)`` are the design's, ``a`` the sample weights, ``jitter`` added to the
+    diagonal lets the factorization through singular (duplicated) features."""
+    p, slots = active.size, factor.order.size
+    order = jnp.where(jnp.arange(slots) < first, factor.order, p)
+    part = _appended(factor._replace(order=order), rows, a, jitter, active, curvature)
+    held = part.order < p
+    leaving = held & ~active.at[part.order].get(mode="fill", fill_value=False)
+    out = jnp.nonzero(leaving, size=_LEAVING_MAX, fill_value=slots)[0]
+    g = grad.at[part.order].get(mode="fill", fill_value=0)
+    y = jnp.where(held, part.inverse @ g, 0)
+    ys = jnp.where(held[:, None], part.inverse.at[:, out].get(mode="fill", fill_value=0), 0)
+    multipliers = _cholesky_solve(ys.T @ ys + jnp.diag((out == slots).astype(g.dtype)), ys.T @ y)
+    d = part.inverse.T @ (ys @ multipliers - y)
+    d = jnp.where(jnp.all(~held | (part.pivots > 0)), jnp.where(leaving, 0, d), jnp.nan)
+    return jnp.zeros(p, grad.dtype).at[part.order].set(d, mode="drop"), part
+
+
+def _appended(part: Factor, rows, a, jitter, active, curvature) -> Factor:
+    r"""``part`` with the active features it does not hold appended, ``_FRESH_ROWS`` at a
+    time: with :math:`l = L^{-1} H_{12}` and :math:`C C^\top = H_{22} - l^\top l`, the new
+    rows of :math:`L^{-1}` are :math:`[-C^{-1} l^\top L^{-1}, C^{-1}]`."""
+    p, k, slots = active.size, _FRESH_ROWS, part.order.size
+    entering = active & ~jnp.zeros(p, bool).at[part.order].set(True, mode="drop")
+    index = jnp.nonzero(entering, size=slots, fill_value=p)[0]
+    start = jnp.sum(part.order < p)
+
+    def chunk(c, part: Factor) -> Factor:
+        new = jax.lax.dynamic_slice(index, (c * k,), (k,))
+        at = start + c * k
+        before = jnp.arange(slots)[None, :] < at  # held (those from ``at`` on are not read)
+        x = rows.at[new].get(mode="fill", fill_value=0)
+        ax = x * a[None, :]
+        cross = jnp.where(before, ax @ part.rows.T, 0)  # (k, slots)
+        left = jnp.where(before, cross @ part.inverse.T, 0)  # l^T
+        now = curvature.at[new].get(mode="fill", fill_value=0)
+        block = ax @ x.T + jnp.diag(jnp.where(new < p, now + jitter, 1))
+        lower = jax.lax.linalg.cholesky(block - left @ left.T)
+        corner = jax.lax.linalg.triangular_solve(lower, jnp.eye(k, dtype=a.dtype), left_side=True,
+                                                 lower=True)  # fmt: skip
+        strip = jax.lax.dynamic_update_slice(-(corner @ left) @ part.inverse, corner, (0, at))
+        strip = jnp.where(jnp.isfinite(strip), strip, 0)  # (a failed update: see ``pivots``)
+        pivots = jnp.diagonal(lower) ** 2 / jnp.diagonal(block)
+        return Factor(
+            jax.lax.dynamic_update_slice(part.order, new, (at,)),
+            jax.lax.dynamic_update_slice(part.rows, x, (at, 0)),
+            jax.lax.dynamic_update_slice(part.inverse, strip, (at, 0)),
+            jax.lax.dynamic_update_slice(part.curvature, now, (at,)),
+            jax.lax.dynamic_update_slice(part.pivots, pivots, (at,)),
+        )
+
+    return jax.lax.fori_loop(0, (jnp.sum(entering) + k - 1) // k, chunk, part)
 
 
 def newton_sizes(largest: int) -> tuple[int, ...]:
@@ -478,7 +586,8 @@ def newton_cheap(smooth: Smooth, w) -> jax.Array:
 
 
 def has_newton(smooth: Smooth, penalty: Penalty) -> bool:
-    return smooth.hessian_block is not None and penalty.on_orthant is not None
+    hessian = smooth.hessian_block is not None or smooth.factor_step is not None
+    return hessian and penalty.on_orthant is not None
 
 
 # --------------------------------------------------------------------------------------------
@@ -660,7 +769,7 @@ class Warm(NamedTuple):
     """What coordinate descent carries from one strength to the next, at the solution."""
 
     evaluation: Evaluation
-    hessians: Hessians | None
+    factor: Factor | None
 
 
 class _Sweep(NamedTuple):
@@ -670,7 +779,7 @@ class _Sweep(NamedTuple):
     gap: jax.Array
     residual: jax.Array
     n_iter: jax.Array
-    hessians: Hessians | None
+    factor: Factor | None
     settled: jax.Array  # the last block of epochs changed no sign (at first False)
     by_newton: jax.Array  # ``w`` is a Newton step's (else the start's, or epochs')
     polished: jax.Array  # the last Newton step from a point that met the target was taken
@@ -743,10 +852,10 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
         return sweep._replace(gap=gap, residual=residual)
 
     def newton_point(sweep: _Sweep) -> _Sweep:
-        candidate, hessians = newton(
-            smooth, penalty, sweep.w, sweep.evaluation.grad_w, lam, hessians=sweep.hessians
+        candidate, factor = newton(
+            smooth, penalty, sweep.w, sweep.evaluation.grad_w, lam, factor=sweep.factor
         )
-        return moved(sweep, candidate, sweep.n_iter + 1)._replace(hessians=hessians, by_newton=True)
+        return moved(sweep, candidate, sweep.n_iter + 1)._replace(factor=factor, by_newton=True)
 
     def polish_due(sweep: _Sweep) -> jax.Array:
         """Whether to take a last Newton step from the epochs' point that met ``target``, even
@@ -759,7 +868,7 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
         polish = polish_due(sweep)
         tried = maybe(polish | sweep.settled | newton_cheap(smooth, sweep.w), newton_point, sweep)
         kept = pick(polish | (tried.objective < sweep.objective), tried, sweep)
-        kept = kept._replace(hessians=tried.hessians, polished=sweep.polished | polish)
+        kept = kept._replace(factor=tried.factor, polished=sweep.polished | polish)
         return maybe(~polish & (kept.objective >= sweep.objective), block, kept)
 
     def block(sweep: _Sweep) -> _Sweep:
@@ -788,9 +897,9 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
     objective = warm.evaluation.loss + penalty.value(w, lam)
     unknown = jnp.full((), jnp.inf, objective.dtype)  # the gap: scored in the loop's first pass
     start = _Sweep(w, warm.evaluation, objective, unknown, unknown, jnp.zeros((), jnp.int32),
-                   warm.hessians, *jnp.zeros((3,), bool))  # fmt: skip
+                   warm.factor, *jnp.zeros((3,), bool))  # fmt: skip
     sweep = scored_loop(not_done, step, scored, start)
-    warm = Warm(sweep.evaluation, sweep.hessians)
+    warm = Warm(sweep.evaluation, sweep.factor)
     return Solution(sweep.w, b, sweep.gap, sweep.residual, sweep.n_iter, warm)
 
 
