@@ -52,7 +52,7 @@ _NEWTON_ENTERING = 5  # the most features a Newton step lets into the support
 _NEWTON_AFTER = 30  # FISTA iterations at one strength after which Newton steps are tried
 _NEWTON_CHEAP = 4  # (FISTA) below m^3 <= _NEWTON_CHEAP p^2, a Newton step is tried first
 _COMPLEMENT_CHEAP = 16  # _NEWTON_CHEAP for those (late in a path, their steps land: measured)
-_FRESH_ROWS = 16  # features appended to a Newton factor at a time (X form)
+_APPEND_BLOCK = 16  # features appended to a Newton factor at a time (X form)
 _LEAVING_MAX = 16  # the most features a Newton factor holds at 0 (X form)
 
 
@@ -81,7 +81,7 @@ class Factor(NamedTuple):
     rows: jax.Array  # (K, n) their rows of the design (not read on padding)
     inverse: jax.Array  # (K, K) L^-1, L L^T = Hessian + diag(curvature + jitter) on them
     curvature: jax.Array  # (K,) the penalty's curvature in ``inverse``
-    pivots: jax.Array  # (K,) L_jj^2 over its diagonal entry; not > 0: the update failed
+    pivots: jax.Array  # (K,) (L_jj^2 - jitter) / H_jj (~0: singular); NaN: the update failed
 
 
 class Smooth(NamedTuple):
@@ -365,8 +365,8 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
     sizes = (
         newton_sizes(smooth.newton_size) if smooth.factor_step is None else (smooth.newton_size,)
     )
-    complement_sizes = newton_sizes(smooth.complement_size) if penalty_curvature is None else ()
     no_curvature = penalty_curvature is None
+    complement_sizes = newton_sizes(smooth.complement_size) if no_curvature else ()
     curvature = jnp.zeros_like(w) if no_curvature else jnp.broadcast_to(penalty_curvature, w.shape)
     count = jnp.sum(active)
     plan = None
@@ -451,6 +451,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
         return out, jax.tree.map(lambda _: True, out)
 
     # the active set and its complement in ascending order, then padding (p), in each largest size
+    # (a factor holds its own order)
     index = None if plan is not None else jnp.nonzero(active, size=sizes[-1], fill_value=p)[0]
     outside = (
         jnp.nonzero(~active, size=complement_sizes[-1], fill_value=p)[0]
@@ -473,9 +474,9 @@ def _cholesky_solve(matrix, rhs):
 
 def empty_factor(size: int, n: int, p: int, dtype) -> Factor:
     """A :class:`Factor` for systems of up to ``size`` features of ``p`` on ``n`` samples that
-    holds none (``_FRESH_ROWS`` more slots: the last features are appended in a block of that
+    holds none (``_APPEND_BLOCK`` more slots: the last features are appended in a block of that
     many)."""
-    slots = size + _FRESH_ROWS
+    slots = size + _APPEND_BLOCK
     zeros = functools.partial(jnp.zeros, dtype=dtype)
     return Factor(jnp.full(slots, p), zeros((slots, n)), zeros((slots, slots)), zeros(slots),
                   zeros(slots))  # fmt: skip
@@ -488,7 +489,7 @@ def factor_plan(factor: Factor, active, curvature, *, size: int):
     held = factor.order < p
     leaving = held & ~active.at[factor.order].get(mode="fill", fill_value=False)
     now = curvature.at[factor.order].get(mode="fill", fill_value=0)
-    broken = held & ((factor.curvature != now) | ~(factor.pivots > 0))
+    broken = held & ((factor.curvature != now) | jnp.isnan(factor.pivots))
     singular = jnp.any(held & ~(factor.pivots >= jnp.sqrt(jnp.finfo(now.dtype).eps)))
     count = jnp.sum(active)
     many = (jnp.sum(leaving) > _LEAVING_MAX) | (count + jnp.sum(leaving) > size)
@@ -506,7 +507,8 @@ def factor_step(rows, a, jitter, active, grad, curvature, first, factor: Factor)
     d^\top H d / 2` subject to :math:`E^\top d = 0`: :math:`d = -L^{-\top} (I - P) L^{-1}
     g`, :math:`P` the projection on the columns of :math:`L^{-1} E`; NaN where an update
     failed. ``rows (p, n)`` are the design's, ``a`` the sample weights, ``jitter`` added to the
-    diagonal lets the factorization through singular (duplicated) features."""
+    diagonal lets the factorization through singular (duplicated) features. The features held
+    once updated (the ``count`` of :func:`factor_plan`) are at most the factor's size."""
     p, slots = active.size, factor.order.size
     order = jnp.where(jnp.arange(slots) < first, factor.order, p)
     part = _appended(factor._replace(order=order), rows, a, jitter, active, curvature)
@@ -518,15 +520,15 @@ def factor_step(rows, a, jitter, active, grad, curvature, first, factor: Factor)
     ys = jnp.where(held[:, None], part.inverse.at[:, out].get(mode="fill", fill_value=0), 0)
     multipliers = _cholesky_solve(ys.T @ ys + jnp.diag((out == slots).astype(g.dtype)), ys.T @ y)
     d = part.inverse.T @ (ys @ multipliers - y)
-    d = jnp.where(jnp.all(~held | (part.pivots > 0)), jnp.where(leaving, 0, d), jnp.nan)
+    d = jnp.where(jnp.any(held & jnp.isnan(part.pivots)), jnp.nan, jnp.where(leaving, 0, d))
     return jnp.zeros(p, grad.dtype).at[part.order].set(d, mode="drop"), part
 
 
 def _appended(part: Factor, rows, a, jitter, active, curvature) -> Factor:
-    r"""``part`` with the active features it does not hold appended, ``_FRESH_ROWS`` at a
+    r"""``part`` with the active features it does not hold appended, ``_APPEND_BLOCK`` at a
     time: with :math:`l = L^{-1} H_{12}` and :math:`C C^\top = H_{22} - l^\top l`, the new
     rows of :math:`L^{-1}` are :math:`[-C^{-1} l^\top L^{-1}, C^{-1}]`."""
-    p, k, slots = active.size, _FRESH_ROWS, part.order.size
+    p, k, slots = active.size, _APPEND_BLOCK, part.order.size
     entering = active & ~jnp.zeros(p, bool).at[part.order].set(True, mode="drop")
     index = jnp.nonzero(entering, size=slots, fill_value=p)[0]
     start = jnp.sum(part.order < p)
@@ -540,13 +542,16 @@ def _appended(part: Factor, rows, a, jitter, active, curvature) -> Factor:
         cross = jnp.where(before, ax @ part.rows.T, 0)  # (k, slots)
         left = jnp.where(before, cross @ part.inverse.T, 0)  # l^T
         now = curvature.at[new].get(mode="fill", fill_value=0)
-        block = ax @ x.T + jnp.diag(jnp.where(new < p, now + jitter, 1))
-        lower = jax.lax.linalg.cholesky(block - left @ left.T)
+        block = ax @ x.T + jnp.diag(now)
+        lower = jax.lax.linalg.cholesky(
+            block + jnp.diag(jnp.where(new < p, jitter, 1)) - left @ left.T
+        )
         corner = jax.lax.linalg.triangular_solve(lower, jnp.eye(k, dtype=a.dtype), left_side=True,
                                                  lower=True)  # fmt: skip
         strip = jax.lax.dynamic_update_slice(-(corner @ left) @ part.inverse, corner, (0, at))
         strip = jnp.where(jnp.isfinite(strip), strip, 0)  # (a failed update: see ``pivots``)
-        pivots = jnp.diagonal(lower) ** 2 / jnp.diagonal(block)
+        excess = (jnp.diagonal(lower) ** 2 - jitter) / jnp.maximum(jnp.diagonal(block), jitter)
+        pivots = jnp.where(new < p, excess, 1)
         return Factor(
             jax.lax.dynamic_update_slice(part.order, new, (at,)),
             jax.lax.dynamic_update_slice(part.rows, x, (at, 0)),
@@ -577,7 +582,8 @@ def newton_cheap(smooth: Smooth, w) -> jax.Array:
     """Whether a Newton step from ``w`` costs at most a few products with a ``p x p`` matrix
     (an iteration of FISTA on the Gram form, an epoch of coordinate descent on it): a step
     costs ~m^3 / 3 for m active features, and a system of the smallest size always passes. On
-    ``X`` (p > n) the bound admits nearly every step."""
+    ``X`` (p > n) the bound admits nearly every step (there a step updates a :class:`Factor`,
+    cheaper still)."""
     p = w.size
     system, outside = newton_system(smooth, jnp.sum(w != 0) + _NEWTON_ENTERING, p)
     bound = jnp.where(outside, _COMPLEMENT_CHEAP, _NEWTON_CHEAP) * float(p) ** 2
