@@ -149,9 +149,9 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, compl
                   complement_size=largest, feasible=feasible)  # fmt: skip
 
 
-def _squared_on_rows(rows, yc, a, lipschitz) -> Smooth:
+def _squared_on_rows(rows, yc, a, lipschitz, diagonal) -> Smooth:
     """Squared loss of one output through the residual; ``rows`` are the centred features
-    transposed, ``(p, n)``."""
+    transposed, ``(p, n)``, ``diagonal`` the Hessian's."""
     zero = jnp.zeros(1, yc.dtype)
     # a lasso solution has at most n non-zeros (Tibshirani, 2013): larger systems are singular
     size = min(solvers._NEWTON_MAX, rows.shape[0], rows.shape[1] + solvers._NEWTON_ENTERING)
@@ -177,7 +177,7 @@ def _squared_on_rows(rows, yc, a, lipschitz) -> Smooth:
         return Smooth(evaluate, lipschitz, quadratic=True, feasible=feasible)
     p, n = rows.shape
     # the factor's jitter: as a relative one on a block of ``size`` of the largest diagonal
-    jitter = 10 * jnp.finfo(rows.dtype).eps * size * jnp.max(rows**2 @ a)
+    jitter = 10 * jnp.finfo(rows.dtype).eps * size * jnp.max(diagonal)
     return Smooth(evaluate, lipschitz, quadratic=True, hessian_data=(rows, a, jitter),
                   factor_plan=functools.partial(solvers.factor_plan, size=size),
                   factor_step=lambda data, *args: solvers.factor_step(*data, *args),
@@ -227,8 +227,8 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
     else:  # X form: steps on the residual
         rows = Xc.T  # (p, n): a feature's column is a contiguous row
         lipschitz = solvers.top_eigenvalue(lambda v: rows @ (a * (v @ rows)), p, X.dtype)
-        smooth = _squared_on_rows(rows, yc[:, 0], a, lipschitz)
         curvature = sparse.squares_times(rows, a)
+        smooth = _squared_on_rows(rows, yc[:, 0], a, lipschitz, curvature)
         sweeps = solvers.Sweeps(
             lambda evaluation, w: yc[:, 0] - solvers.support_product(w, rows, smooth.newton_size),
             functools.partial(sparse.coordinate_sweep, rows, a),

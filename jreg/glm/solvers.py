@@ -382,8 +382,6 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
 
     def step_in(m):
         def step(active, index, outside, grad, curvature, data, plan, factor):
-            if smooth.factor_step is not None:
-                return smooth.factor_step(data, active, grad, curvature, plan, factor)
             index = index[:m]  # the active set in ascending order, then padding (p)
             take = lambda v: v.at[index].get(mode="fill", fill_value=0)  # noqa: E731
             block = smooth.hessian_block(data, index)
@@ -412,6 +410,9 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
 
         return step
 
+    def factored(active, index, outside, grad, curvature, data, plan, factor):
+        return smooth.factor_step(data, active, grad, curvature, plan, factor)
+
     def solve(branch, operands, batched, member, out):
         """Writes the direction and the kept factor of one member of a batch (``member``;
         None: no batch) into ``out``. Its operands are read inside the branch that solves, so
@@ -427,7 +428,8 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
 
             return write
 
-        steps = [step_in(m) for m in sizes] + [complement_in(q) for q in complement_sizes]
+        steps = [factored] if plan is not None else [step_in(m) for m in sizes]
+        steps += [complement_in(q) for q in complement_sizes]
         return jax.lax.switch(branch, [lambda out: out, *map(in_size, steps)], out)
 
     @jax.custom_batching.custom_vmap
