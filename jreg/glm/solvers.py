@@ -313,26 +313,67 @@ def domain_scale(dual: Callable, one: jax.Array, steps: int = 40) -> jax.Array:
 
 def working_set(active, violation) -> tuple[jax.Array, jax.Array]:
     """A working set of coordinate descent and proximal Newton: ``(order, size)``, the units
-    ``order[:size]`` (all ``active`` ones first, then the zeros by decreasing ``violation``).
-    It takes in every zero whose optimality condition fails (``violation > 0``), but at least
-    ``_ENTERING`` of them and at most as many as there are active units (as glmnet's passes,
-    which move only the violators; celer and skglm take twice the support: on correlated
-    data the extra coordinates' epochs cost more than the features they let in early)."""
+    ``order[:size]`` (the ``active`` ones, then the zeros that violate most, each group in
+    index order; ``order`` is a permutation). It takes in every zero whose optimality condition
+    fails (``violation > 0``), but at least ``_ENTERING`` of them (then the least negative) and
+    at most as many as there are active units (as glmnet's passes, which move only the
+    violators; celer and skglm take twice the support: on correlated data the extra
+    coordinates' epochs cost more than the features they let in early). Built from counts and
+    one scatter, no sort (XLA's CPU argsort cost 1.6 ms at 10^4 units, run at every block)."""
     active_count = jnp.sum(active)
-    score = jnp.where(active, jnp.inf, violation)
-    violators = jnp.sum(~active & (violation > 0))
+    score = jnp.where(active, -jnp.inf, violation)
+    violators = jnp.sum(score > 0)
     entering = jnp.clip(violators, _ENTERING, jnp.maximum(active_count, _ENTERING))
-    return jnp.argsort(-score), jnp.minimum(active_count + entering, active.size)
+    few, many = violators < _ENTERING, violators > entering
+    enters = jax.lax.switch(
+        few + 2 * many,
+        [
+            lambda: score > 0,
+            lambda: score >= _kth_largest(score, _ENTERING),  # ties: beyond ``size``
+            lambda: score >= _kth_largest_of_many(score, entering),
+        ],
+    )
+    enters = enters & ~active
+    counts = jnp.cumsum(jnp.stack([active, enters]).astype(int), axis=1)
+    before = jnp.arange(1, active.size + 1) - counts[0] - counts[1]  # neither, up to here
+    position = jnp.where(
+        active,
+        counts[0],
+        active_count + jnp.where(enters, counts[1], counts[1, -1] + before),
+    )
+    order = jnp.zeros_like(position).at[position - 1].set(jnp.arange(active.size))
+    return order, jnp.minimum(active_count + entering, active.size)
+
+
+def _kth_largest(v: jax.Array, k: int) -> jax.Array:
+    """The ``k``-th largest of the distinct values of ``v`` (``-inf`` past the last), for a small
+    static ``k``: ``k`` passes of ``max``."""
+    below = lambda _, top: jnp.max(jnp.where(v < top, v, -jnp.inf))  # noqa: E731
+    return jax.lax.fori_loop(0, k - 1, below, jnp.max(v))
+
+
+def _kth_largest_of_many(v: jax.Array, k) -> jax.Array:
+    """The ``k``-th largest entry of ``v`` (``k`` traced; where ``k > v.size``, the smallest):
+    a bisection on the floats' order-preserving unsigned codes, one count per bit (0.13 ms at
+    10^4 entries against 1.4 ms for a sort on CPU)."""
+    bits = v.dtype.itemsize * 8
+    unsigned = jnp.dtype(f"uint{bits}")
+    sign = jnp.asarray(1 << (bits - 1), unsigned)
+    raw = jax.lax.bitcast_convert_type(v, unsigned)
+    codes = jnp.where(raw >= sign, ~raw, raw | sign)  # negatives reversed, below the rest
+
+    def halve(_, bounds):
+        low, high = bounds  # at least k codes >= low, fewer than k >= high
+        middle = low + (high - low) // 2
+        enough = jnp.sum(codes >= middle) >= k
+        return jnp.where(enough, middle, low), jnp.where(enough, high, middle)
+
+    low = jax.lax.fori_loop(0, bits, halve, (jnp.min(codes), jnp.max(codes) + 1))[0]
+    return jax.lax.bitcast_convert_type(jnp.where(low >= sign, low ^ sign, ~low), v.dtype)
 
 
 # --------------------------------------------------------------------------------------------
 # Active-set Newton steps (squared loss; l1 and elastic net).
-
-
-def _kth_largest(v: jax.Array, k: int) -> jax.Array:
-    """The ``k``-th largest entry of ``v`` for a small ``k`` (faster than a sort on CPU)."""
-    drop_largest = lambda _, v: v.at[jnp.argmax(v)].set(-jnp.inf)  # noqa: E731
-    return jnp.max(jax.lax.fori_loop(0, k - 1, drop_largest, v))
 
 
 def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=None):
