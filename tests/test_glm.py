@@ -762,6 +762,14 @@ def test_working_set_takes_in_the_violators_at_most_doubling():
         zeros = np.flatnonzero(~np.asarray(active))
         expected = zeros[np.argsort(-np.asarray(violation)[zeros], kind="stable")[: size - 20]]
         assert set(order[20:size].tolist()) == set(expected.tolist()), violators
+    # ties (bounded coordinates all read -lam) never crowd out a violator, below or at the cut
+    for violators, tied in [(3, -1.0), (10, 1.0)]:
+        violation = (
+            jnp.where(active, 0.0, tied).at[zeros[-violators:]].set(2.0 + jnp.arange(violators))
+        )
+        order, n = working_set(active, violation)
+        assert set(zeros[-violators:].tolist()) <= set(np.asarray(order[: int(n)]).tolist())
+    assert int(working_set(jnp.arange(100) < 95, jnp.ones(100))[1]) == 100
     assert int(working_set(jnp.zeros(100, bool), jnp.ones(100))[1]) == solvers._ENTERING
 
 

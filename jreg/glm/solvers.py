@@ -313,8 +313,8 @@ def domain_scale(dual: Callable, one: jax.Array, steps: int = 40) -> jax.Array:
 
 def working_set(active, violation) -> tuple[jax.Array, jax.Array]:
     """A working set of coordinate descent and proximal Newton: ``(order, size)``, the units
-    ``order[:size]`` (the ``active`` ones, then the zeros that violate most, each group in
-    index order; ``order`` is a permutation). It takes in every zero whose optimality condition
+    ``order[:size]`` (the ``active`` ones, then the zeros that violate most, each tier in index
+    order; ``order`` is a permutation). It takes in every zero whose optimality condition
     fails (``violation > 0``), but at least ``_ENTERING`` of them (then the least negative) and
     at most as many as there are active units (as glmnet's passes, which move only the
     violators; celer and skglm take twice the support: on correlated data the extra
@@ -325,22 +325,22 @@ def working_set(active, violation) -> tuple[jax.Array, jax.Array]:
     violators = jnp.sum(score > 0)
     entering = jnp.clip(violators, _ENTERING, jnp.maximum(active_count, _ENTERING))
     few, many = violators < _ENTERING, violators > entering
-    enters = jax.lax.switch(
+    threshold = jax.lax.switch(
         few + 2 * many,
         [
-            lambda: score > 0,
-            lambda: score >= _kth_largest(score, _ENTERING),  # ties: beyond ``size``
-            lambda: score >= _kth_largest_of_many(score, entering),
+            lambda: jnp.zeros((), score.dtype),  # every violator enters
+            lambda: _kth_largest(score, _ENTERING),
+            lambda: _kth_largest_of_many(score, entering),
         ],
     )
-    enters = enters & ~active
-    counts = jnp.cumsum(jnp.stack([active, enters]).astype(int), axis=1)
-    before = jnp.arange(1, active.size + 1) - counts[0] - counts[1]  # neither, up to here
-    position = jnp.where(
-        active,
-        counts[0],
-        active_count + jnp.where(enters, counts[1], counts[1, -1] + before),
-    )
+    # the violators above the threshold, then those at it or below 0 (ties: cut by ``size``)
+    first = score > jnp.maximum(threshold, 0)
+    tiers = jnp.stack([active, first, ~active & ~first & (score >= threshold)])
+    counts = jnp.cumsum(tiers.astype(int), axis=1)
+    starts = jnp.cumsum(counts[:, -1]) - counts[:, -1]
+    within = jnp.sum(tiers * (starts[:, None] + counts), axis=0)
+    rest = jnp.sum(counts[:, -1]) + jnp.arange(1, active.size + 1) - jnp.sum(counts, axis=0)
+    position = jnp.where(jnp.any(tiers, axis=0), within, rest)
     order = jnp.zeros_like(position).at[position - 1].set(jnp.arange(active.size))
     return order, jnp.minimum(active_count + entering, active.size)
 
@@ -1108,7 +1108,7 @@ def _coordinate_epoch(rows, model: _Model, order, size, penalty: Penalty, lam, g
     def dense_step(t, carry):
         w, dz, s, residual = carry
         c = order[t]
-        j, k = c // m, c % m
+        j, k = (c, 0) if m == 1 else (c // m, c % m)  # static: no column copies
         x = rows[j]
         h = curvatures[t]
         product = ad[:, k] * dz[:, k] - (0 if q is None else aq[:, k] * s)
