@@ -379,8 +379,9 @@ def _kth_largest_of_many(v: jax.Array, k) -> jax.Array:
 def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=None):
     r"""Newton step of an active-set method (squared loss; ``l1``, ``elastic_net``).
 
-    The active set is the support of ``w`` and the ``_NEWTON_ENTERING`` zero features that
-    most violate the optimality condition at 0; on the orthant of the signs of ``w`` (of
+    The active set is the support of ``w`` and the zero features that violate the optimality
+    condition at 0 by one of the ``_NEWTON_ENTERING`` largest amounts (tied features enter
+    together: duplicated columns); on the orthant of the signs of ``w`` (of
     :math:`-\nabla F` for the entering features) the objective restricted to the active set is
     a convex quadratic. The step goes to its minimizer, with every coordinate that leaves its
     orthant set to 0: when the active set and the signs are the solution's, that is the
