@@ -1579,11 +1579,13 @@ print("ok")
     assert result.stdout.strip() == "ok"
 
 
-def test_gram_form_minimizes_its_model():
+@pytest.mark.parametrize("intercept", [True, False])
+def test_gram_form_minimizes_its_model(intercept):
     r"""Epochs of proximal Newton's Gram form (:func:`solvers._gram_form`) reach the minimizer of
-    its model plus the l1 penalty over the working set, checked from the model's gradient
-    :math:`\nabla + X^\top D (X dw + db)` computed here (zeros within the strength, the rest at
-    it, the intercept's 0); its ``dz``, ``quadratic`` and ``at`` against the same formulas."""
+    its model plus the l1 penalty (per-feature strengths) over the working set, checked from the
+    model's gradient :math:`\nabla + X^\top D (X dw + db)` computed here (zeros within their
+    strength, the rest at it, the intercept's 0 where fitted); a zero column's coordinate stays;
+    ``dz``, ``quadratic`` and ``at`` against the same formulas."""
     rng = np.random.default_rng(5)
     n, p, size, widths = 60, 14, 9, (6, 11, 13)  # the Gram on 11 features, padded to 13
     X = rng.standard_normal((n, p))
@@ -1591,37 +1593,43 @@ def test_gram_form_minimizes_its_model():
     grad, grad_b = 0.3 * rng.standard_normal(p), np.array([0.2])
     w0, b0 = np.where(rng.uniform(size=p) < 0.3, rng.standard_normal(p), 0.0), np.array([0.1])
     order = rng.permutation(p)
+    X[:, order[0]], w0[order[0]] = 0.0, 0.5  # a zero column in the working set
     settings = paths.Settings(strengths=[0.1])
     data, options, config, _ = setup_path(X, rng.standard_normal(n), settings)
     penalty = paths.parts(config, options, data)[1]
-    lam = np.full(p, 0.05)
+    lam = rng.uniform(0.02, 0.1, p)
     design = solvers.Design(jnp.asarray(X.T), None, None, p)
     arrays = [jnp.asarray(v) for v in (ad, grad, grad_b, w0, b0, order)]
-    form = solvers._gram_form(design, *arrays, size, widths, penalty, jnp.asarray(lam),
-                              lambda total, g_b: -g_b / total)  # fmt: skip
+    step = (lambda total, g_b: -g_b / total) if intercept else None
+    form = solvers._gram_form(design, *arrays, size, widths=widths, penalty=penalty,
+                              lam=jnp.asarray(lam), intercept=step)  # fmt: skip
     epochs = jax.jit(lambda model: jax.lax.fori_loop(0, 300, lambda _, m: form.epoch(m)[0], model))
     model = epochs(form.start)
     w, b = np.asarray(model.w), np.asarray(model.b)
     dz = X @ (w - w0) + (b - b0)
-    assert np.array_equal(w[order[size:]], w0[order[size:]])
+    assert np.array_equal(w[order[size:]], w0[order[size:]]) and w[order[0]] == 0.5
     np.testing.assert_allclose(np.asarray(form.dz(model))[:, 0], dz, rtol=0, atol=1e-12)
     np.testing.assert_allclose(form.quadratic(model), dz @ (ad[:, 0] * dz) / 2, rtol=1e-12)
     g = grad + X.T @ (ad[:, 0] * dz)
-    assert abs(grad_b[0] + np.sum(ad[:, 0] * dz)) <= 1e-12
-    working = order[:size]
+    g_b = grad_b[0] + np.sum(ad[:, 0] * dz)
+    assert abs(g_b) <= 1e-12 if intercept else (b[0] == b0[0] and abs(g_b) > 1e-3)
+    working = order[1:size]
     zero, moved = working[w[working] == 0], working[w[working] != 0]
     assert zero.size and moved.size
     assert np.all(np.abs(g[zero]) <= lam[zero] + 1e-12)
     np.testing.assert_allclose(g[moved], -lam[moved] * np.sign(w[moved]), rtol=0, atol=1e-12)
-    again = form.at(model.w, model.b - 0.3)  # the intercept re-fitted, the gradient re-formed
-    np.testing.assert_allclose(again.g[:size], g[working], rtol=0, atol=1e-12)
+    again = form.at(model.w, model.b - 0.3 * intercept)  # the gradient re-formed (and b re-fit)
+    np.testing.assert_allclose(again.g[:size], g[order[:size]], rtol=0, atol=1e-12)
     np.testing.assert_allclose(again.b, b, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("datafit", ["logistic", "poisson"])
-def test_proximal_newton_on_the_gram_form_matches_the_x_form(monkeypatch, datafit):
+@pytest.mark.parametrize(
+    "datafit, gram_widths", [("logistic", None), ("poisson", None), ("logistic", (8, 16))]
+)
+def test_proximal_newton_on_the_gram_form_matches_the_x_form(monkeypatch, datafit, gram_widths):
     """Proximal Newton's model on its working set's weighted Gram matrix (one output, dense
-    rows: small working sets) and on ``X`` reach the same path, with an intercept and sample
+    rows, ``n >= p``; with widths 8 and 16, working sets of more than 16 features on ``X``: both
+    forms in one path) and on ``X`` alone reach the same path, with an intercept and sample
     weights (each to its gap: a strength short of ``tol`` warns, an error here); the Gram forms
     were traced in the first and not in the second."""
     rng = np.random.default_rng(3)
@@ -1636,14 +1644,18 @@ def test_proximal_newton_on_the_gram_form_matches_the_x_form(monkeypatch, datafi
     weight = rng.uniform(0.5, 2.0, 300)
     widths = []
     gram_form = solvers._gram_form
-    monkeypatch.setattr(solvers, "_gram_form", lambda *a: widths.append(a[8]) or gram_form(*a))
+    spy = lambda *a, **k: widths.append(k["widths"]) or gram_form(*a, **k)  # noqa: E731
+    monkeypatch.setattr(solvers, "_gram_form", spy)
 
     def fitted():
         jax.clear_caches()
         return glm.path(X, y, datafit=datafit, n_strengths=12, tol=1e-13, sample_weight=weight)
 
+    if gram_widths is not None:
+        monkeypatch.setattr(solvers, "_GRAM_WIDTHS", gram_widths)
     on_gram = fitted()
-    assert set(widths) == {(32, 70)}, widths
+    assert set(widths) == {gram_widths or (32, 70)}, widths
+    assert np.max(on_gram.n_nonzero) > 16  # with widths (8, 16): supports on X too
     monkeypatch.setattr(solvers, "_GRAM_WIDTHS", ())
     widths.clear()
     on_x = fitted()

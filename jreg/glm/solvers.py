@@ -175,6 +175,14 @@ def maybe(condition, f, operand):
     return jax.lax.while_loop(lambda state: state[0], body, (condition, operand))[1]
 
 
+def either(condition, if_true: Callable, if_false: Callable):
+    """``if_true()`` if ``condition`` else ``if_false()``, by two :func:`maybe`: under ``vmap``
+    each runs only when some member's condition asks for it (``lax.cond`` would run both)."""
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(if_true))
+    on_true = maybe(condition, lambda _: if_true(), zeros)
+    return pick(condition, on_true, maybe(~condition, lambda _: if_false(), zeros))
+
+
 def scored_loop(not_done: Callable, step: Callable, score: Callable, start):
     """``state = score(start)``, then ``state = score(step(state))`` while ``not_done(state)``:
     the first pass of the loop scores ``start``, so that ``score`` (a duality gap, the largest
@@ -1038,7 +1046,8 @@ class _Model(NamedTuple):
 
 class _GramModel(NamedTuple):
     """Coordinate descent on a quadratic model in the Gram form: the candidate ``w`` and ``b``
-    and the model's gradient in the gathered coordinates ``g`` and in the intercept ``g_b``."""
+    and the model's gradient in the gathered coordinates ``g`` (exact in those the Gram matrix
+    was formed for, the working set among them) and in the intercept ``g_b``."""
 
     w: jax.Array
     b: jax.Array
@@ -1051,8 +1060,8 @@ class _Form(NamedTuple):
     :class:`_GramModel` on the working set's weighted Gram matrix): ``start``, the model at the
     current point; ``epoch(model) -> (model, residual)``, one epoch of coordinate descent on the
     working set, then the intercept's step; ``at(w, b)``, the model at a point, its intercept
-    refitted; ``quadratic(model)``, :math:`\tfrac12 dz^\top H dz`; ``dz(model)``, the step in
-    ``z``, ``(n, m)``."""
+    refitted (where there is one); ``quadratic(model)``, :math:`\tfrac12 dz^\top H dz`;
+    ``dz(model)``, the step in ``z``, ``(n, m)``."""
 
     start: NamedTuple
     epoch: Callable
@@ -1107,8 +1116,8 @@ def _minimize_model(form: _Form, first_order: Callable, penalty: Penalty):
     return inner.model, inner.value, inner.epochs
 
 
-def _gram_form(design: Design, ad, grad, grad_b, w0, b0, order, size, widths, penalty: Penalty,
-               lam, intercept: Callable | None) -> _Form:  # fmt: skip
+def _gram_form(design: Design, ad, grad, grad_b, w0, b0, order, size, *, widths,
+               penalty: Penalty, lam, intercept: Callable | None) -> _Form:  # fmt: skip
     r"""Proximal Newton's model (one output, diagonal Hessian ``ad``, dense rows) on its working
     set ``order[:size]``, ``size <= widths[-1]``: the weighted Gram matrix :math:`G = X_W^\top
     \operatorname{diag}(a d) X_W` of the first ``widths[-1]`` features of ``order``, ``u =
@@ -1125,17 +1134,15 @@ def _gram_form(design: Design, ad, grad, grad_b, w0, b0, order, size, widths, pe
         x = design.rows[order[:width]]  # (width, n)
         weighted = x * ad[:, 0][None, :]
         pad = widest - width
-        return jnp.pad(weighted @ x.T, (0, pad)), jnp.pad(jnp.sum(weighted, axis=1), (0, pad))
+        gram = jnp.matmul(weighted, x.T, precision="highest")  # no TF32 on GPUs
+        return jnp.pad(gram, (0, pad)), jnp.pad(jnp.sum(weighted, axis=1), (0, pad))
 
     branches = [functools.partial(narrow, width) for width in widths]
     gram, u = jax.lax.switch(sum(size > width for width in widths[:-1]), branches)
     total, diagonal, grad_w = jnp.sum(ad, axis=0), jnp.diagonal(gram), grad[index]
-    steps = 1 / _steps(diagonal, penalty)
 
     def new_value(t, w_t, correlation):
-        c = index[t]
-        new = penalty.coordinate_prox(w_t + steps[t] * correlation, lam[c], steps[t], c)
-        return jnp.where(diagonal[t] > 0, new, w_t)  # a zero column's coordinate stays
+        return _model_step(penalty, lam, index[t], w_t, diagonal[t], -correlation)
 
     def fitted(model: _GramModel) -> _GramModel:
         if intercept is None:
@@ -1192,6 +1199,15 @@ def _dense_steps(rows, q) -> bool:
     return not sparse.is_sparse(rows) or q is not None
 
 
+def _model_step(penalty: Penalty, lam, c, now, curvature, gradient) -> jax.Array:
+    """Coordinate ``c`` of proximal Newton's model to its minimizer along it: from ``now``, where
+    the model has ``curvature`` and ``gradient`` along it, the penalty's prox with the curvature
+    as step (at least twice the penalty's concavity); a zero column's coordinate stays."""
+    step = 1 / _steps(curvature, penalty)
+    new = penalty.coordinate_prox(now - step * gradient, lam[c], step, c)
+    return jnp.where(curvature > 0, new, now)
+
+
 def _gram_widths(rows, q, coordinates: bool, m: int) -> tuple[int, ...]:
     """The widths of the Gram forms of proximal Newton's model (:func:`_gram_form`) compiled
     for a problem: for one output, a diagonal Hessian, dense coordinates and ``n >= p`` (a step
@@ -1236,9 +1252,7 @@ def _coordinate_epoch(rows, model: _Model, order, size, penalty: Penalty, lam, g
     start = model.w[order]
 
     def moved(c, now, h, correlation):
-        step = 1 / _steps(h, penalty)
-        new = penalty.coordinate_prox(now - step * (grad[c] + correlation), lam[c], step, c)
-        return jnp.where(h > 0, new - now, 0)  # a zero column's coordinate stays
+        return _model_step(penalty, lam, c, now, h, grad[c] + correlation) - now
 
     def dense_step(t, carry):
         w, dz, s, residual = carry
@@ -1441,15 +1455,15 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         widths = _gram_widths(rows, q, update is None, m)
 
         def gram_solved():
-            blocked = lambda total, g_b: intercept_db(jnp.diag(total), g_b)  # noqa: E731
+            on_total = lambda total, g_b: intercept_db(jnp.diag(total), g_b)  # noqa: E731
             return solved(_gram_form(design, ad, grad, evaluation.grad_b, state.w, state.b, order,
-                                     size, widths, penalty, lam,
-                                     blocked if fit_intercept else None))  # fmt: skip
+                                     size, widths=widths, penalty=penalty, lam=lam,
+                                     intercept=on_total if fit_intercept else None))  # fmt: skip
 
         if widths and widths[-1] == d:  # every working set: X's program is not compiled
             found = gram_solved()
         elif widths:
-            found = jax.lax.cond(size <= widths[-1], gram_solved, x_solved)
+            found = either(size <= widths[-1], gram_solved, x_solved)
         else:
             found = x_solved()
         w_min, b_min, dz, decrease, epochs = found
