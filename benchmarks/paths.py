@@ -32,6 +32,7 @@ installed) is timed inside R, its fit alone, after a warm-up fit in the same R p
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -488,9 +489,10 @@ def _cell_data(n, p, rho, datafit, fit_intercept):
     return X + shift, y + (3 * shift if datafit == "squared" else 0)
 
 
-def _matrix_cells(datafit, scale, repeats):
-    """Every shape x correlation x intercept cell of ``datafit`` (quick: two shapes, rho 0.5)."""
-    shapes = [(2000, 50), (50, 400)] if scale > 1 else SHAPES
+def _matrix_cells(datafit, scale, repeats, shapes):
+    """Every shape (of ``shapes``) x correlation x intercept cell of ``datafit`` (quick: two
+    small shapes, rho 0.5)."""
+    shapes = [(2000, 50), (50, 400)] if scale > 1 else shapes
     rows = []
     for n, p in shapes:
         for rho in (0.5,) if scale > 1 else RHOS:
@@ -516,12 +518,12 @@ def _breast_cancer_interactions():
     return X, np.where(y > 0, 1.0, -1.0)
 
 
-def _matrix(sections, scale, repeats):
-    """The rows of the sections asked for (see :data:`SECTIONS`)."""
+def _matrix(sections, scale, repeats, shapes=tuple(SHAPES)):
+    """The rows of the sections asked for (see :data:`SECTIONS`), the matrices' on ``shapes``."""
     rows = []
     for datafit in ("squared", "logistic"):
         if ("lasso" if datafit == "squared" else "logistic") in sections:
-            rows += _matrix_cells(datafit, scale, repeats)
+            rows += _matrix_cells(datafit, scale, repeats, shapes)
     if "real" in sections:
         X, y = _diabetes_interactions()
         for fit_intercept in (False, True):  # without: the target centred
@@ -630,11 +632,14 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                         help="parts of the matrix to run (default: all)")  # fmt: skip
+    parser.add_argument("--shapes", nargs="+", default=[f"{n}x{p}" for n, p in SHAPES],
+                        help="the matrices' shapes, as NxP (default: all six)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # the peers work in float64: compare alike
     repeats = 1 if args.quick else args.repeats
     scale = 10 if args.quick else 1
+    shapes = tuple(tuple(map(int, shape.split("x"))) for shape in args.shapes)
     rows = []
     if args.gpu:
         X, y = _regression(1000 if args.quick else 10_000, 100 if args.quick else 1000)
@@ -660,13 +665,15 @@ def main(argv=None):
                              repeats=repeats)
         )  # fmt: skip
     else:
-        rows += _matrix(args.sections, scale, repeats)
+        rows += _matrix(args.sections, scale, repeats, shapes)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "paths_gpu" if args.gpu else "paths"
     stem += "_quick" if args.quick else ""
     partial = not args.gpu and set(args.sections) != set(SECTIONS)
     stem += "_" + "_".join(args.sections) if partial else ""
-    meta = {"device": str(jax.devices()[0]), "platform": platform.platform(), "rows": rows}
+    stem += "_" + "_".join(args.shapes) if shapes != tuple(SHAPES) else ""
+    meta = {"device": str(jax.devices()[0]), "platform": platform.platform(),
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "rows": rows}  # fmt: skip
     (args.out / f"{stem}.json").write_text(json.dumps(meta, indent=2))
     table = _table(rows) + _summary(rows)
     (args.out / f"{stem}.md").write_text(table + "\n")

@@ -4,7 +4,7 @@ Penalties are pure functions on pytrees (:mod:`jreg.penalties`), each with its p
 (:mod:`jreg.prox`).
 """
 
-from jreg import glm, groups, hard_concrete, penalties, plot, prox
+from jreg import _xla, glm, groups, hard_concrete, penalties, plot, prox
 from jreg.ftrl import FtrlState, ftrl_proximal
 from jreg.sweep import sweep
 from jreg.transforms import (
@@ -19,6 +19,8 @@ from jreg.transforms import (
 )
 
 __version__ = "0.1.0"
+
+_xla.compile_small_loops_whole()  # before JAX starts a backend: importing jreg starts none
 
 __all__ = [
     "FtrlState",

@@ -1,5 +1,6 @@
 """The compile options of jreg's programs (jreg._xla)."""
 
+import os
 import subprocess
 import sys
 
@@ -67,3 +68,35 @@ def test_glm_programs_use_the_options():
 def test_importing_jreg_starts_no_backend():
     code = "import jreg; from jax._src import xla_bridge; assert not xla_bridge._backends"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+_HOISTED = """
+import os, sys
+import jax, jax.numpy as jnp
+{before}
+def loop(v):  # ~50 KB a step: above XLA's 1 KB, below jreg's threshold
+    return jax.lax.fori_loop(0, 100, lambda t, v: v - jnp.sin(v[t % 7]) * v / 1000, v)
+compiled = jax.jit(loop).lower(jnp.ones(2000)).compile()
+print("xla_cpu_small_call" in compiled.as_text(), os.environ.get("XLA_FLAGS", ""))
+"""
+
+
+def _hoisted(before: str, **env) -> tuple[bool, str]:
+    """Whether a small loop compiled into one function in a new process that ran ``before``,
+    and its ``XLA_FLAGS`` then."""
+    environment = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | env
+    run = subprocess.run([sys.executable, "-c", _HOISTED.format(before=before)], check=True,
+                         capture_output=True, text=True, env=environment)  # fmt: skip
+    hoisted, _, flags = run.stdout.strip().partition(" ")
+    return hoisted == "True", flags
+
+
+def test_importing_jreg_compiles_small_loops_whole():
+    assert _hoisted("import jreg") == (True, f"--xla_backend_extra_options={_xla._SMALL_LOOPS}")
+    assert _hoisted("") == (False, "")  # XLA's default: the loop's operations one by one
+
+
+def test_small_loops_leave_the_users_flags_and_started_backends():
+    own = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1024"
+    assert _hoisted("import jreg", XLA_FLAGS=own) == (False, own)
+    assert _hoisted("jax.devices(); import jreg") == (False, "")
