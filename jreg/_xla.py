@@ -30,7 +30,7 @@ _SMALL_LOOPS = f"xla_cpu_small_while_loop_byte_threshold={SMALL_LOOP_BYTES}"
 def compile_small_loops_whole() -> bool:
     """Add ``--xla_backend_extra_options=`` :data:`_SMALL_LOOPS` to ``XLA_FLAGS``: loops that
     touch under :data:`SMALL_LOOP_BYTES` compile into one function (p > n logistic paths ran
-    1.6-2x faster, the rest within noise). XLA reads its flags when its first backend starts,
+    about 1.6x faster, the rest within noise). XLA reads its flags when its first backend starts,
     so nothing is changed once one has, nor where ``XLA_FLAGS`` already sets
     ``xla_backend_extra_options`` (the user's choice, and the way to opt out). Returns whether
     it was set."""
