@@ -518,7 +518,7 @@ def _breast_cancer_interactions():
     return X, np.where(y > 0, 1.0, -1.0)
 
 
-def _matrix(sections, scale, repeats, shapes=tuple(SHAPES)):
+def _matrix(sections, scale, repeats, shapes):
     """The rows of the sections asked for (see :data:`SECTIONS`), the matrices' on ``shapes``."""
     rows = []
     for datafit in ("squared", "logistic"):

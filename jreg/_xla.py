@@ -27,18 +27,15 @@ SMALL_LOOP_BYTES = 100_000
 _SMALL_LOOPS = f"xla_cpu_small_while_loop_byte_threshold={SMALL_LOOP_BYTES}"
 
 
-def compile_small_loops_whole() -> bool:
+def compile_small_loops_whole() -> None:
     """Add ``--xla_backend_extra_options=`` :data:`_SMALL_LOOPS` to ``XLA_FLAGS``: loops that
     touch under :data:`SMALL_LOOP_BYTES` compile into one function (p > n logistic paths ran
     about 1.6x faster, the rest within noise). XLA reads its flags when its first backend starts,
     so nothing is changed once one has, nor where ``XLA_FLAGS`` already sets
-    ``xla_backend_extra_options`` (the user's choice, and the way to opt out). Returns whether
-    it was set."""
+    ``xla_backend_extra_options`` (the user's choice, and the way to opt out)."""
     flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_backend_extra_options" in flags or xla_bridge.backends_are_initialized():
-        return False
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_extra_options={_SMALL_LOOPS}".strip()
-    return True
+    if "xla_backend_extra_options" not in flags and not xla_bridge.backends_are_initialized():
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_extra_options={_SMALL_LOOPS}".strip()
 
 
 @functools.cache

@@ -71,7 +71,7 @@ def test_importing_jreg_starts_no_backend():
 
 
 _HOISTED = """
-import os, sys
+import os
 import jax, jax.numpy as jnp
 {before}
 def loop(v):  # ~50 KB a step: above XLA's 1 KB, below jreg's threshold
