@@ -139,8 +139,7 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, compl
                       hessian_data=(gram,), newton_size=size, feasible=feasible)  # fmt: skip
     eps = jnp.finfo(gram.dtype).eps
     identity = jnp.eye(p, dtype=gram.dtype)
-    factor = jax.scipy.linalg.cho_factor(gram + 10 * eps * jnp.trace(gram) * identity)
-    inverse = jax.scipy.linalg.cho_solve(factor, identity)
+    inverse = solvers.cholesky_solve(gram + 10 * eps * jnp.trace(gram) * identity, identity)
     # trace(inverse) bounds its top eigenvalue: lipschitz * trace bounds the condition number
     accurate = lipschitz * jnp.trace(inverse) <= 1 / jnp.sqrt(eps)
     largest = min(solvers._NEWTON_MAX, (p - 1) // 2)  # a complement is the smaller part: < p / 2

@@ -441,7 +441,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
             # singular (duplicated) features
             hessian = block + jnp.diag(take(curvature) + jnp.where(index == p, 1, 0))
             jitter = 10 * jnp.finfo(w.dtype).eps * jnp.trace(hessian)
-            direction = _cholesky_solve(hessian + jitter * jnp.eye(m, dtype=w.dtype), -take(grad))
+            direction = cholesky_solve(hessian + jitter * jnp.eye(m, dtype=w.dtype), -take(grad))
             return jnp.zeros(p, w.dtype).at[index].set(direction, mode="drop"), factor
 
         return step
@@ -456,7 +456,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
             u = inverse @ grad  # grad is 0 outside the active set
             block = inverse.at[outside[:, None], outside[None, :]].get(mode="fill", fill_value=0)
             block = block + jnp.diag(jnp.where(outside == p, 1, 0).astype(w.dtype))
-            z = _cholesky_solve(block, u.at[outside].get(mode="fill", fill_value=0))
+            z = cholesky_solve(block, u.at[outside].get(mode="fill", fill_value=0))
             correction = inverse.at[:, outside].get(mode="fill", fill_value=0) @ z
             return jnp.where(active, correction - u, 0), factor
 
@@ -518,12 +518,13 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
     return jnp.where((jnp.sign(target) == signs) | (lam == 0), target, 0), factor
 
 
-def _cholesky_solve(matrix, rhs):
+def cholesky_solve(matrix, rhs):
     """``matrix^-1 rhs`` by Cholesky (``matrix`` positive definite, its lower triangle read;
-    :func:`solve_psd` for a semi-definite one)."""
+    :func:`solve_psd` for a semi-definite one), ``rhs`` a vector or a matrix."""
     lower = jax.lax.linalg.cholesky(matrix, symmetrize_input=False)
     solve = functools.partial(jax.lax.linalg.triangular_solve, lower, left_side=True, lower=True)
-    return solve(solve(rhs[:, None]), transpose_a=True)[:, 0]
+    columns = rhs.reshape(rhs.shape[0], -1)
+    return solve(solve(columns), transpose_a=True).reshape(rhs.shape)
 
 
 def empty_factor(size: int, n: int, p: int, dtype) -> Factor:
@@ -572,7 +573,7 @@ def factor_step(rows, a, jitter, active, grad, curvature, first, factor: Factor)
     g = grad.at[part.order].get(mode="fill", fill_value=0)
     y = jnp.where(held, part.inverse @ g, 0)
     ys = jnp.where(held[:, None], part.inverse.at[:, out].get(mode="fill", fill_value=0), 0)
-    multipliers = _cholesky_solve(ys.T @ ys + jnp.diag((out == slots).astype(g.dtype)), ys.T @ y)
+    multipliers = cholesky_solve(ys.T @ ys + jnp.diag((out == slots).astype(g.dtype)), ys.T @ y)
     d = part.inverse.T @ (ys @ multipliers - y)
     d = jnp.where(jnp.any(held & jnp.isnan(part.pivots)), jnp.nan, jnp.where(leaving, 0, d))
     return jnp.zeros(p, grad.dtype).at[part.order].set(d, mode="drop"), part
