@@ -826,6 +826,16 @@ def _steps(curvature, penalty: Penalty):
     return jnp.where(curvature > 0, jnp.maximum(curvature, 2 * penalty.concavity), 1)
 
 
+def _coordinate_step(penalty: Penalty, lam, c, now, curvature, gradient) -> jax.Array:
+    """Coordinate ``c`` to the minimizer along it of a quadratic (the squared loss in coordinate
+    descent, proximal Newton's model): from ``now``, where the quadratic has ``curvature`` and
+    ``gradient`` along it, the penalty's prox with the curvature as step (at least twice the
+    penalty's concavity); a zero column's coordinate stays."""
+    step = 1 / _steps(curvature, penalty)
+    new = penalty.coordinate_prox(now - step * gradient, lam[c], step, c)
+    return jnp.where(curvature > 0, new, now)
+
+
 class Warm(NamedTuple):
     """What coordinate descent carries from one strength to the next, at the solution."""
 
@@ -898,8 +908,7 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
     curvature = _steps(curvature, penalty)
 
     def new_value(j, w_j, correlation):
-        step = 1 / curvature[j]
-        return penalty.coordinate_prox(w_j + correlation * step, lam[j], step, j)
+        return _coordinate_step(penalty, lam, j, w_j, curvature[j], -correlation)
 
     def moved(sweep: _Sweep, w, n_iter) -> _Sweep:
         """``sweep`` at ``w``: the datafit's evaluation and the objective there (not the gap)."""
@@ -1143,7 +1152,7 @@ def _gram_form(design: Design, ad, grad, grad_b, w0, b0, order, size, *, widths,
     total, diagonal, grad_w = jnp.sum(ad, axis=0), jnp.diagonal(gram), grad[index]
 
     def new_value(t, w_t, correlation):
-        return _model_step(penalty, lam, index[t], w_t, diagonal[t], -correlation)
+        return _coordinate_step(penalty, lam, index[t], w_t, diagonal[t], -correlation)
 
     def fitted(model: _GramModel) -> _GramModel:
         if intercept is None:
@@ -1200,15 +1209,6 @@ def _dense_steps(rows, q) -> bool:
     return not sparse.is_sparse(rows) or q is not None
 
 
-def _model_step(penalty: Penalty, lam, c, now, curvature, gradient) -> jax.Array:
-    """Coordinate ``c`` of proximal Newton's model to its minimizer along it: from ``now``, where
-    the model has ``curvature`` and ``gradient`` along it, the penalty's prox with the curvature
-    as step (at least twice the penalty's concavity); a zero column's coordinate stays."""
-    step = 1 / _steps(curvature, penalty)
-    new = penalty.coordinate_prox(now - step * gradient, lam[c], step, c)
-    return jnp.where(curvature > 0, new, now)
-
-
 def _gram_widths(rows, q, coordinates: bool, m: int) -> tuple[int, ...]:
     """The widths of the Gram forms of proximal Newton's model (:func:`_gram_form`) compiled
     for a problem: for one output, a diagonal Hessian, dense coordinates and ``n >= p`` (a step
@@ -1253,7 +1253,7 @@ def _coordinate_epoch(rows, model: _Model, order, size, penalty: Penalty, lam, g
     start = model.w[order]
 
     def moved(c, now, h, correlation):
-        return _model_step(penalty, lam, c, now, h, grad[c] + correlation) - now
+        return _coordinate_step(penalty, lam, c, now, h, grad[c] + correlation) - now
 
     def dense_step(t, carry):
         w, dz, s, residual = carry
