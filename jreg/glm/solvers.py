@@ -1135,8 +1135,8 @@ def _gram_form(design: Design, ad, grad, grad_b, w0, b0, order, size, *, widths,
     holds the working set (``n width^2``, zeros beyond: one program for all), and an epoch
     costs ``widths[-1]`` a step (as glmnet's covariance updates) against ``n`` on ``X``: the
     model's gradient :math:`g_W = \nabla_W + G\,dw_W + u\,db` follows each step
-    (:func:`gram_sweep`). ``intercept``: the intercept's Newton step on ``(curvature, g_b) ->
-    db``, or None."""
+    (:func:`gram_sweep`). ``intercept``: the intercept's Newton step ``(block, g_b) -> db``
+    on the model's ``(m, m)`` block, or None."""
     widest = widths[-1]
     index = order[:widest]
 
@@ -1157,7 +1157,7 @@ def _gram_form(design: Design, ad, grad, grad_b, w0, b0, order, size, *, widths,
     def fitted(model: _GramModel) -> _GramModel:
         if intercept is None:
             return model
-        db = intercept(total, model.g_b)
+        db = intercept(jnp.diag(total), model.g_b)
         return model._replace(b=model.b + db, g=model.g + u * db, g_b=model.g_b + total * db)
 
     def at(w, b) -> _GramModel:
@@ -1299,6 +1299,135 @@ def _coordinate_epoch(rows, model: _Model, order, size, penalty: Penalty, lam, g
     return model._replace(w=model.w.at[order].set(w), dz=dz, s=s), residual
 
 
+class _Hessians(NamedTuple):
+    r"""Proximal Newton's per-sample Hessians :math:`H_i = \operatorname{diag}(d_i) - q_i
+    q_i^\top` in ``z``, weighted by the samples' weights: ``ad`` :math:`= a d` and, for a
+    rank-one part, ``aq`` :math:`= a q` and ``q`` (else None), each ``(n, m)``."""
+
+    ad: jax.Array
+    aq: jax.Array | None
+    q: jax.Array | None
+
+
+def _hessian_dz(hessians: _Hessians, model: _Model) -> jax.Array:
+    """The weighted Hessians times the model's ``dz``, ``(n, m)``."""
+    ad, aq, q = hessians
+    return ad * model.dz - (0 if q is None else aq * model.s[:, None])
+
+
+class _Groups(NamedTuple):
+    """A block penalty's groups in proximal Newton: their ``features (groups, size)`` (``p``
+    pads), the flat coordinates of those, all outputs (``p m`` pads), and a bound on the
+    curvature of each group's block of the model (:func:`_block_curvatures`)."""
+
+    features: jax.Array
+    flat: jax.Array
+    bounds: jax.Array
+
+
+def _groups(rows, blocks, ad) -> _Groups:
+    p, m = rows.shape[0], ad.shape[1]
+    features = jnp.asarray(blocks)
+    outputs = jnp.arange(m)[None, None, :]
+    flat = jnp.where(features[:, :, None] < p, features[:, :, None] * m + outputs, p * m)
+    bounds = _block_curvatures(rows, features, ad)  # H_i is below its diagonal part
+    return _Groups(features, flat.reshape(features.shape[0], -1), bounds)
+
+
+def _x_form(design: Design, hessians: _Hessians, grad, grad_b, w0, b0, order, size, *,
+            penalty: Penalty, lam, groups: _Groups | None, intercept: Callable | None,
+            ) -> _Form:  # fmt: skip
+    r"""Proximal Newton's model on ``X`` (see :class:`_Form`) at ``(w0, b0)``, where the
+    datafit has gradient ``(grad, grad_b)``: each epoch moves the coordinates ``order[:size]``
+    (:func:`_coordinate_epoch`) or, for a block penalty, the ``groups`` ``order[:size]``, each
+    by a proximal gradient step on the model with its block's curvature bound as step, then
+    the intercept by ``intercept``, its Newton step ``(block, gradient) -> db`` on the
+    model's ``(m, m)`` block (None: no intercept)."""
+    rows = design.rows
+    ad, aq, q = hessians
+    m = ad.shape[1]
+    padded = jnp.append(grad, 0)  # the groups' padding reads 0
+
+    def intercept_step(model: _Model) -> _Model:
+        if intercept is None:
+            return model
+        gradient = grad_b + jnp.sum(_hessian_dz(hessians, model), axis=0)
+        block = jnp.diag(jnp.sum(ad, axis=0)) - (0 if q is None else aq.T @ q)
+        db = intercept(block, gradient)
+        s = model.s if q is None else model.s + q @ db
+        return model._replace(b=model.b + db, dz=model.dz + db[None, :], s=s)
+
+    def group(t, carry):
+        model, residual = carry
+        g = order[t]
+        x = sparse.take(rows, groups.features[g])  # (size, n)
+        index, bound = groups.flat[g], groups.bounds[g]
+        now = model.w.at[index].get(mode="fill", fill_value=0)
+        model_grad = padded[index] + (x @ _hessian_dz(hessians, model)).reshape(-1)
+        step = 1 / jnp.where(bound > 0, bound, 1)
+        new = penalty.block_prox(now - step * model_grad, lam[g], step, g)
+        delta = jnp.where(bound > 0, new - now, 0)
+        change = x.T @ delta.reshape(x.shape[0], m)  # (n, m)
+        model = model._replace(
+            w=model.w.at[index].set(jnp.where(bound > 0, new, now), mode="drop"),
+            dz=model.dz + change,
+            s=model.s if q is None else model.s + jnp.sum(q * change, axis=1),
+        )
+        return model, jnp.maximum(residual, bound * jnp.linalg.norm(delta))
+
+    curvatures = None
+    if groups is None and _dense_steps(rows, q):
+        curvatures = _model_curvatures(rows, order, size, ad if q is None else ad - aq * q)
+
+    def epoch(model: _Model):
+        if groups is None:
+            model, residual = _coordinate_epoch(rows, model, order, size, penalty, lam, grad,
+                                                hessians, curvatures)  # fmt: skip
+        else:
+            zero = jnp.zeros((), model.dz.dtype)
+            model, residual = jax.lax.fori_loop(0, size, group, (model, zero))
+        return intercept_step(model), residual
+
+    def at(w, b) -> _Model:
+        """The model at ``(w, b)``, its ``dz`` computed afresh (from the rows of the
+        coordinates that moved: the working set), its intercept re-fitted."""
+        dz = linear(design, w - w0, b - b0)
+        s = jnp.zeros_like(dz[:, 0]) if q is None else jnp.sum(q * dz, axis=1)
+        return intercept_step(_Model(w, b, dz, s))
+
+    def quadratic(model: _Model):
+        return jnp.vdot(model.dz, _hessian_dz(hessians, model)) / 2
+
+    start = _Model(w0, b0, jnp.zeros_like(ad), jnp.zeros(ad.shape[0], ad.dtype))
+    return _Form(start, epoch, at, quadratic, lambda model: model.dz)
+
+
+def _armijo(objective_at: Callable, objective, decrease):
+    """The step ``t`` towards the model's minimizer, halved until the objective
+    (``objective_at(t)``, ``objective`` at 0) falls by ``_ARMIJO`` of the model's predicted
+    ``decrease`` (at most ``_LINE_SEARCH`` times), and whether one did: 0 where none. A
+    decrease below the objective's rounding cannot be measured: such a step, second order in
+    the gradient's error (which the gap is first order in), is taken in full where the
+    objective does not rise by more than that rounding."""
+    one = jnp.ones((), objective.dtype)
+    full = objective_at(one)
+    rounding = _UNMEASURABLE * jnp.finfo(objective.dtype).eps * objective
+    unmeasurable = (-decrease <= rounding) & (full <= objective + rounding)
+
+    def rejected(search):
+        t, value, count = search
+        sufficient = value <= objective + _ARMIJO * t * decrease
+        return ~(sufficient | unmeasurable) & (count < _LINE_SEARCH)
+
+    def halve(search):
+        t = search[0] / 2
+        return t, objective_at(t), search[2] + 1
+
+    t, value, _ = jax.lax.while_loop(rejected, halve, (one, full, 0))
+    accepted = unmeasurable | (value <= objective + _ARMIJO * t * decrease)
+    return jnp.where(accepted, t, 0), accepted
+
+
 def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, lam, w, b, target,
                 max_iter, warm: Evaluation, *, fit_intercept: bool,
                 feasible: Callable | None = None) -> Solution:  # fmt: skip
@@ -1354,18 +1483,18 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         gap, residual = gap_at(evaluation, coordinates, intercept, penalty, w, lam, feasible)
         return state._replace(objective=objective, gap=gap, residual=residual)
 
+    def intercept_db(block, gradient):
+        """The model's minimizer in ``b``: a Newton step on its ``(m, m)`` block."""
+        return solve_psd(block, -gradient, datafit.shift_invariant)
+
+    forms = {"penalty": penalty, "lam": lam, "intercept": intercept_db if fit_intercept else None}
+
     def outer(state: _Newton) -> _Newton:
-        evaluation = state.evaluation
-        dd, q = curvature(evaluation.z)
-        ad = a[:, None] * dd
-        aq = None if q is None else a[:, None] * q
-        diagonal = ad if q is None else ad - aq * q  # the weighted Hessians' diagonals (n, m)
+        evaluation, z = state.evaluation, state.evaluation.z
+        dd, q = curvature(z)
+        hessians = _Hessians(a[:, None] * dd, None if q is None else a[:, None] * q, q)
         grad = evaluation.grad_w
         penalty_now = state.objective - evaluation.loss
-
-        def hessian_dz(model: _Model):
-            """The weighted Hessians times ``dz``, ``(n, m)``."""
-            return ad * model.dz - (0 if q is None else aq * model.s[:, None])
 
         def first_order(model):
             """The model's value less its quadratic term, minus the objective's at ``w0``."""
@@ -1374,60 +1503,21 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             )
             return linear + penalty.value(model.w, lam) - penalty_now
 
-        def group(t, carry):
-            """Group ``order[t]`` (its features, all outputs) by a proximal gradient step on
-            the model, with a bound of the block's curvature as step."""
-            model, residual = carry
-            g = order[t]
-            x = sparse.take(rows, features[g])  # (size, n)
-            index = flat[g]
-            now = model.w.at[index].get(mode="fill", fill_value=0)
-            model_grad = grad_padded[index] + (x @ hessian_dz(model)).reshape(-1)
-            step = 1 / jnp.where(bounds[g] > 0, bounds[g], 1)
-            new = penalty.block_prox(now - step * model_grad, lam[g], step, g)
-            delta = jnp.where(bounds[g] > 0, new - now, 0)
-            change = x.T @ delta.reshape(x.shape[0], m)  # (n, m)
-            model = model._replace(
-                w=model.w.at[index].set(jnp.where(bounds[g] > 0, new, now), mode="drop"),
-                dz=model.dz + change,
-                s=model.s if q is None else model.s + jnp.sum(q * change, axis=1),
-            )
-            return model, jnp.maximum(residual, bounds[g] * jnp.linalg.norm(delta))
-
-        if penalty.blocks is None:
-            update, active, units = None, state.w != 0, d
+        # choose the working set
+        groups = None if penalty.blocks is None else _groups(rows, penalty.blocks, hessians.ad)
+        if groups is None:
+            active, units = state.w != 0, d
         else:
-            features = jnp.asarray(penalty.blocks)
-            outputs = jnp.arange(m)[None, None, :]
-            flat = jnp.where(features[:, :, None] < p, features[:, :, None] * m + outputs, d)
-            flat = flat.reshape(features.shape[0], -1)
-            grad_padded = jnp.append(grad, 0)
-            active = jnp.any(jnp.append(state.w, 0)[flat] != 0, axis=1)
-            bounds = _block_curvatures(rows, features, diagonal if q is None else ad)
-            update, units = group, features.shape[0]
+            active = jnp.any(jnp.append(state.w, 0)[groups.flat] != 0, axis=1)
+            units = groups.features.shape[0]
         if penalty.violation is None:  # no zeros: every coordinate works
             order, size = jnp.arange(units), units
         else:
             order, size = working_set(active, penalty.violation(grad, lam))
 
-        def intercept_db(block, gradient):
-            """The model's minimizer in ``b``: a Newton step on the ``(m, m)`` block."""
-            return solve_psd(block, -gradient, datafit.shift_invariant)
-
-        def intercept_step(model: _Model) -> _Model:
-            gradient = evaluation.grad_b + jnp.sum(hessian_dz(model), axis=0)
-            block = jnp.diag(jnp.sum(ad, axis=0)) - (0 if q is None else aq.T @ q)
-            db = intercept_db(block, gradient)
-            s = model.s if q is None else model.s + q @ db
-            return model._replace(b=model.b + db, dz=model.dz + db[None, :], s=s)
-
-        def at(w_new, b_new) -> _Model:
-            """The model at ``(w_new, b_new)``, its ``dz`` computed afresh (from the rows of
-            the coordinates that moved: the working set), its intercept re-fitted."""
-            dz = linear(design, w_new - state.w, b_new - state.b)
-            s = jnp.zeros_like(dz[:, 0]) if q is None else jnp.sum(q * dz, axis=1)
-            model = _Model(w_new, b_new, dz, s)
-            return intercept_step(model) if fit_intercept else model
+        # solve the model on it, on X or on the working set's Gram matrix
+        point = (grad, evaluation.grad_b, state.w, state.b, order, size)
+        widths = _gram_widths(rows, q, groups is None, m)
 
         def solved(form: _Form):
             """The model's minimizer: ``(w, b, dz, the model's decrease, epochs)``."""
@@ -1435,31 +1525,10 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             return model.w, model.b, form.dz(model), value - form.quadratic(model), epochs
 
         def x_solved():
-            curvatures = None
-            if update is None and _dense_steps(rows, q):
-                curvatures = _model_curvatures(rows, order, size, diagonal)
-
-            def epoch(model: _Model):
-                zero = jnp.zeros((), model.dz.dtype)
-                if update is None:  # coordinates
-                    model, residual = _coordinate_epoch(rows, model, order, size, penalty, lam,
-                                                        grad, (ad, aq, q), curvatures)  # fmt: skip
-                else:
-                    model, residual = jax.lax.fori_loop(0, size, update, (model, zero))
-                return intercept_step(model) if fit_intercept else model, residual
-
-            start = _Model(state.w, state.b, jnp.zeros_like(z), jnp.zeros(z.shape[0], z.dtype))
-            quadratic = lambda model: jnp.vdot(model.dz, hessian_dz(model)) / 2  # noqa: E731
-            return solved(_Form(start, epoch, at, quadratic, lambda model: model.dz))
-
-        z = evaluation.z
-        widths = _gram_widths(rows, q, update is None, m)
+            return solved(_x_form(design, hessians, *point, groups=groups, **forms))
 
         def gram_solved():
-            on_total = lambda total, g_b: intercept_db(jnp.diag(total), g_b)  # noqa: E731
-            return solved(_gram_form(design, ad, grad, evaluation.grad_b, state.w, state.b, order,
-                                     size, widths=widths, penalty=penalty, lam=lam,
-                                     intercept=on_total if fit_intercept else None))  # fmt: skip
+            return solved(_gram_form(design, hessians.ad, *point, widths=widths, **forms))
 
         if widths and widths[-1] == d:  # every working set: X's program is not compiled
             found = gram_solved()
@@ -1470,30 +1539,12 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         w_min, b_min, dz, decrease, epochs = found
         dw, db = w_min - state.w, b_min - state.b
 
+        # accept a step towards the model's minimizer
         def objective_at(t):
             return a @ datafit.loss(z + t * dz, y) + penalty.value(state.w + t * dw, lam)
 
-        # a decrease below the objective's rounding cannot be measured: such a step, second
-        # order in the gradient's error (which the gap is first order in), is taken in full
-        # if the objective does not rise by more than that rounding
-        one = jnp.ones((), z.dtype)
-        full = objective_at(one)
-        rounding = _UNMEASURABLE * jnp.finfo(z.dtype).eps * state.objective
-        unmeasurable = (-decrease <= rounding) & (full <= state.objective + rounding)
-
-        def rejected(search):
-            t, value, count = search
-            sufficient = value <= state.objective + _ARMIJO * t * decrease
-            return ~(sufficient | unmeasurable) & (count < _LINE_SEARCH)
-
-        def halve(search):
-            t = search[0] / 2
-            return t, objective_at(t), search[2] + 1
-
-        t, value, _ = jax.lax.while_loop(rejected, halve, (one, full, 0))
-        accepted = unmeasurable | (value <= state.objective + _ARMIJO * t * decrease)
+        t, accepted = _armijo(objective_at, state.objective, decrease)
         progress = accepted & (jnp.any(dw != 0) | jnp.any(db != 0))
-        t = jnp.where(accepted, t, 0)
         w_new = jnp.where(t == 1, w_min, state.w + t * dw)  # a full step keeps exact zeros
         b_new = state.b + t * db
         if fit_intercept:  # the best intercept for w_new (the dual point's constraint)
