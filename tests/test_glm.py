@@ -1600,7 +1600,7 @@ def test_gram_form_minimizes_its_model(intercept):
     lam = rng.uniform(0.02, 0.1, p)
     design = solvers.Design(jnp.asarray(X.T), None, None, p)
     arrays = [jnp.asarray(v) for v in (ad, grad, grad_b, w0, b0, order)]
-    step = (lambda total, g_b: -g_b / total) if intercept else None
+    step = (lambda block, g_b: -g_b / jnp.diagonal(block)) if intercept else None
     form = solvers._gram_form(design, *arrays, size, widths=widths, penalty=penalty,
                               lam=jnp.asarray(lam), intercept=step)  # fmt: skip
     epochs = jax.jit(lambda model: jax.lax.fori_loop(0, 300, lambda _, m: form.epoch(m)[0], model))
