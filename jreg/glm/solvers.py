@@ -1150,6 +1150,7 @@ def _gram_form(design: Design, ad, grad, grad_b, w0, b0, order, size, *, widths,
     branches = [functools.partial(narrow, width) for width in widths]
     gram, u = jax.lax.switch(sum(size > width for width in widths[:-1]), branches)
     total, diagonal, grad_w = jnp.sum(ad, axis=0), jnp.diagonal(gram), grad[index]
+    block = jnp.diag(total)  # the model's (m, m) block in the intercept
 
     def new_value(t, w_t, correlation):
         return _coordinate_step(penalty, lam, index[t], w_t, diagonal[t], -correlation)
@@ -1157,7 +1158,7 @@ def _gram_form(design: Design, ad, grad, grad_b, w0, b0, order, size, *, widths,
     def fitted(model: _GramModel) -> _GramModel:
         if intercept is None:
             return model
-        db = intercept(jnp.diag(total), model.g_b)
+        db = intercept(block, model.g_b)
         return model._replace(b=model.b + db, g=model.g + u * db, g_b=model.g_b + total * db)
 
     def at(w, b) -> _GramModel:
@@ -1346,13 +1347,13 @@ def _x_form(design: Design, hessians: _Hessians, grad, grad_b, w0, b0, order, si
     rows = design.rows
     ad, aq, q = hessians
     m = ad.shape[1]
-    padded = jnp.append(grad, 0)  # the groups' padding reads 0
+    padded = None if groups is None else jnp.append(grad, 0)  # the groups' padding reads 0
+    block = jnp.diag(jnp.sum(ad, axis=0)) - (0 if q is None else aq.T @ q)  # the intercept's
 
     def intercept_step(model: _Model) -> _Model:
         if intercept is None:
             return model
         gradient = grad_b + jnp.sum(_hessian_dz(hessians, model), axis=0)
-        block = jnp.diag(jnp.sum(ad, axis=0)) - (0 if q is None else aq.T @ q)
         db = intercept(block, gradient)
         s = model.s if q is None else model.s + q @ db
         return model._replace(b=model.b + db, dz=model.dz + db[None, :], s=s)
