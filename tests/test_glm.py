@@ -1585,7 +1585,8 @@ def test_gram_form_minimizes_its_model(intercept):
     its model plus the l1 penalty (per-feature strengths) over the working set, checked from the
     model's gradient :math:`\nabla + X^\top D (X dw + db)` computed here (zeros within their
     strength, the rest at it, the intercept's 0 where fitted); a zero column's coordinate stays;
-    ``dz``, ``quadratic`` and ``at`` against the same formulas."""
+    ``dz``, ``quadratic`` and ``at`` against the same formulas. The model's Hessian is formed
+    in float32 (:func:`solvers._model_gram`): what reads it is held to its rounding."""
     rng = np.random.default_rng(5)
     n, p, size, widths = 60, 14, 9, (6, 11, 13)  # the Gram on 11 features, padded to 13
     X = rng.standard_normal((n, p))
@@ -1609,18 +1610,39 @@ def test_gram_form_minimizes_its_model(intercept):
     dz = X @ (w - w0) + (b - b0)
     assert np.array_equal(w[order[size:]], w0[order[size:]]) and w[order[0]] == 0.5
     np.testing.assert_allclose(np.asarray(form.dz(model))[:, 0], dz, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(form.quadratic(model), dz @ (ad[:, 0] * dz) / 2, rtol=1e-12)
+    np.testing.assert_allclose(form.quadratic(model), dz @ (ad[:, 0] * dz) / 2, rtol=1e-6)
     g = grad + X.T @ (ad[:, 0] * dz)
     g_b = grad_b[0] + np.sum(ad[:, 0] * dz)
     assert abs(g_b) <= 1e-12 if intercept else (b[0] == b0[0] and abs(g_b) > 1e-3)
     working = order[1:size]
     zero, moved = working[w[working] == 0], working[w[working] != 0]
     assert zero.size and moved.size
-    assert np.all(np.abs(g[zero]) <= lam[zero] + 1e-12)
-    np.testing.assert_allclose(g[moved], -lam[moved] * np.sign(w[moved]), rtol=0, atol=1e-12)
+    rounding = 1e-6 * np.max(np.abs(X.T @ (ad[:, 0] * dz)))  # float32's, relative to G dw
+    assert np.all(np.abs(g[zero]) <= lam[zero] + rounding)
+    np.testing.assert_allclose(g[moved], -lam[moved] * np.sign(w[moved]), rtol=0, atol=rounding)
     again = form.at(model.w, model.b - 0.3 * intercept)  # the gradient re-formed (and b re-fit)
-    np.testing.assert_allclose(again.g[:size], g[order[:size]], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(again.g[:size], g[order[:size]], rtol=0, atol=rounding)
     np.testing.assert_allclose(again.b, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-30, 1e30])
+def test_model_gram_is_the_weighted_gram_to_float32_rounding(scale):
+    """Proximal Newton's model Hessian ``x diag(ad) x^T``, its product in float32: within 1e-6
+    of each entry's bound ``sqrt(G_ii G_jj)`` (Cauchy-Schwarz), exactly symmetric, its diagonal
+    exact, for rows of 1e-30 and 1e30 (far outside float32's range: scaled first), a zero row,
+    zero weights and one feature repeated."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 50)) * np.array([1, 2, 0.5, 1e3, 1e-3, 1, 0])[:, None]
+    x[5] = x[1]  # a repeated feature
+    ad = rng.uniform(0.0, 2.0, 50) * (rng.uniform(size=50) < 0.8)  # some weights 0
+    x = x * scale
+    gram = np.asarray(jax.jit(solvers._model_gram)(jnp.asarray(x), jnp.asarray(ad)))
+    exact = (x * ad) @ x.T
+    bound = np.sqrt(np.outer(np.diagonal(exact), np.diagonal(exact)))
+    assert gram.dtype == np.float64 and np.array_equal(gram, gram.T)
+    np.testing.assert_allclose(np.diagonal(gram), np.diagonal(exact), rtol=1e-14)
+    assert np.all(np.abs(gram - exact) <= 1e-6 * bound)
+    assert np.all(gram[6] == 0) and np.all(np.isfinite(gram))
 
 
 @pytest.mark.parametrize(
