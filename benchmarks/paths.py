@@ -422,11 +422,12 @@ PEERS = {  # datafit -> (jreg's penalty, the peers)
 
 
 def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target,
-                  fit_intercept=False, **peer_options):  # fmt: skip
+                  fit_intercept=False, peers=None, **peer_options):  # fmt: skip
     """One path problem: ``datafit`` a key of :data:`PEERS` (``"multi-output"``: squared loss,
-    ``y (n, m)``). With ``fit_intercept``, jreg fits the raw data with an intercept; for the
-    squared loss the peers fit the centred data (the same problem), for the logistic loss the
-    raw data with their own intercept (those that fit one)."""
+    ``y (n, m)``), against ``peers`` of them (names; None: all). With ``fit_intercept``, jreg
+    fits the raw data with an intercept; for the squared loss the peers fit the centred data
+    (the same problem), for the logistic loss the raw data with their own intercept (those that
+    fit one)."""
     penalty, peers_of = PEERS[datafit]
     loss = "squared" if datafit == "multi-output" else datafit
     raw = np.asfortranarray(X), y
@@ -450,9 +451,12 @@ def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target,
         return [_objective(X, y, coef, s, loss) for coef, s in pairs]
 
     options = {"fit_intercept": True} if intercept else {}
+
+    def peers_at(t):
+        return _only(peers_of(X, y, strengths, t, **options, **peer_options), peers)
+
     matched = _accuracy_matched(
-        {"jreg": run_jreg}, lambda t: peers_of(X, y, strengths, t, **options, **peer_options),
-        objectives, tol=tol, scale=p0, repeats=repeats,
+        {"jreg": run_jreg}, peers_at, objectives, tol=tol, scale=p0, repeats=repeats,
     )  # fmt: skip
     return _row(name, X, int(strengths.size), tol, matched.timed, matched.excess, target,
                 matched.tightened)  # fmt: skip
@@ -480,6 +484,13 @@ RHOS = (0.0, 0.5, 0.9)  # Toeplitz feature correlation
 SECTIONS = ("lasso", "logistic", "real", "cv", "families")
 
 
+def _only(runs: dict, names) -> dict:
+    """The peers ``runs`` (name -> function) among ``names``; all of them where ``names`` is
+    None or names none of them (a problem has no such peer)."""
+    kept = {name: run for name, run in runs.items() if name in (names or ())}
+    return kept or runs
+
+
 def _cell_data(n, p, rho, datafit, fit_intercept):
     """A cell's data: labels in {-1, 1}, 40% positive, for the logistic loss; with an
     intercept, features and targets off zero (means 1 and 3) so that it matters."""
@@ -489,9 +500,9 @@ def _cell_data(n, p, rho, datafit, fit_intercept):
     return X + shift, y + (3 * shift if datafit == "squared" else 0)
 
 
-def _matrix_cells(datafit, scale, repeats, shapes):
+def _matrix_cells(datafit, scale, repeats, shapes, peers):
     """Every shape (of ``shapes``) x correlation x intercept cell of ``datafit`` (quick: two
-    small shapes, rho 0.5)."""
+    small shapes, rho 0.5), against ``peers`` (names; None: all)."""
     shapes = [(2000, 50), (50, 400)] if scale > 1 else shapes
     rows = []
     for n, p in shapes:
@@ -502,7 +513,7 @@ def _matrix_cells(datafit, scale, repeats, shapes):
                 rows.append(
                     _path_problem(name, X, y, datafit=datafit, tol=1e-6, repeats=repeats,
                                   n_strengths=100 if datafit == "squared" else 20, target="<= 1.0",
-                                  fit_intercept=fit_intercept)
+                                  fit_intercept=fit_intercept, peers=peers)
                 )  # fmt: skip
                 print(_table(rows[-1:]).splitlines()[-1], flush=True)
     return rows
@@ -518,12 +529,13 @@ def _breast_cancer_interactions():
     return X, np.where(y > 0, 1.0, -1.0)
 
 
-def _matrix(sections, scale, repeats, shapes):
-    """The rows of the sections asked for (see :data:`SECTIONS`), the matrices' on ``shapes``."""
+def _matrix(sections, scale, repeats, shapes, peers=None):
+    """The rows of the sections asked for (see :data:`SECTIONS`), the matrices' on ``shapes``,
+    the path problems' against ``peers`` (names; None: all)."""
     rows = []
     for datafit in ("squared", "logistic"):
         if ("lasso" if datafit == "squared" else "logistic") in sections:
-            rows += _matrix_cells(datafit, scale, repeats, shapes)
+            rows += _matrix_cells(datafit, scale, repeats, shapes, peers)
     if "real" in sections:
         X, y = _diabetes_interactions()
         for fit_intercept in (False, True):  # without: the target centred
@@ -531,14 +543,15 @@ def _matrix(sections, scale, repeats, shapes):
                 _path_problem("lasso, diabetes x interactions" + " +intercept" * fit_intercept,
                               X, y - (0 if fit_intercept else y.mean()), datafit="squared",
                               n_strengths=100, tol=1e-6, repeats=repeats, target="<= 1.0",
-                              fit_intercept=fit_intercept)
+                              fit_intercept=fit_intercept, peers=peers)
             )  # fmt: skip
         X, y = _breast_cancer_interactions()
         for fit_intercept in (False, True):
             rows.append(
                 _path_problem("logistic, breast cancer x interactions" + " +intercept" *
                               fit_intercept, X, y, datafit="logistic", n_strengths=30, tol=1e-6,
-                              repeats=repeats, target="<= 1.0", fit_intercept=fit_intercept)
+                              repeats=repeats, target="<= 1.0", fit_intercept=fit_intercept,
+                              peers=peers)
             )  # fmt: skip
     if "cv" in sections:
         for name, (X, y) in [
@@ -558,7 +571,7 @@ def _matrix(sections, scale, repeats, shapes):
             X, counts, classes, outputs = _families(n // scale, p // scale)
             y = {"poisson": counts, "multinomial": classes, "multi-output": outputs}[datafit]
             rows.append(_path_problem(name, X, y, datafit=datafit, n_strengths=20, tol=1e-6,
-                                      repeats=repeats, target="<= 1.0"))  # fmt: skip
+                                      repeats=repeats, target="<= 1.0", peers=peers))  # fmt: skip
     return rows
 
 
@@ -634,6 +647,10 @@ def main(argv=None):
                         help="parts of the matrix to run (default: all)")  # fmt: skip
     parser.add_argument("--shapes", nargs="+", default=[f"{n}x{p}" for n, p in SHAPES],
                         help="the matrices' shapes, as NxP (default: all six)")  # fmt: skip
+    parser.add_argument("--peers", nargs="+", default=None,
+                        help="time the path problems against these peers only, by name (for "
+                        "example glmnet; default: all; a problem with none of them: all its "
+                        "own)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)  # the peers work in float64: compare alike
@@ -665,13 +682,14 @@ def main(argv=None):
                              repeats=repeats)
         )  # fmt: skip
     else:
-        rows += _matrix(args.sections, scale, repeats, shapes)
+        rows += _matrix(args.sections, scale, repeats, shapes, args.peers)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "paths_gpu" if args.gpu else "paths"
     stem += "_quick" if args.quick else ""
     partial = not args.gpu and set(args.sections) != set(SECTIONS)
     stem += "_" + "_".join(args.sections) if partial else ""
     stem += "_" + "_".join(args.shapes) if shapes != tuple(SHAPES) else ""
+    stem += "_vs_" + "_".join(args.peers) if args.peers else ""
     meta = {"device": str(jax.devices()[0]), "platform": platform.platform(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "rows": rows}  # fmt: skip
     (args.out / f"{stem}.json").write_text(json.dumps(meta, indent=2))
