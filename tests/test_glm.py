@@ -1255,6 +1255,35 @@ def test_cross_validate_folds_are_fits_on_the_training_rows(datafit):
     assert sorted(matched) == list(range(y.size))
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_member_gram_is_the_gram_of_the_kept_rows(fit_intercept):
+    """A cross-validation member's Gram matrix formed from the full data's by removing the rows
+    it leaves out equals the one formed from its rows: the features centred with its weights
+    (with an intercept) or not, features with large means (no cancellation: rows are removed
+    from the data centred on the full mean), rows of weight 0 in the data, a member that leaves
+    out none (the full path), the same under ``vmap``."""
+    rng = np.random.default_rng(5)
+    n, p = 90, 12
+    X = rng.standard_normal((n, p)) * rng.uniform(0.1, 10, p) + rng.uniform(-1e3, 1e3, p)
+    full = rng.uniform(0, 2, n) * (rng.uniform(size=n) > 0.1)
+    full = full / full.sum()
+    kept = rng.uniform(size=(4, n)) > np.array([[0.2], [0.5], [0.05], [0.0]])
+    members = jnp.asarray(full * kept / (full * kept).sum(axis=1, keepdims=True))
+    dropped = int(np.max(np.sum(~kept & (full > 0), axis=1)))
+    data = objectives.Data(jnp.asarray(X), jnp.zeros((n, 1)), jnp.asarray(full))
+    shared = objectives.shared_gram(data)
+    gram = functools.partial(objectives.member_gram, shared, data.weights, dropped=dropped,
+                             fit_intercept=fit_intercept)  # fmt: skip
+    vmapped = jax.vmap(gram)(members)
+    for a, batched in zip(np.asarray(members), vmapped, strict=True):
+        centre = a @ X if fit_intercept else np.zeros(p)
+        expected = (X - centre).T @ (a[:, None] * (X - centre))
+        scale = np.sqrt(np.outer(np.diag(expected), np.diag(expected)))
+        for formed in (np.asarray(gram(jnp.asarray(a))), np.asarray(batched)):
+            assert np.max(np.abs(formed - expected) / scale) <= 1e-12
+            np.testing.assert_array_equal(formed, formed.T)
+
+
 BATCH_CASES = [("squared", (40, 6)), ("squared", (300, 150)), ("squared", (12, 30)),
                ("logistic", (40, 6))]  # fmt: skip
 
@@ -1263,7 +1292,8 @@ BATCH_CASES = [("squared", (40, 6)), ("squared", (300, 150)), ("squared", (12, 3
 def test_vmapped_batch_equals_the_sequential_batch(datafit, shape):
     """Batches of paths run as a loop on CPU and vmapped on accelerators: both give the same
     paths (Gram form, with Newton steps on the complement for 150 features, X form and
-    logistic; members with different weights)."""
+    logistic; members with different weights), and so do the Gram form's members whose Gram
+    matrices are formed from the full data's (cross-validation)."""
     rng = np.random.default_rng(3)
     X = rng.standard_normal(shape)
     y = X[:, 0] - X[:, 1] + rng.standard_normal(shape[0])
@@ -1272,16 +1302,21 @@ def test_vmapped_batch_equals_the_sequential_batch(datafit, shape):
     data, options, config, grid = setup_path(X, y, settings)
     weights = jnp.asarray(rng.uniform(0, 1, (3, shape[0])) > 0.3, jnp.float64)
 
-    def batch(sequential):
+    def batch(sequential, dropped=None):
         fit, _ = selection.batched_paths_jit(
-            data, weights, grid, options, config=config, sequential=sequential
+            data, weights, grid, options, config=config, sequential=sequential, dropped=dropped
         )
         return jax.tree.map(np.asarray, fit)
 
     looped, vmapped = batch(True), batch(False)
     assert np.count_nonzero(looped.coef) > 0
-    np.testing.assert_allclose(vmapped.coef, looped.coef, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(vmapped.intercept, looped.intercept, rtol=0, atol=1e-6)
+    batches = [vmapped]
+    if datafit == "squared" and shape[0] >= shape[1]:  # Gram form: also from the full data's
+        dropped = int(np.max(np.sum(np.asarray(weights) == 0, axis=1)))
+        batches += [batch(True, dropped), batch(False, dropped)]
+    for other in batches:
+        np.testing.assert_allclose(other.coef, looped.coef, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(other.intercept, looped.intercept, rtol=0, atol=1e-6)
 
 
 def test_cross_validate_logistic_needs_n_folds_at_most_the_smallest_class():

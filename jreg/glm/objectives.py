@@ -62,16 +62,69 @@ class Problem(NamedTuple):
 
 
 def problem(datafit: Datafit, penalty: Penalty, data: Data, *, fit_intercept: bool,
-            newton: bool = True) -> Problem:  # fmt: skip
+            newton: bool = True, gram: jax.Array | None = None) -> Problem:  # fmt: skip
     """The problem of ``datafit`` and ``penalty`` on ``data`` with its solver (see the table of
-    the module docstring); ``newton``: active-set Newton steps where the penalty has them."""
+    the module docstring); ``newton``: active-set Newton steps where the penalty has them;
+    ``gram``: the Gram matrix of the Gram form (:func:`on_gram`), if already known (see
+    :func:`member_gram`)."""
     if not newton:
         penalty = penalty._replace(on_orthant=None)
-    n, p = data.X.shape
-    gram = n >= p and not sparse.is_sparse(data.X)  # a sparse X is solved on its columns
-    if datafit.quadratic and (gram or data.y.shape[1] == 1):
-        return _squared(data, penalty, fit_intercept=fit_intercept)
+    if datafit.quadratic and (_gram_form(data) or data.y.shape[1] == 1):
+        return _squared(data, penalty, fit_intercept=fit_intercept, gram=gram)
     return _generic(datafit, data, penalty, fit_intercept=fit_intercept)
+
+
+def _gram_form(data: Data) -> bool:
+    """Whether the squared loss is solved on the Gram matrix (else on ``X``'s columns)."""
+    n, p = data.X.shape
+    return n >= p and not sparse.is_sparse(data.X)  # a sparse X is solved on its columns
+
+
+def on_gram(datafit: Datafit, data: Data) -> bool:
+    """Whether :func:`problem` forms the weighted Gram matrix of the (centred) features."""
+    return datafit.quadratic and _gram_form(data)
+
+
+class SharedGram(NamedTuple):
+    r"""The weighted Gram matrix of all the rows, from which :func:`member_gram` forms those of
+    subsets of them: ``total`` :math:`X_0^\top \mathrm{diag}(a) X_0` with :math:`X_0 = X -
+    1 \mu^\top`, ``mean`` :math:`\mu = X^\top a / \sum_i a_i`, ``centred`` :math:`X_0`."""
+
+    total: jax.Array
+    mean: jax.Array
+    centred: jax.Array
+
+
+def shared_gram(data: Data) -> SharedGram:
+    """:class:`SharedGram` of ``data`` (its weights, all rows)."""
+    a = data.weights
+    mean = a @ data.X / jnp.sum(a)
+    centred = data.X - mean[None, :]
+    return SharedGram(_weighted_gram(centred, a), mean, centred)
+
+
+def member_gram(shared: SharedGram, full, weights, *, dropped: int, fit_intercept: bool):
+    r"""The Gram matrix :func:`problem` forms for sample ``weights`` (``full``, the weights of
+    ``shared``, on a subset of the rows, normalized; at most ``dropped`` rows of positive
+    ``full`` weight left out) from ``shared``, by removing the rows left out, :math:`R`: with
+    :math:`s = \sum_{i \notin R} a_i` and :math:`m = -X_{0R}^\top a_R / s` (the mean of the
+    rows kept, from :math:`\mu`), :math:`X_0^\top A' X_0 = (X_0^\top A X_0 - X_{0R}^\top A_R
+    X_{0R}) / s`, minus :math:`m m^\top` where the features are centred (an intercept), plus
+    :math:`\mu m^\top + m \mu^\top + \mu \mu^\top` where not (:math:`X^\top A' X`).
+    :math:`O(|R| p^2)`, against :math:`O(n p^2)`: a cross-validation's folds cost one Gram
+    matrix in all."""
+    X0, n = shared.centred, full.size
+    left_out = jnp.nonzero((weights == 0) & (full > 0), size=dropped, fill_value=n)[0]
+    rows = X0.at[left_out].get(mode="fill", fill_value=0)
+    a = full.at[left_out].get(mode="fill", fill_value=0)
+    kept = jnp.sum(full) - jnp.sum(a)
+    gram = (shared.total - _weighted_gram(rows, a)) / kept
+    m = -(a @ rows) / kept
+    if fit_intercept:
+        return gram - m[:, None] * m[None, :]
+    mu = shared.mean
+    cross = mu[:, None] * m[None, :]
+    return gram + (cross + cross.T) + mu[:, None] * mu[None, :]  # exactly symmetric
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,7 +251,8 @@ def _lasso(penalty: Penalty, dtype) -> bool:
     return penalty.on_orthant(one, one, one)[1] is None
 
 
-def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
+def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool,
+             gram: jax.Array | None) -> Problem:  # fmt: skip
     X, y, a = data.X, data.y, data.weights
     n, p = X.shape
     m = y.shape[1]
@@ -209,11 +263,10 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
     y_sq = jnp.sum(a @ yc**2)
     corr = Xc.T @ (a[:, None] * yc)  # (p, m)
 
-    on_columns = n < p or sparse.is_sparse(X)
-    if not on_columns:  # Gram form: the p x p Gram matrix for the steps and the evaluations
+    if _gram_form(data):  # the p x p Gram matrix for the steps and the evaluations
         # below _COMPLEMENT_FROM features every system is small: not worth inverting
         complement = _lasso(penalty, X.dtype) and p > _COMPLEMENT_FROM
-        gram = _weighted_gram(Xc, a)
+        gram = _weighted_gram(Xc, a) if gram is None else gram
         smooth = _squared_on_gram(gram, corr, y_sq, complement=complement)
         curvature = jnp.diag(gram)
         sweeps = solvers.Sweeps(

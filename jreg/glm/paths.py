@@ -499,17 +499,22 @@ def resolve_grid(data: Data, strengths, options: Options, config: Config, relati
     return top * strengths, options._replace(max_iter=jnp.where(usable, options.max_iter, 0))
 
 
-def path_arrays(data: Data, strengths, options: Options, config: Config, *, relative=None):
+def path_arrays(data: Data, strengths, options: Options, config: Config, *, relative=None,
+                gram=None):  # fmt: skip
     """The path for one data set (weights included), batched over folds and subsamples, and
     whether each strength reached ``tol`` (a NaN gap did not); all NaN for invalid inputs.
-    ``relative``: see :func:`resolve_grid`."""
+    ``relative``: see :func:`resolve_grid`; ``gram``: the Gram matrix of the data's Gram form
+    (before standardization), if known (:func:`objectives.member_gram`)."""
     valid = _valid(data, strengths, options)
     strengths, options = resolve_grid(data, strengths, options, config, relative)
     data, options, scale = standardized(data, options, config)
     datafit, penalty = parts(config, options, data)
+    if gram is not None:
+        gram = gram / (scale[:, None] * scale[None, :])
     problem = objectives.problem(
-        datafit, penalty, data, fit_intercept=config.fit_intercept, newton=config.newton
-    )
+        datafit, penalty, data, fit_intercept=config.fit_intercept, newton=config.newton,
+        gram=gram,
+    )  # fmt: skip
     gradient = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
 
     def at_strength(carry, strength):
