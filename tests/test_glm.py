@@ -558,7 +558,7 @@ def test_newton_step_from_the_solutions_support_lands_on_the_solution(name, pena
                 break
         assert np.all(np.asarray(penalty_fn.violation(grad, lam))[solution == 0] < 0)
         assert np.abs(start - solution).max() > 1e-4 * np.abs(solution).max()
-        step, _ = solvers.newton(datafit.smooth, penalty_fn, start, grad, lam)
+        step, _, _ = solvers.newton(datafit.smooth, penalty_fn, start, grad, lam)
         np.testing.assert_array_equal(np.asarray(step) != 0, solution != 0)
         np.testing.assert_allclose(step, solution, rtol=0, atol=1e-5)  # the path's accuracy
         w = np.asarray(step, float)  # optimal to rounding (the path only to its tolerance)
@@ -595,6 +595,41 @@ def test_batched_newton_steps_are_the_members_steps(shape):
         alone = jax.jit(step)(weights[i], starts[i])
         assert np.sum(np.asarray(alone) != np.asarray(starts[i])) > supports[i] // 2  # a step
         np.testing.assert_allclose(batched[i], alone, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(120, 80), (50, 100)])  # the Gram form and the X form
+def test_newton_first_crossing_is_a_descent_step_in_the_orthant(shape):
+    """Where the Newton target flips signs, the step to the first sign change: on the segment to
+    the target (every moved coordinate the same fraction ``t`` in (0, 1) of the way), the first
+    coordinate to reach 0 set to 0, no other sign flipped, and a lower objective than the start
+    (the projected target, every flipped coordinate zeroed, need not be)."""
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal(shape), rng.standard_normal(shape[0])
+    prepared, datafit, penalty = squared_parts(X, y)
+    problem = objectives.problem(datafit, penalty, prepared, fit_intercept=True)
+    lam = jnp.full(shape[1], 0.05 * float(np.abs(X.T @ y).max()) / shape[0])
+    objective = lambda w: problem.smooth.evaluate(w, jnp.zeros(1)).loss + penalty.value(w, lam)  # noqa: E731
+    crossed = 0
+    for seed in range(10):
+        start = jnp.asarray(np.random.default_rng(seed).standard_normal(shape[1])
+                            * (np.arange(shape[1]) < 30))  # fmt: skip
+        grad = problem.smooth.evaluate(start, jnp.zeros(1)).grad_w
+        point, first, _ = solvers.newton(problem.smooth, penalty, start, grad, lam)
+        start, point, first = np.asarray(start), np.asarray(point), np.asarray(first)
+        flipped = (start != 0) & (point == 0)
+        if not flipped.any():
+            np.testing.assert_array_equal(first, point)
+            continue
+        crossed += 1
+        moved = (point != 0) & (np.abs(point - start) > 1e-8)
+        t = (first - start)[moved] / (point - start)[moved]
+        assert 0 < t.min() and t.max() < 1 and np.ptp(t) <= 1e-8 * t.max()
+        zeroed = flipped & (first == 0)
+        assert zeroed.sum() == 1
+        kept = (start != 0) & ~zeroed
+        np.testing.assert_array_equal(np.sign(first[kept]), np.sign(start[kept]))
+        assert objective(jnp.asarray(first)) < objective(jnp.asarray(start))
+    assert crossed >= 3
 
 
 def test_newton_factor_updates_give_the_direct_directions():
