@@ -22,7 +22,8 @@ peer).
 The matrix: lasso (100 strengths) and L1 logistic (20) paths on every shape of ``SHAPES`` x
 Toeplitz correlation ``RHOS`` x with and without an intercept; diabetes x interactions (lasso)
 and breast cancer x interactions (logistic), standardized, with and without an intercept; 5-fold
-CV; Poisson, multinomial and multi-output paths. Every solver solves the very same problem:
+CV on four data sets against ``LassoCV`` and ``cv.glmnet`` (the same folds and strengths);
+Poisson, multinomial and multi-output paths. Every solver solves the very same problem:
 without an intercept the raw data; with one, jreg fits it on the raw data (features of mean 1)
 while the squared loss's peers fit the centred data (the same problem) and the logistic peers
 their own unpenalized intercept (skglm, glmnet; liblinear penalizes its intercept and celer fits
@@ -61,11 +62,17 @@ X <- if (nnz < 0) matrix(read("X.bin", n * p), n, p) else
 y <- read("y.bin", n)
 if (args[2] == "multinomial") y <- factor(y)
 lambda <- read("lambda.bin", k)
+foldid <- if (file.exists(file.path(args[1], "foldid.bin"))) read("foldid.bin", n)
 suppressMessages(library(glmnet))
-fit_path <- function() glmnet(X, y, family = args[2], lambda = lambda, standardize = FALSE,
-                              intercept = shape[5] > 0, thresh = shape[4], maxit = 1e7)
+glmnet.control(fdev = 0, devmax = 1)  # every strength given (no early end of the path)
+fit_path <- function() {
+  fit <- if (is.null(foldid)) glmnet else function(...) cv.glmnet(..., foldid = foldid)
+  fit(X, y, family = args[2], lambda = lambda, standardize = FALSE, intercept = shape[5] > 0,
+      thresh = shape[4], maxit = 1e7)
+}
 invisible(fit_path())  # warm-up
 seconds <- system.time(fit <- fit_path())[["elapsed"]]
+if (!is.null(foldid)) fit <- fit$glmnet.fit  # cv.glmnet: the full data's path
 beta <- if (is.list(fit$beta)) sapply(fit$beta, as.matrix) else as.matrix(fit$beta)
 writeBin(c(seconds, as.vector(beta), as.vector(fit$a0)), file.path(args[1], "out.bin"))
 """
@@ -136,14 +143,15 @@ class Matched(NamedTuple):
     tightened: dict
 
 
-def _accuracy_matched(runs, peers_at, objectives, *, tol, scale, repeats):
+def _accuracy_matched(runs, peers_at, objectives, *, tol, scale, repeats, unchecked=None):
     """Times jreg (``runs``: ``{"jreg": fn}``) against peers that reach its accuracy. jreg stops
     where its duality gap is at most ``tol * scale``, so a peer is held to the same: every peer
     first runs at ``tol`` (``peers_at(tol)``: name -> function); one whose objective is above the
     best found (any solver's, strength by strength; ``objectives(fits) -> (k,)``) by more than
     ``tol * scale`` at some strength runs again at ``tol / TIGHTER``, up to ``TIGHTENINGS``
     times, and is timed at the loosest tolerance that reached it (else the tightest tried: its
-    shortfall stays in ``tightened``)."""
+    shortfall stays in ``tightened``). ``unchecked`` (name -> function): peers timed beside
+    them at their own tolerance, whose results hold no path to check (``LassoCV``)."""
     runs = {**runs, **peers_at(tol)}
     first, fits = _first_calls(runs)
     values = {name: np.asarray(objectives(fit)) for name, fit in fits.items()}
@@ -167,7 +175,9 @@ def _accuracy_matched(runs, peers_at, objectives, *, tol, scale, repeats):
                "shortfall": shortfall(name)}
         for name, (seconds, short) in at_tol.items()
     }  # fmt: skip
-    return Matched(_timed(runs, repeats, first), excess, tightened)
+    unchecked = unchecked or {}
+    first |= _first_calls(unchecked)[0]
+    return Matched(_timed({**runs, **unchecked}, repeats, first), excess, tightened)
 
 
 def _row(name, X, n_strengths, tol, timed, excess, target, tightened=None):
@@ -322,9 +332,10 @@ def _logistic_peers(X, y, strengths, tol, *, fit_intercept=False, saga=False):
     return {name: run for name, run in peers.items() if run is not None}
 
 
-def _glmnet_peer(X, y, strengths, family, thresh, fit_intercept=False):
+def _glmnet_peer(X, y, strengths, family, thresh, fit_intercept=False, folds=None):
     """R's glmnet path (no standardization; with ``fit_intercept`` the coefficients and the
-    intercepts), or None without ``Rscript``."""
+    intercepts), or None without ``Rscript``; given ``folds`` (ids 0..K-1), ``cv.glmnet``'s
+    cross-validation on them (the time of all of it; the full data's path)."""
     if shutil.which("Rscript") is None:
         return None
     n, p = X.shape
@@ -346,6 +357,8 @@ def _glmnet_peer(X, y, strengths, family, thresh, fit_intercept=False):
             np.array(shape, float).tofile(folder / "shape.bin")
             np.asarray(y, float).tofile(folder / "y.bin")
             np.asarray(strengths, float).tofile(folder / "lambda.bin")
+            if folds is not None:
+                np.asarray(folds + 1, float).tofile(folder / "foldid.bin")
             subprocess.run(["Rscript", "-e", GLMNET, str(folder), family], check=True)
             out = np.fromfile(folder / "out.bin")
         classes = (out.size - 1) // (k * (p + 1))
@@ -463,20 +476,40 @@ def _path_problem(name, X, y, *, datafit, n_strengths, tol, repeats, target,
 
 
 def _cv_problem(name, X, y, *, n_folds, n_strengths, tol, repeats, target):
+    """K-fold cross-validated lasso paths on the same folds and strengths (``LassoCV``'s
+    default grid: down to 1e-3 of the largest) against ``LassoCV`` (at ``tol``) and
+    ``cv.glmnet`` (where installed; held to jreg's accuracy on the full data's path)."""
     from sklearn.linear_model import LassoCV
     from sklearn.model_selection import KFold
 
     X, y = _centered(X, y)
+    split = KFold(n_folds, shuffle=True, random_state=0)
+    folds = np.zeros(len(y), int)
+    for fold, (_, held_out) in enumerate(split.split(X)):
+        folds[held_out] = fold
+    top = float(glm.strength_max(X, y, fit_intercept=False))
+    strengths = top * np.geomspace(1, 1e-3, n_strengths)
 
     def run_jreg():
         return glm.cross_validate(
-            X, y, n_folds=n_folds, n_strengths=n_strengths, fit_intercept=False, tol=tol
-        ).scores
+            X, y, folds=folds, strengths=strengths, fit_intercept=False, tol=tol
+        ).path.coef
 
-    folds = KFold(n_folds, shuffle=True, random_state=0)
-    sklearn = LassoCV(cv=folds, alphas=n_strengths, fit_intercept=False, tol=tol)
-    runs = {"jreg": run_jreg, "scikit-learn LassoCV": lambda: sklearn.fit(X, y)}
-    return _row(name, X, n_strengths, tol, _timed(runs, repeats), {}, target)
+    def objectives(coefs):  # of the full data's paths (LassoCV refits one strength: unchecked)
+        return [_objective(X, y, c, s, "squared") for c, s in zip(coefs, strengths, strict=True)]
+
+    def peers_at(t):
+        run = _glmnet_peer(X, y, strengths, "gaussian", t / 10, folds=folds)
+        return {} if run is None else {"cv.glmnet": run}
+
+    sklearn = LassoCV(cv=split, alphas=strengths, fit_intercept=False, tol=tol)
+    p0 = _objective(X, y, np.zeros(X.shape[1]), 0.0, "squared")
+    matched = _accuracy_matched(
+        {"jreg": run_jreg}, peers_at, objectives, tol=tol, scale=p0, repeats=repeats,
+        unchecked={"scikit-learn LassoCV": lambda: sklearn.fit(X, y)},
+    )  # fmt: skip
+    return _row(name, X, n_strengths, tol, matched.timed, matched.excess, target,
+                matched.tightened)  # fmt: skip
 
 
 SHAPES = [(20_000, 300), (5000, 200), (2000, 500), (1000, 1000), (500, 5000), (300, 10_000)]
@@ -556,6 +589,8 @@ def _matrix(sections, scale, repeats, shapes, peers=None):
     if "cv" in sections:
         for name, (X, y) in [
             ("5-fold CV lasso", _regression(1000 // scale, 300 // scale)),
+            ("5-fold CV lasso, rho 0.5", _regression(5000 // scale, 200 // scale, rho=0.5)),
+            ("5-fold CV lasso, p > n", _regression(200 // scale, 1000 // scale)),
             ("5-fold CV lasso, diabetes x interactions", _diabetes_interactions()),
         ]:
             rows.append(_cv_problem(name, X, y, n_folds=5, n_strengths=100, tol=1e-6,
