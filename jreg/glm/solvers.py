@@ -655,9 +655,9 @@ def newton_cheap(smooth: Smooth, w) -> jax.Array:
     """Whether a Newton step from ``w`` costs at most a few products with a ``p x p`` matrix
     (an iteration of FISTA on the Gram form, an epoch of coordinate descent on it): a step
     costs ~m^3 / 3 for m active features, and a system of the smallest size always passes. On
-    ``X`` every step is: it updates a :class:`Factor`, :math:`O(n K)` a feature appended (the
-    cubic bound refused supports above 159 of 1000 features: 3384 iterations against 2446 on a
-    200 x 1000 path down to 1e-3)."""
+    ``X`` every step counts as cheap: it updates a :class:`Factor`, :math:`O(n K)` a feature
+    appended (the cubic bound refused supports above 159 of 1000 features: 3384 iterations
+    against 2446 on a 200 x 1000 path down to 1e-3)."""
     if smooth.factor_step is not None:
         return jnp.ones((), bool)
     p = w.size
