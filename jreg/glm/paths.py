@@ -195,6 +195,7 @@ class Config(NamedTuple):
     squeeze: bool  # one output reported as (k, p) coefficients
     standardize: bool = False  # solved on features scaled to unit weighted variance
     newton: bool = True  # active-set Newton steps where the penalty has them
+    coordinate_descent: bool = True  # the squared loss's (else FISTA): on the CPU
 
 
 class Options(NamedTuple):
@@ -366,6 +367,18 @@ def _vector(name: str, value, p: int, dtype, requirement: str, ok) -> jax.Array:
     return array
 
 
+def on_cpu(X) -> bool:
+    """Whether ``X`` is computed on the CPU, where coordinate descent's one-coordinate updates
+    are cheap; on an accelerator each is a kernel launch of its own, and FISTA's whole-vector
+    steps solve the squared loss's paths many times faster (10-fold CV of a 10000 x 1000 lasso
+    on an H200: 0.68 s against 8.0 s). Traced, the computation's default device decides."""
+    values = sparse.values(X)
+    if not is_traced(values):
+        return all(device.platform == "cpu" for device in values.devices())
+    default = jax.config.jax_default_device
+    return (getattr(default, "platform", default) or jax.default_backend()) == "cpu"
+
+
 def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
     """Validated data, traced options and static configuration of ``settings``."""
     family = datafit_family(settings.datafit)
@@ -424,6 +437,7 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
         groups=None if groups is None else tuple(groups.tolist()),
         squeeze=np.ndim(y) == 1 and n_outputs == 1,
         standardize=_check_bool("standardize", settings.standardize),
+        coordinate_descent=on_cpu(data.X),
     )
     return data, options, config
 
@@ -513,7 +527,7 @@ def path_arrays(data: Data, strengths, options: Options, config: Config, *, rela
         gram = gram / (scale[:, None] * scale[None, :])
     problem = objectives.problem(
         datafit, penalty, data, fit_intercept=config.fit_intercept, newton=config.newton,
-        gram=gram,
+        coordinate_descent=config.coordinate_descent, gram=gram,
     )  # fmt: skip
     gradient = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
 
@@ -574,7 +588,8 @@ def _strength_max(data: Data, options: Options, config: Config, unpenalized: boo
         penalized feature held at zero by a strength far above ``top``); its solver's set-up
         (the Gram matrix, its top eigenvalue) stays in this branch."""
         problem = objectives.problem(datafit, penalty, data, fit_intercept=config.fit_intercept,
-                                     newton=False)  # one rare solve: no Newton systems  # fmt: skip
+                                     newton=False,  # one rare solve: no Newton systems
+                                     coordinate_descent=config.coordinate_descent)  # fmt: skip
         lam = factor * (1e6 * (top + 1))
         w, b = jnp.zeros_like(factor), problem.intercept_at_zero
         tight = 100 * jnp.finfo(w.dtype).eps * jnp.abs(problem.value_at_zero)
