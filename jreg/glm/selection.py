@@ -133,8 +133,7 @@ def _placement(data: Data, mesh: Mesh | None, batch_size) -> tuple[bool, NamedSh
     over ``mesh``, by default over every device where there are several (``None`` for one)."""
     check_batch_size(batch_size)
     if mesh is None and jax.device_count() == 1:
-        devices = sparse.values(data.X).devices()
-        return all(device.platform == "cpu" for device in devices), None
+        return paths.on_cpu(data.X), None
     sharding = batch_sharding(mesh)
     return sharding.mesh.devices.flat[0].platform == "cpu", sharding
 
