@@ -42,7 +42,7 @@ def check(name: str, value, ok: Callable[[np.ndarray], np.ndarray], requirement:
         if np.iscomplexobj(array):
             raise TypeError(f"{name} must be real, got dtype {array.dtype}")
         with np.errstate(invalid="ignore"):
-            if not np.all(ok(array.astype(np.float64))):
+            if not np.all(ok(array.astype(np.float64, copy=False))):
                 raise ValueError(f"{name} must be {requirement}, got {array}")
 
 

@@ -292,12 +292,19 @@ def _check_options(settings: Settings, datafit, penalty) -> None:
         )
 
 
-def _check_scale(name: str, values: jax.Array) -> None:
-    """The largest ``|value|`` (where concrete and not all zero) is where its square, and a
-    tolerance's share of it, are normal numbers of the dtype: the solvers work with both."""
+def _check_finite_scale(name: str, values: jax.Array) -> None:
+    """Finite, with the largest ``|value|`` (where concrete and not all zero) where its square,
+    and a tolerance's share of it, are normal numbers of the dtype: the solvers work with both.
+    From the two extremes (NaN and inf reach them), on the host: no dispatch, no temporary
+    array (``X`` is the largest input: ``np.abs`` and ``np.isfinite`` of 20000 x 300 took 18
+    of the 65 ms of a path's set-up)."""
     if is_traced(values):
         return
-    largest = float(np.max(np.abs(np.asarray(values)), initial=0))  # on the host: no dispatch
+    host = np.asarray(values)
+    extremes = np.array([np.min(host, initial=0), np.max(host, initial=0)], np.float64)
+    if not np.all(np.isfinite(extremes)):
+        check(name, host, np.isfinite, "finite (no NaN or inf)")  # raises, naming the values
+    largest = float(np.max(np.abs(extremes)))
     info = jnp.finfo(values.dtype)
     low, high = float(np.sqrt(info.tiny) / info.eps), float(np.sqrt(info.max * info.eps))
     if largest > 0 and not low <= largest <= high:
@@ -323,8 +330,7 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
     n = X.shape[0]
     if n == 0 or X.shape[1] == 0:
         raise ValueError(f"X must have at least one sample and one feature, got shape {X.shape}")
-    check("X", sparse.values(X), np.isfinite, "finite (no NaN or inf)")
-    _check_scale("X", sparse.values(X))
+    _check_finite_scale("X", sparse.values(X))
     if np.shape(y)[:1] != (n,):
         raise ValueError(f"y must have {n} rows to match X, got shape {np.shape(y)}")
     if sample_weight is None:
@@ -343,7 +349,7 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
         weights = weights / jnp.sum(weights)
     y = datafit.prepare(y, weights)
     if datafit.residual:
-        _check_scale("y", y)
+        _check_finite_scale("y", y)
     if offset is None:
         return Data(X, y, weights)
     check_real("offset", offset)
