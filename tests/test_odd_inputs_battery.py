@@ -443,6 +443,8 @@ GLM_ERRORS = [
     ("path-tol-none", lambda: glm.path(X, Y, strengths=S, tol=None), "tol must be .* got None"),
     ("path-tol-string", lambda: glm.path(X, Y, strengths=S, tol="a"), "tol must be numeric"),
     ("path-X-1d", lambda: glm.path(X[:, 0], Y, strengths=S), "X must be a 2-D array"),
+    ("path-X-minus-inf", lambda: glm.path(_with(X, (3, 1), -np.inf), Y, strengths=S),
+     "X must be finite"),  # the lowest value: the check reads the extremes
     ("path-X-empty", lambda: glm.path(X[:0], Y[:0], strengths=S), "X must have at least one"),
     ("path-y-short", lambda: glm.path(X, Y[:19], strengths=S), "y must have 20 rows"),
     ("path-y-3d", lambda: glm.path(X, Y[:, None, None], strengths=S), "y must have shape"),
