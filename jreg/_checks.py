@@ -25,7 +25,28 @@ def as_array(value, dtype) -> jax.Array:
     conversion for each new shape. Unlike it, float64 without x64 becomes float32 silently."""
     if isinstance(value, jax.Array):  # tracers included
         return jnp.asarray(value, dtype)
-    return jax.device_put(np.asarray(value, dtype))
+    host = np.asarray(value, dtype)
+    if host.nbytes >= _LARGE and jax.default_backend() == "cpu":
+        host = _aligned(host)
+    return jax.device_put(host)
+
+
+_ALIGNMENT = 64  # bytes: XLA:CPU uses a C-contiguous host buffer so aligned without a copy
+_LARGE = 2**24  # bytes: above, XLA:CPU's own copy of an unaligned buffer is slow (see _aligned)
+
+
+def _aligned(host: np.ndarray) -> np.ndarray:
+    """``host``, or where it is not C-contiguous and :data:`_ALIGNMENT`-aligned, numpy's copy so
+    aligned, which XLA:CPU then takes as it is: its own copy of a large buffer is slower (20000 x
+    300 float64, 48 MB: 39 ms against 9 ms for numpy's copy; 92 MB: 78 against 15 ms; even
+    below 32 MB). The copy is private: nothing else writes to the memory the array uses."""
+    if host.flags.c_contiguous and host.ctypes.data % _ALIGNMENT == 0:
+        return host
+    buffer = np.empty(host.nbytes + _ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % _ALIGNMENT
+    aligned = buffer[start : start + host.nbytes].view(host.dtype).reshape(host.shape)
+    np.copyto(aligned, host)
+    return aligned
 
 
 def check(name: str, value, ok: Callable[[np.ndarray], np.ndarray], requirement: str) -> None:
