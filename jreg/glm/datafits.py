@@ -113,10 +113,11 @@ def _single(y, dtype) -> jax.Array:
 
 def _responses(y, weights) -> jax.Array:
     """Regression targets ``(n,)`` or ``(n, m)``, as ``(n, m)``."""
-    y = _finite(y, weights.dtype)
-    if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] == 0):
-        raise ValueError(f"y must have shape (n_samples,) or (n_samples, n_outputs), got {y.shape}")
-    return y.reshape(y.shape[0], -1)
+    shape = np.shape(y)
+    if len(shape) not in (1, 2) or shape[1:] == (0,):
+        raise ValueError(f"y must have shape (n_samples,) or (n_samples, n_outputs), got {shape}")
+    host = y if isinstance(y, jax.Array) else np.asarray(y)  # reshaped on the host
+    return _finite(host.reshape(shape[0], -1), weights.dtype)
 
 
 def _binary_labels(y, weights) -> jax.Array:

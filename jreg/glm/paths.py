@@ -314,6 +314,24 @@ def _check_finite_scale(name: str, values: jax.Array) -> None:
         )
 
 
+def _normalized_weights(sample_weight, n: int, dtype) -> jax.Array:
+    """Checked ``sample_weight`` divided by their sum (on the host where concrete: no eager
+    device operations)."""
+    check_real("sample_weight", sample_weight)
+    traced = is_traced(sample_weight)
+    xp = jnp if traced else np
+    weights = as_array(sample_weight, dtype) if traced else np.asarray(sample_weight, dtype)
+    if weights.shape != (n,):
+        raise ValueError(f"sample_weight must have shape ({n},), got {weights.shape}")
+    check("sample_weight", weights, lambda s: np.isfinite(s) & (s >= 0), "finite, >= 0")
+    check("sample_weight", xp.any(weights > 0), lambda s: s, "not all zero")
+    weights = xp.where(xp.all(weights >= 0), weights, xp.nan)  # traced: see _valid
+    # scaled by a power of two below 1 first (exactly; no reciprocal of a huge maximum, which
+    # would be subnormal, flushed to 0): then the sum cannot overflow
+    weights = xp.ldexp(weights, -xp.frexp(xp.max(weights))[1])
+    return as_array(weights / xp.sum(weights), dtype)
+
+
 def _prepare(X, y, sample_weight, offset, datafit) -> Data:
     """Validates and converts the data; the dtype is X's (at least float32). An offset is
     taken off ``y`` where the loss is a function of the residual."""
@@ -336,17 +354,7 @@ def _prepare(X, y, sample_weight, offset, datafit) -> Data:
     if sample_weight is None:
         weights = as_array(np.full(n, 1 / n), dtype)
     else:
-        check_real("sample_weight", sample_weight)
-        weights = as_array(sample_weight, dtype)
-        if weights.shape != (n,):
-            raise ValueError(f"sample_weight must have shape ({n},), got {weights.shape}")
-        check("sample_weight", weights, lambda s: np.isfinite(s) & (s >= 0), "finite, >= 0")
-        check("sample_weight", jnp.sum(weights), lambda s: s > 0, "not all zero")
-        weights = jnp.where(jnp.all(weights >= 0), weights, jnp.nan)  # traced: see _valid
-        # scaled by a power of two below 1 first (exactly; no reciprocal of a huge maximum,
-        # which would be subnormal, flushed to 0): then the sum cannot overflow
-        weights = jnp.ldexp(weights, -jnp.frexp(jnp.max(weights))[1])
-        weights = weights / jnp.sum(weights)
+        weights = _normalized_weights(sample_weight, n, dtype)
     y = datafit.prepare(y, weights)
     if datafit.residual:
         _check_finite_scale("y", y)
@@ -408,7 +416,7 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
         group_weights = _vector("group_weights", given, sizes.size, dtype, "finite, > 0",
                                 lambda g: np.isfinite(g) & (g > 0))  # fmt: skip
     if settings.penalty_factor is None:
-        factor = as_array(np.ones(p), dtype)
+        factor = np.ones(p, dtype)
     elif grouped:
         raise ValueError("penalty_factor does not apply to group_lasso: use group_weights")
     else:
@@ -423,10 +431,10 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
     lower = upper = None
     if settings.bounds is not None:
         lower, upper = _penalties.check_bounds(settings.bounds, p, dtype)
-    scalar = lambda x: as_array(x, dtype)  # noqa: E731
+    scalar = lambda x: np.asarray(x, dtype) if not is_traced(x) else as_array(x, dtype)  # noqa: E731
     options = Options(
         tol=scalar(settings.tol),
-        max_iter=as_array(min(int(settings.max_iter), _INT32_MAX), jnp.int32),
+        max_iter=np.asarray(min(int(settings.max_iter), _INT32_MAX), np.int32),
         l1_ratio=scalar(settings.l1_ratio),
         gamma=scalar(settings.gamma),
         a=scalar(settings.a),
@@ -958,7 +966,8 @@ def fit(
         groups=groups, group_weights=group_weights, gamma=gamma, a=a, delta=delta,
     )  # fmt: skip
     data, options, config = setup(X, y, settings)
-    strength = jnp.asarray(strength, data.X.dtype)
+    host = not is_traced(strength)
+    strength = np.asarray(strength, data.X.dtype) if host else as_array(strength, data.X.dtype)
     if strength.ndim != 0:
         raise ValueError(
             f"strength must be a scalar, got shape {strength.shape} (several: path or vmap)"
