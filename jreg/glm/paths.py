@@ -24,6 +24,7 @@ from jreg._checks import (
     check_l1_ratio,
     check_real,
     check_strength,
+    host_array,
     is_count,
     is_traced,
 )
@@ -318,9 +319,8 @@ def _normalized_weights(sample_weight, n: int, dtype) -> jax.Array:
     """Checked ``sample_weight`` divided by their sum (on the host where concrete: no eager
     device operations)."""
     check_real("sample_weight", sample_weight)
-    traced = is_traced(sample_weight)
-    xp = jnp if traced else np
-    weights = as_array(sample_weight, dtype) if traced else np.asarray(sample_weight, dtype)
+    weights = host_array(sample_weight, dtype)
+    xp = jnp if is_traced(weights) else np
     if weights.shape != (n,):
         raise ValueError(f"sample_weight must have shape ({n},), got {weights.shape}")
     check("sample_weight", weights, lambda s: np.isfinite(s) & (s >= 0), "finite, >= 0")
@@ -431,7 +431,7 @@ def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
     lower = upper = None
     if settings.bounds is not None:
         lower, upper = _penalties.check_bounds(settings.bounds, p, dtype)
-    scalar = lambda x: np.asarray(x, dtype) if not is_traced(x) else as_array(x, dtype)  # noqa: E731
+    scalar = lambda x: host_array(x, dtype)  # noqa: E731
     options = Options(
         tol=scalar(settings.tol),
         max_iter=np.asarray(min(int(settings.max_iter), _INT32_MAX), np.int32),
@@ -966,8 +966,7 @@ def fit(
         groups=groups, group_weights=group_weights, gamma=gamma, a=a, delta=delta,
     )  # fmt: skip
     data, options, config = setup(X, y, settings)
-    host = not is_traced(strength)
-    strength = np.asarray(strength, data.X.dtype) if host else as_array(strength, data.X.dtype)
+    strength = host_array(strength, data.X.dtype)
     if strength.ndim != 0:
         raise ValueError(
             f"strength must be a scalar, got shape {strength.shape} (several: path or vmap)"
