@@ -39,15 +39,16 @@ def host_array(value, dtype):
 
 
 _ALIGNMENT = 64  # bytes: XLA:CPU uses a C-contiguous host buffer so aligned without a copy
-_LARGE = 2**24  # bytes: from here on numpy's copy costs no more than XLA:CPU's (see _aligned)
+_LARGE = 2**20  # bytes: from here on numpy's copy costs no more than XLA:CPU's (see _aligned)
 
 
 def _aligned(host: np.ndarray) -> np.ndarray:
     """``host`` where it is C-contiguous and :data:`_ALIGNMENT`-aligned, else numpy's copy so
-    aligned, which XLA:CPU then takes as it is. XLA:CPU's own copy of a large unaligned buffer
-    is slower: 20000 x 300 float64 (48 MB) 39 ms against 9 ms for numpy's copy, 92 MB 78 against
-    15 ms; from 8 to 31 MB the two cost the same. The copy is private: nothing else writes to the
-    memory the array uses."""
+    aligned, which XLA:CPU then takes as it is. XLA:CPU's own copy of an unaligned buffer of a
+    megabyte or more is slower, and erratic: 20000 x 300 float64 (48 MB) 41 ms against 10 ms for
+    numpy's copy, 5000 x 200 (8 MB) 0.8-10 ms from one process to the next against 0.9 ms, 4 MB
+    1.0 against 0.3 ms; 16-22 MB the same. The copy is private: nothing else writes to the memory
+    the array uses."""
     if host.flags.c_contiguous and host.ctypes.data % _ALIGNMENT == 0:
         return host
     buffer = np.empty(host.nbytes + _ALIGNMENT, np.uint8)

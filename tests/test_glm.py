@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.sparse
 import scipy.special
 from glm_setup import setup_path
 from numpy_penalties import concave_slopes, concave_values
@@ -38,7 +39,7 @@ from sklearn.linear_model import LogisticRegression, Ridge, enet_path, lasso_pat
 from sklearn.metrics import r2_score
 
 from jreg import glm, penalties, prox
-from jreg.glm import datafits, objectives, paths, selection, solvers
+from jreg.glm import datafits, objectives, paths, selection, solvers, sparse
 
 TOL = 1e-12
 MAX_ITER = 100_000
@@ -1326,6 +1327,49 @@ def test_member_gram_is_the_gram_of_the_kept_rows(fit_intercept):
         for formed in (np.asarray(gram(jnp.asarray(a))), np.asarray(batched)):
             assert np.max(np.abs(formed - expected) / scale) <= 1e-12
             np.testing.assert_array_equal(formed, formed.T)
+
+
+def test_the_gram_form_reads_X_as_it_is():
+    """On the Gram form (n >= p) the path's program neither transposes an ``n x p`` array (XLA:CPU
+    writes the transposed copy out: the products over the samples contract ``X`` as it is) nor
+    takes ``|X|`` (written out before its maximum: one pass for the largest and the smallest
+    number gives the scale and the finiteness check); the X form (n < p) does transpose: the
+    check can fail."""
+    rng = np.random.default_rng(8)
+
+    def copies(n, p):
+        X, y = rng.standard_normal((n, p)) + 3, rng.standard_normal(n)
+        data, options, config, grid = setup_path(X, y, paths.Settings(n_strengths=3))
+        text = paths.path_jit.lower(data, grid, options, config=config).as_text()
+        shapes = (f"<{n}x{p}x", f"<{p}x{n}x")
+        return [
+            line
+            for line in text.splitlines()
+            if any(op in line for op in ("stablehlo.transpose", "stablehlo.abs"))
+            and any(s in line for s in shapes)
+        ]
+
+    assert copies(61, 23) == []
+    assert any("stablehlo.transpose" in line for line in copies(23, 61))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_largest_abs_is_the_max_abs_and_flags_non_finite_numbers(dtype):
+    """``sparse.largest_abs``: ``max |x|`` over dense and sparse ``X`` (a negative number the
+    largest), NaN where one is NaN, inf where one is +-inf, the same under ``jit``; held fixed
+    under differentiation."""
+    rng = np.random.default_rng(9)
+    X = (rng.standard_normal((30, 7)) * (rng.uniform(size=(30, 7)) < 0.3)).astype(dtype)
+    X[4, 2] = -9.5
+    for form in (jnp.asarray(X), sparse.from_input(scipy.sparse.csr_matrix(X))):
+        assert float(sparse.largest_abs(form)) == 9.5
+        assert float(jax.jit(sparse.largest_abs)(form)) == 9.5
+    for bad, expected in [(np.nan, np.nan), (np.inf, np.inf), (-np.inf, np.inf)]:
+        Y = X.copy()
+        Y[1, 5] = bad
+        np.testing.assert_equal(float(sparse.largest_abs(jnp.asarray(Y))), expected)
+    grad = jax.grad(lambda X: sparse.largest_abs(X) * jnp.sum(X))(jnp.asarray(X))
+    np.testing.assert_array_equal(grad, np.full(X.shape, 9.5, dtype))
 
 
 BATCH_CASES = [("squared", (40, 6)), ("squared", (300, 150)), ("squared", (12, 30)),

@@ -488,7 +488,11 @@ def standardized(data: Data, options: Options, config: Config):
     X, a = data.X, data.weights
     if not config.standardize:
         return data, options, jnp.ones(X.shape[1], X.dtype)
-    variance = sparse.squares_times(sparse.centred(X, a @ X).T, a)
+    centred = sparse.centred(X, a @ X)
+    if sparse.is_sparse(X):
+        variance = sparse.squares_times(centred.T, a)
+    else:  # a reduction over the samples: neither X^T nor the squares written out
+        variance = jnp.sum(a[:, None] * centred**2, axis=0)
     rounding = (100 * jnp.finfo(X.dtype).eps * sparse.column_max_abs(X)) ** 2
     varies = variance > rounding  # else constant up to rounding
     scale = jnp.where(varies, jnp.sqrt(jnp.where(varies, variance, 1)), 1)
@@ -505,9 +509,9 @@ def _valid(data: Data, strengths, options: Options) -> jax.Array:
     at_least_zero = [strengths, options.penalty_factor, options.l1_ratio, 1 - options.l1_ratio]
     if options.lower is not None:
         at_least_zero += [-options.lower, options.upper]
-    finite = [sparse.values(data.X), data.y, strengths, options.penalty_factor, *positive]
+    finite = [data.y, strengths, options.penalty_factor, *positive]
     finite += [] if data.offset is None else [data.offset]
-    ok = [jnp.all(jnp.isfinite(x)) for x in finite]
+    ok = [jnp.isfinite(sparse.largest_abs(data.X))] + [jnp.all(jnp.isfinite(x)) for x in finite]
     ok += [jnp.all(x > 0) for x in positive] + [jnp.all(x >= 0) for x in at_least_zero]
     ok += [jnp.all(data.weights >= 0) & (jnp.sum(data.weights) > 0)]
     return jnp.all(jnp.stack(ok))
@@ -576,7 +580,7 @@ def _above_rounding(grad: jax.Array, datafit, data: Data) -> jax.Array:
     :math:`10^3 \epsilon \max|X| \max|y|` (``max|y|`` for the residual datafits, else 1), such
     as a constant ``y``'s or a constant feature's (with an intercept), which are 0 exactly."""
     y_scale = jnp.max(jnp.abs(data.y)) if datafit.residual else 1
-    floor = 1000 * jnp.finfo(data.X.dtype).eps * jnp.max(jnp.abs(sparse.values(data.X))) * y_scale
+    floor = 1000 * jnp.finfo(data.X.dtype).eps * sparse.largest_abs(data.X) * y_scale
     return jnp.where(jnp.abs(grad) > floor, grad, 0)
 
 

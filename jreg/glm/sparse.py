@@ -23,8 +23,8 @@ from jax.experimental import sparse as jax_sparse
 from jreg._checks import check_real, is_traced
 
 __all__ = ["Columns", "centred", "column_max_abs", "coordinate_sweep", "from_input", "is_sparse",
-           "is_sparse_input", "linear_map", "scaled", "squares_times", "take", "values",
-           "zero_columns"]  # fmt: skip
+           "is_sparse_input", "largest_abs", "linear_map", "scaled", "squares_times", "take",
+           "values", "zero_columns"]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -145,6 +145,21 @@ def values(X) -> jax.Array:
     return X.values if is_sparse(X) else X
 
 
+def largest_abs(X) -> jax.Array:
+    r""":math:`\max |x|` over the stored numbers of ``X``: NaN where one is NaN, ``inf`` where
+    one is infinite (so also whether all are finite); held fixed under differentiation (a
+    scale). One pass for the largest and the smallest number: ``max(abs(X))`` had XLA:CPU write
+    out ``|X|`` (20000 x 300 float64: 33 ms against 4.6 ms)."""
+    v = jax.lax.stop_gradient(values(X))
+    inf = jnp.asarray(jnp.inf, v.dtype)
+    largest, smallest = jax.lax.reduce((v, v), (-inf, inf), _max_min, tuple(range(v.ndim)))
+    return jnp.maximum(largest, -smallest)
+
+
+def _max_min(a, b):
+    return jnp.maximum(a[0], b[0]), jnp.minimum(a[1], b[1])
+
+
 def centred(X, mean: jax.Array):
     """``X - 1 mean^T`` (implicitly for :class:`Columns`: it replaces their ``mean``)."""
     if is_sparse(X):
@@ -170,9 +185,10 @@ def zero_columns(X, mask: jax.Array):
 
 
 def column_max_abs(X) -> jax.Array:
-    """``max_i |x_ij|`` per column ``(p,)`` of uncentred ``X``."""
+    """``max_i |x_ij|`` per column ``(p,)`` of uncentred ``X`` (dense: from the largest and the
+    smallest, no ``|X|`` written out: 20000 x 300 float64 6 ms against 34 ms)."""
     if not is_sparse(X):
-        return jnp.max(jnp.abs(X), axis=0)
+        return jnp.maximum(jnp.max(X, axis=0), -jnp.min(X, axis=0))
     p = X.mean.shape[0]
     largest = jax.ops.segment_max(jnp.abs(X.values), X.col, p, indices_are_sorted=True)
     return jnp.maximum(largest, 0)  # an empty column's -inf
