@@ -644,7 +644,8 @@ def test_newton_factor_updates_give_the_direct_directions():
     """The X form's Newton factor, carried through active sets that grow, lose features (the
     slots from the first that left on are dropped where many left or the factor is singular,
     else they are held at 0), change curvature (built anew) and empty, always gives the direct
-    Newton direction on the active set."""
+    Newton direction on the active set; the appends read the factor's first quarter, half or
+    all of its slots, and the 40 features appended at once take each."""
     rng = np.random.default_rng(0)
     n, p = 50, 100
     X = rng.standard_normal((n, p))
@@ -660,6 +661,8 @@ def test_newton_factor_updates_give_the_direct_directions():
         return smooth.factor_step(smooth.hessian_data, active, grad, curvature, plan, factor)
 
     factor = smooth.factor
+    quarter, half, _ = solvers._prefix_widths(factor.order.size)
+    assert quarter < solvers._APPEND_BLOCK * 2 <= half < 40 < factor.order.size
     changes = [  # (features, curvature, the first slot dropped: None, none)
         ([3, 7, 9], 0.0, None),
         (range(40), 0.0, None),

@@ -249,13 +249,13 @@ def _squared_on_rows(rows, yc, a, lipschitz, diagonal) -> Smooth:
     if sparse.is_sparse(rows):  # no Newton steps: their blocks would be dense (measured: the
         # steps cost 5x the epochs they save on a 2000 x 5000 matrix with 1e5 non-zeros)
         return Smooth(evaluate, lipschitz, quadratic=True, feasible=feasible)
-    p, n = rows.shape
+    p = rows.shape[0]
     # the factor's jitter: as a relative one on a block of ``size`` of the largest diagonal
     jitter = 10 * jnp.finfo(rows.dtype).eps * size * jnp.max(diagonal)
     return Smooth(evaluate, lipschitz, quadratic=True, hessian_data=(rows, a, jitter),
                   factor_plan=functools.partial(solvers.factor_plan, size=size),
                   factor_step=lambda data, *args: solvers.factor_step(*data, *args),
-                  newton_size=size, factor=solvers.empty_factor(size, n, p, rows.dtype),
+                  newton_size=size, factor=solvers.empty_factor(size, p, rows.dtype),
                   feasible=feasible)  # fmt: skip
 
 

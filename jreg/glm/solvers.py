@@ -80,7 +80,6 @@ class Factor(NamedTuple):
     :func:`factor_plan`)."""
 
     order: jax.Array  # (K,) the features it holds in the order they entered, then padding (p)
-    rows: jax.Array  # (K, n) their rows of the design (not read on padding)
     inverse: jax.Array  # (K, K) L^-1, L L^T = Hessian + diag(curvature + jitter) on them
     curvature: jax.Array  # (K,) the penalty's curvature in ``inverse``
     pivots: jax.Array  # (K,) (L_jj^2 - jitter) / H_jj (~0: singular); NaN: the update failed
@@ -546,14 +545,12 @@ def cholesky_solve(matrix, rhs):
     return solve(solve(columns), transpose_a=True).reshape(rhs.shape)
 
 
-def empty_factor(size: int, n: int, p: int, dtype) -> Factor:
-    """A :class:`Factor` for systems of up to ``size`` features of ``p`` on ``n`` samples that
-    holds none (``_APPEND_BLOCK`` more slots: the last features are appended in a block of that
-    many)."""
+def empty_factor(size: int, p: int, dtype) -> Factor:
+    """A :class:`Factor` for systems of up to ``size`` features of ``p`` that holds none
+    (``_APPEND_BLOCK`` more slots: the last features are appended in a block of that many)."""
     slots = size + _APPEND_BLOCK
     zeros = functools.partial(jnp.zeros, dtype=dtype)
-    return Factor(jnp.full(slots, p), zeros((slots, n)), zeros((slots, slots)), zeros(slots),
-                  zeros(slots))  # fmt: skip
+    return Factor(jnp.full(slots, p), zeros((slots, slots)), zeros(slots), zeros(slots))
 
 
 def factor_plan(factor: Factor, active, curvature, *, size: int):
@@ -601,20 +598,45 @@ def factor_step(rows, a, jitter, active, grad, curvature, first, factor: Factor)
 def _appended(part: Factor, rows, a, jitter, active, curvature) -> Factor:
     r"""``part`` with the active features it does not hold appended, ``_APPEND_BLOCK`` at a
     time: with :math:`l = L^{-1} H_{12}` and :math:`C C^\top = H_{22} - l^\top l`, the new
-    rows of :math:`L^{-1}` are :math:`[-C^{-1} l^\top L^{-1}, C^{-1}]`."""
+    rows of :math:`L^{-1}` are :math:`[-C^{-1} l^\top L^{-1}, C^{-1}]`. The products read the
+    factor's first slots only, the narrowest of :func:`_prefix_widths` that holds the held ones
+    and the new block (early in a path the factor is mostly empty)."""
     p, k, slots = active.size, _APPEND_BLOCK, part.order.size
     entering = active & ~jnp.zeros(p, bool).at[part.order].set(True, mode="drop")
     index = jnp.nonzero(entering, size=slots, fill_value=p)[0]
     start = jnp.sum(part.order < p)
+    widths = _prefix_widths(slots)
+
+    def in_prefix(product):
+        """``product(width, at, *operands) -> (k, width)`` on the narrowest prefix, padded."""
+
+        def run(at, *operands):
+            def branch(width):
+                return lambda: jnp.pad(product(width, at, *operands), ((0, 0), (0, slots - width)))
+
+            narrowest = sum(at + k > width for width in widths[:-1])
+            return jax.lax.switch(narrowest, [branch(width) for width in widths])
+
+        return run
+
+    @in_prefix
+    def left_of(width, at, ax, part: Factor):  # l^T, 0 from ``at`` on (those slots are not read)
+        before = jnp.arange(width)[None, :] < at
+        held = rows.at[part.order[:width]].get(mode="fill", fill_value=0)
+        cross = jnp.where(before, ax @ held.T, 0)
+        return jnp.where(before, cross @ part.inverse[:width, :width].T, 0)
+
+    @in_prefix
+    def strip_of(width, at, corner, left, part: Factor):
+        strip = -(corner @ left[:, :width]) @ part.inverse[:width, :width]
+        return jax.lax.dynamic_update_slice(strip, corner, (0, at))
 
     def chunk(c, part: Factor) -> Factor:
         new = jax.lax.dynamic_slice(index, (c * k,), (k,))
         at = start + c * k
-        before = jnp.arange(slots)[None, :] < at  # held (those from ``at`` on are not read)
         x = rows.at[new].get(mode="fill", fill_value=0)
         ax = x * a[None, :]
-        cross = jnp.where(before, ax @ part.rows.T, 0)  # (k, slots)
-        left = jnp.where(before, cross @ part.inverse.T, 0)  # l^T
+        left = left_of(at, ax, part)
         now = curvature.at[new].get(mode="fill", fill_value=0)
         block = ax @ x.T + jnp.diag(now)
         lower = jax.lax.linalg.cholesky(
@@ -622,19 +644,23 @@ def _appended(part: Factor, rows, a, jitter, active, curvature) -> Factor:
         )
         corner = jax.lax.linalg.triangular_solve(lower, jnp.eye(k, dtype=a.dtype), left_side=True,
                                                  lower=True)  # fmt: skip
-        strip = jax.lax.dynamic_update_slice(-(corner @ left) @ part.inverse, corner, (0, at))
+        strip = strip_of(at, corner, left, part)
         strip = jnp.where(jnp.isfinite(strip), strip, 0)  # (a failed update: see ``pivots``)
         excess = (jnp.diagonal(lower) ** 2 - jitter) / jnp.maximum(jnp.diagonal(block), jitter)
         pivots = jnp.where(new < p, excess, 1)
         return Factor(
             jax.lax.dynamic_update_slice(part.order, new, (at,)),
-            jax.lax.dynamic_update_slice(part.rows, x, (at, 0)),
             jax.lax.dynamic_update_slice(part.inverse, strip, (at, 0)),
             jax.lax.dynamic_update_slice(part.curvature, now, (at,)),
             jax.lax.dynamic_update_slice(part.pivots, pivots, (at,)),
         )
 
     return jax.lax.fori_loop(0, (jnp.sum(entering) + k - 1) // k, chunk, part)
+
+
+def _prefix_widths(slots: int) -> tuple[int, ...]:
+    """The static widths of a factor's products on its first slots: a quarter, a half, all."""
+    return tuple(sorted({max(_APPEND_BLOCK, -(-slots * share // 4)) for share in (1, 2, 4)}))
 
 
 def newton_sizes(largest: int) -> tuple[int, ...]:
