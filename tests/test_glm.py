@@ -1356,6 +1356,34 @@ def test_the_gram_form_reads_X_as_it_is():
     assert any("stablehlo.transpose" in line for line in copies(23, 61))
 
 
+def test_maybe_runs_nothing_when_not_asked(monkeypatch):
+    """``solvers.maybe``'s loop runs ``f`` at most once: XLA must not hoist ``f``'s work on its
+    closure out of it, where it would run whatever the condition. At the path's start (``w =
+    0``, a constant) the X form's dense product ``w^T X_c^T`` was hoisted so, and the compiled
+    program wrote the transposed, centred ``X`` out twice; with a plain ``while_loop`` it still
+    does (the check can fail; should XLA stop hoisting, the workaround can go)."""
+    rng = np.random.default_rng(8)
+    n, p = 200, 3000  # XLA hoists the product from about this size
+    X, y = rng.standard_normal((n, p)) + 3, rng.standard_normal(n)
+
+    def transposed_writes():
+        data, options, config, grid = setup_path(X, y, paths.Settings(n_strengths=3))
+        jax.clear_caches()
+        text = paths.path_jit.jitted.lower(data, grid, options, config=config).compile().as_text()
+        entry = text[text.index("\nENTRY") :]
+        entry = entry[: entry.index("\n}")]
+        return sum(f"= f64[{p},{n}]{{1,0}} fusion(" in line for line in entry.splitlines())
+
+    assert transposed_writes() == 1
+
+    def plain(condition, f, operand):
+        body = lambda state: (jnp.zeros_like(state[0]), f(state[1]))  # noqa: E731
+        return jax.lax.while_loop(lambda state: state[0], body, (condition, operand))[1]
+
+    monkeypatch.setattr(solvers, "maybe", plain)
+    assert transposed_writes() == 2
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_largest_abs_is_the_max_abs_and_flags_non_finite_numbers(dtype):
     """``sparse.largest_abs``: ``max |x|`` over dense and sparse ``X`` (a negative number the

@@ -31,6 +31,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental.xla_metadata import set_xla_metadata
 
 from jreg.glm import sparse
 from jreg.glm.penalties import Penalty
@@ -171,7 +172,10 @@ def maybe(condition, f, operand):
     ``vmap`` runs ``f`` for every member, ``f`` runs only when some member's condition holds (a
     while loop of at most one trip; members whose condition is false keep ``operand``)."""
     body = lambda state: (jnp.zeros_like(state[0]), f(state[1]))  # noqa: E731
-    return jax.lax.while_loop(lambda state: state[0], body, (condition, operand))[1]
+    out = jax.lax.while_loop(lambda state: state[0], body, (condition, operand))
+    # XLA would hoist ``f``'s work on its closure (loop invariants) out of the loop and run it
+    # whatever the condition (a dense ``X`` product and a transposed copy of ``X`` for it)
+    return set_xla_metadata(out, _xla_disable_loop_instr_hoisting="true")[1]
 
 
 def either(condition, if_true: Callable, if_false: Callable):
