@@ -626,7 +626,7 @@ def _appended(part: Factor, rows, a, jitter, active, curvature) -> Factor:
     @in_prefix
     def left_of(width, at, ax, part: Factor):  # l^T, 0 from ``at`` on (those slots are not read)
         before = jnp.arange(width)[None, :] < at
-        held = rows.at[part.order[:width]].get(mode="fill", fill_value=0)
+        held = sparse.take(rows, part.order[:width])
         cross = jnp.where(before, ax @ held.T, 0)
         return jnp.where(before, cross @ part.inverse[:width, :width].T, 0)
 
@@ -638,7 +638,7 @@ def _appended(part: Factor, rows, a, jitter, active, curvature) -> Factor:
     def chunk(c, part: Factor) -> Factor:
         new = jax.lax.dynamic_slice(index, (c * k,), (k,))
         at = start + c * k
-        x = rows.at[new].get(mode="fill", fill_value=0)
+        x = sparse.take(rows, new)
         ax = x * a[None, :]
         left = left_of(at, ax, part)
         now = curvature.at[new].get(mode="fill", fill_value=0)
