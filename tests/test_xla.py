@@ -34,7 +34,6 @@ def test_programs_keep_reductions_out_of_library_calls():
     default = jax.jit(_coordinate_loop).lower(*args).compile()
     if _library_fusions(default) == 0:
         pytest.skip("this jaxlib makes no YNNPACK fusions: nothing to turn off")
-    assert _xla.compiler_options() == _xla.CPU_OPTIONS
     program = _xla.Program(_coordinate_loop)
     assert _library_fusions(program.lower(*args).compile()) == 0
     np.testing.assert_allclose(program(*args)[0], jax.jit(_coordinate_loop)(*args)[0])
@@ -51,15 +50,41 @@ def test_unknown_options_fall_back_to_the_defaults(monkeypatch):
         _xla.compiler_options.cache_clear()
 
 
+def test_options_apply_on_cpu_where_xla_flags_leave_them(monkeypatch):
+    try:
+        monkeypatch.setenv("XLA_FLAGS", "")
+        _xla.compiler_options.cache_clear()
+        assert _xla.compiler_options() == _xla.CPU_OPTIONS
+        own = "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0"
+        monkeypatch.setenv("XLA_FLAGS", own)
+        _xla.compiler_options.cache_clear()
+        left = {k: v for k, v in _xla.CPU_OPTIONS.items() if k != "xla_backend_optimization_level"}
+        assert _xla.compiler_options() == left
+        monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+        _xla.compiler_options.cache_clear()
+        assert _xla.compiler_options() == {}  # the options are XLA:CPU's
+    finally:
+        _xla.compiler_options.cache_clear()
+
+
+def _emitted_apart(compiled) -> int:
+    """Operations XLA:CPU's fusion emitters wrap into a fusion of their own (the previous
+    emitters compile them as they are)."""
+    return compiled.as_text().count("%wrapped_")
+
+
 def test_glm_programs_use_the_options():
     """A logistic path's reductions over 5000 samples: library calls by default, not in jreg's
-    program (its dots stay)."""
+    program (its dots stay); and its operations go through XLA's previous emitters."""
     X = np.random.default_rng(0).standard_normal((5000, 5))
     settings = paths.Settings(datafit="logistic", n_strengths=3)
     data, options, config, grid = setup_path(X, (X @ np.arange(5.0) > 0) * 1.0, settings)
     args = (data, grid, options)
     plain = jax.jit(paths.path_arrays, static_argnames="config").lower(*args, config=config)
-    ours = _library_fusions(paths.path_jit.lower(*args, config=config).compile())
+    compiled = paths.path_jit.lower(*args, config=config).compile()
+    assert _emitted_apart(plain.compile()) > 0
+    assert _emitted_apart(compiled) == 0
+    ours = _library_fusions(compiled)
     if _library_fusions(plain.compile()) == 0:
         pytest.skip("this jaxlib makes no YNNPACK fusions: nothing to turn off")
     assert ours < _library_fusions(plain.compile())
