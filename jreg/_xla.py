@@ -12,11 +12,11 @@ A coordinate step on 300-500 samples touches about 30 KB in ~10 operations, so t
 logistic paths spent most of their time in dispatches. Importing jreg raises that threshold to
 :data:`SMALL_LOOP_BYTES` (:func:`compile_small_loops_whole`).
 
-Compilation is most of the time to a first result: a default ``glm.path`` at 1000 x 300 spent
-~4.9 s in XLA, ~2.2 s of it in XLA:CPU's MLIR fusion emitters (one kernel per fusion and per
-unfused operation) and ~1.6 s in LLVM. XLA's previous emitters and LLVM's optimization level 1
-(of 0-3) compile the same program in ~2.4 s, and the paths run as fast (level 0 compiles in
-~1 s but runs them 4x slower).
+Compilation is most of the time to a first result: XLA took 3.0-4.0 s for a default ``glm.path``
+(2.2 s of a 200 x 2000 lasso path's 3.2 s in XLA:CPU's MLIR fusion emitters, which make a kernel
+of each fusion and each lone operation, on 2 threads, then LLVM). With XLA's previous emitters
+and LLVM's optimization level 1 (of 0-3) it takes 2.2-2.3 s where n >= p and for logistic paths,
+3.1-3.4 s for p > n lasso paths, and the paths run as fast (level 0: 1.0-1.4 s, 4x slower).
 """
 
 import functools

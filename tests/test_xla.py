@@ -51,6 +51,7 @@ def test_unknown_options_fall_back_to_the_defaults(monkeypatch):
 
 
 def test_options_apply_on_cpu_where_xla_flags_leave_them(monkeypatch):
+    """An option the user's ``XLA_FLAGS`` sets is theirs; off CPU there are none."""
     try:
         monkeypatch.setenv("XLA_FLAGS", "")
         _xla.compiler_options.cache_clear()
@@ -81,13 +82,13 @@ def test_glm_programs_use_the_options():
     data, options, config, grid = setup_path(X, (X @ np.arange(5.0) > 0) * 1.0, settings)
     args = (data, grid, options)
     plain = jax.jit(paths.path_arrays, static_argnames="config").lower(*args, config=config)
-    compiled = paths.path_jit.lower(*args, config=config).compile()
-    assert _emitted_apart(plain.compile()) > 0
-    assert _emitted_apart(compiled) == 0
-    ours = _library_fusions(compiled)
-    if _library_fusions(plain.compile()) == 0:
+    plain = plain.compile()
+    ours = paths.path_jit.lower(*args, config=config).compile()
+    assert _emitted_apart(plain) > 0
+    assert _emitted_apart(ours) == 0
+    if _library_fusions(plain) == 0:
         pytest.skip("this jaxlib makes no YNNPACK fusions: nothing to turn off")
-    assert ours < _library_fusions(plain.compile())
+    assert _library_fusions(ours) < _library_fusions(plain)
 
 
 def test_importing_jreg_starts_no_backend():
