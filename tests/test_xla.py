@@ -39,33 +39,33 @@ def test_programs_keep_reductions_out_of_library_calls():
     np.testing.assert_allclose(program(*args)[0], jax.jit(_coordinate_loop)(*args)[0])
 
 
-def test_unknown_options_fall_back_to_the_defaults(monkeypatch):
-    monkeypatch.setattr(_xla, "CPU_OPTIONS", {"xla_cpu_option_no_jaxlib_has": "1"})
+@pytest.fixture
+def fresh_options():
+    """``compiler_options`` computed anew in the test (its cache cleared), and after it."""
     _xla.compiler_options.cache_clear()
-    try:
-        assert _xla.compiler_options() == {}
-        program = _xla.Program(lambda x: 2 * x, static_argnames=())
-        assert float(program(1.5)) == 3.0
-    finally:
-        _xla.compiler_options.cache_clear()
+    yield
+    _xla.compiler_options.cache_clear()
 
 
-def test_options_apply_on_cpu_where_xla_flags_leave_them(monkeypatch):
+def test_unknown_options_fall_back_to_the_defaults(monkeypatch, fresh_options):
+    monkeypatch.setattr(_xla, "CPU_OPTIONS", {"xla_cpu_option_no_jaxlib_has": "1"})
+    assert _xla.compiler_options() == {}
+    program = _xla.Program(lambda x: 2 * x, static_argnames=())
+    assert float(program(1.5)) == 3.0
+
+
+def test_options_apply_on_cpu_where_xla_flags_leave_them(monkeypatch, fresh_options):
     """An option the user's ``XLA_FLAGS`` sets is theirs; off CPU there are none."""
-    try:
-        monkeypatch.setenv("XLA_FLAGS", "")
-        _xla.compiler_options.cache_clear()
-        assert _xla.compiler_options() == _xla.CPU_OPTIONS
-        own = "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0"
-        monkeypatch.setenv("XLA_FLAGS", own)
-        _xla.compiler_options.cache_clear()
-        left = {k: v for k, v in _xla.CPU_OPTIONS.items() if k != "xla_backend_optimization_level"}
-        assert _xla.compiler_options() == left
-        monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-        _xla.compiler_options.cache_clear()
-        assert _xla.compiler_options() == {}  # the options are XLA:CPU's
-    finally:
-        _xla.compiler_options.cache_clear()
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert _xla.compiler_options() == _xla.CPU_OPTIONS
+    own = "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0"
+    monkeypatch.setenv("XLA_FLAGS", own)
+    _xla.compiler_options.cache_clear()
+    left = {k: v for k, v in _xla.CPU_OPTIONS.items() if k != "xla_backend_optimization_level"}
+    assert _xla.compiler_options() == left
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    _xla.compiler_options.cache_clear()
+    assert _xla.compiler_options() == {}  # the options are XLA:CPU's
 
 
 def _emitted_apart(compiled) -> int:
