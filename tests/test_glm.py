@@ -1370,7 +1370,7 @@ def test_maybe_runs_nothing_when_not_asked(monkeypatch):
     def transposed_writes():
         data, options, config, grid = setup_path(X, y, paths.Settings(n_strengths=3))
         jax.clear_caches()
-        text = paths.path_jit.jitted.lower(data, grid, options, config=config).compile().as_text()
+        text = paths.path_jit.lower(data, grid, options, config=config).compile().as_text()
         entry = text[text.index("\nENTRY") :]
         entry = entry[: entry.index("\n}")]
         written = re.compile(rf"\s*%\S+ = f64\[{p},{n}\]\{{1,0\}} (fusion|copy)\(")

@@ -1,5 +1,6 @@
 """The compile options of jreg's programs (jreg._xla)."""
 
+import math
 import os
 import subprocess
 import sys
@@ -58,6 +59,7 @@ def test_options_apply_on_cpu_where_xla_flags_leave_them(monkeypatch, fresh_opti
     """An option the user's ``XLA_FLAGS`` sets is theirs; off CPU there are none."""
     monkeypatch.setenv("XLA_FLAGS", "")
     assert _xla.compiler_options() == _xla.CPU_OPTIONS
+    assert _xla.compiler_options(float64=True) == _xla.CPU_OPTIONS | _xla.FLOAT64_OPTIONS
     own = "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0"
     monkeypatch.setenv("XLA_FLAGS", own)
     _xla.compiler_options.cache_clear()
@@ -66,6 +68,20 @@ def test_options_apply_on_cpu_where_xla_flags_leave_them(monkeypatch, fresh_opti
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     _xla.compiler_options.cache_clear()
     assert _xla.compiler_options() == {}  # the options are XLA:CPU's
+
+
+def test_float64_programs_reduce_in_plain_loops():
+    """A sum over 4096 entries: a tree of windowed reductions in float32 (its rounding), one
+    loop in float64, whose rounding (``n eps``) is still far below any tolerance."""
+    program = _xla.Program(jnp.sum)
+    x = np.random.default_rng(0).standard_normal(4096)
+    wide, narrow = jnp.asarray(x), jnp.asarray(x, jnp.float32)
+    assert "reduce-window" not in program.lower(wide).compile().as_text()
+    assert "reduce-window" in program.lower(narrow).compile().as_text()
+    assert program._cache_size() == 0  # lowered, not called
+    np.testing.assert_allclose(program(wide), math.fsum(x), rtol=4096 * np.finfo(float).eps)
+    np.testing.assert_allclose(program(narrow), math.fsum(x), rtol=1e-5)
+    assert program._cache_size() == 2
 
 
 def _emitted_apart(compiled) -> int:
