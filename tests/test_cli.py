@@ -579,11 +579,12 @@ def test_readme_command_line_example(tmp_path):
 
 def test_compiled_programs_are_kept_on_disk_for_the_next_process(tmp_path):
     """With ``JREG_CACHE_DIR`` set, the first process writes its compiled programs there and a
-    second one, reading them, prints the same result."""
+    second one, reading them (every cross-validation program, those that compile in under
+    JAX's default 1 s too), prints the same result."""
     cache = tmp_path / "cache"
     argv = [sys.executable, "-m", "jreg", "fit", str(ROOT / "examples" / "customers.csv"),
             "--target", "churned", "--drop", "customer_id", "--missing", "mean", *FAST]  # fmt: skip
-    env = {**os.environ, "JREG_CACHE_DIR": str(cache)}
+    env = {**os.environ, "JREG_CACHE_DIR": str(cache), "JAX_LOG_COMPILES": "1"}
     runs = [
         subprocess.run(
             [*argv, "--out", str(tmp_path / f"out{i}")],
@@ -596,6 +597,9 @@ def test_compiled_programs_are_kept_on_disk_for_the_next_process(tmp_path):
     ]
     assert any(cache.iterdir())
     assert runs[0].stdout.replace("out0", "out1") == runs[1].stdout
+    second = runs[1].stderr  # a program read from the cache is logged as compiled too
+    loaded = second.count("Finished XLA compilation of jit(_cross_validation)")
+    assert loaded > 0 and second.count("cache hit for 'jit__cross_validation'") == loaded
 
 
 def test_data_glm_rejects_is_one_error_line(tmp_path, capsys):
