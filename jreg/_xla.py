@@ -15,13 +15,14 @@ logistic paths spent most of their time in dispatches. Importing jreg raises tha
 Compilation is most of the time to a first result: XLA took 3.0-4.0 s for a default ``glm.path``
 (2.2 s of a 200 x 2000 lasso path's 3.2 s in XLA:CPU's MLIR fusion emitters, which make a kernel
 of each fusion and each lone operation, on 2 threads, then LLVM). With XLA's previous emitters
-and LLVM's optimization level 1 (of 0-3) it takes 2.2-2.3 s where n >= p and for logistic paths,
+and LLVM's optimization level 1 (of 0-3) it took 2.2-2.3 s where n >= p and for logistic paths,
 3.1-3.4 s for p > n lasso paths, and the paths run as fast (level 0: 1.0-1.4 s, 4x slower).
-XLA:CPU also rewrites every reduction over more than 32 elements as a tree of windowed
-reductions, three kernels where the reduction was one, for pairwise-like rounding: float64
-programs (:data:`FLOAT64_OPTIONS`) keep the plain loops, whose rounding, ``n eps``, is 2e-11 of
-the result at 10^5 terms, and compile 0.4-0.6 s faster (the same paths, some faster: a 5000 x
-200 logistic path 0.26 -> 0.13 s); float32 programs keep the trees (``n eps`` would be 6e-3).
+XLA:CPU also rewrites each reduction over more than 32 elements as a tree of windowed
+reductions (three kernels for one) for pairwise-like rounding: float64 programs
+(:data:`FLOAT64_OPTIONS`) keep plain loops, whose rounding, ``n eps``, is 2e-11 of the result at
+10^5 terms, and compile 0.4-0.5 s faster (logistic paths 0.5-1.2 s), the paths as fast; float32
+programs keep the trees (``n eps`` would be 1e-2 there). XLA's compile is now 1.3-1.7 s where
+n >= p and for logistic paths, 2.0-2.3 s for p > n lasso paths.
 """
 
 import functools
