@@ -267,7 +267,7 @@ def gap_at(evaluation: Evaluation, curvature, intercept_curvature, penalty: Pena
     rough = _NEGLIGIBLE * jnp.sqrt(2 * curvature * jnp.abs(evaluation.loss))
     negligible = unpenalized | (lam < _NEGLIGIBLE * jnp.maximum(jnp.abs(evaluation.grad_w), rough))
     loose = (jnp.sum(negligible) <= size) & jnp.any(negligible & ~unpenalized)
-    # the two bounds in one loop: one program of the projection for both (half the gap's)
+    # both bounds in one loop, so that the projection (half the gap's operations) compiles once
     frees = jnp.stack([unpenalized, negligible])
     smaller = lambda k, gap: jnp.minimum(gap, gap_freeing(frees[k]))  # noqa: E731
     gap = jax.lax.fori_loop(0, 1 + loose.astype(int), smaller, jnp.asarray(jnp.inf, primal.dtype))
