@@ -1333,6 +1333,37 @@ def test_member_gram_is_the_gram_of_the_kept_rows(fit_intercept):
             np.testing.assert_array_equal(formed, formed.T)
 
 
+@pytest.mark.parametrize("n", [90, 64, 7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_centred_products_by_blocks_of_rows(monkeypatch, n, dtype):
+    """The Gram matrix and ``X_0^T diag(a) V`` summed over blocks of 16 rows (a last, partial
+    block; none; the partial one alone) equal the products of the centred rows, features with
+    means far above their spread (the centring exact in float32 too), exactly symmetric; and a
+    20000 x 300 float64 path's program holds a few blocks, not a centred copy of ``X``."""
+    monkeypatch.setattr(objectives, "_GRAM_ROWS", 16)
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((n, 5)) * [1, 1e-3, 10, 1, 1] + [1e3, 1, -1e4, 0, 5]
+    V, a = rng.standard_normal((n, 2)), rng.uniform(0, 1, n)
+    mean = a @ X / a.sum()
+    gram, product = objectives._centred_products(*(jnp.asarray(v, dtype) for v in (X, mean, a, V)))
+    X0 = X - mean
+    expected = X0.T @ (a[:, None] * X0), X0.T @ (a[:, None] * V)
+    bound = np.sqrt(np.outer(np.diag(expected[0]), [*np.diag(expected[0]), *(a @ V**2)]))
+    rounding = 100 * np.finfo(dtype).eps * n  # relative to the Cauchy-Schwarz bound
+    for formed, exact, scale in zip(
+        (gram, product), expected, (bound[:, :5], bound[:, 5:]), strict=True
+    ):
+        assert formed.dtype == dtype
+        assert np.all(np.abs(np.asarray(formed, np.float64) - exact) <= rounding * scale)
+    np.testing.assert_array_equal(gram, gram.T)
+
+    monkeypatch.undo()
+    X, y = rng.standard_normal((20000, 300)) + 3, rng.standard_normal(20000)
+    data, options, config, grid = setup_path(X, y, paths.Settings(n_strengths=3))
+    compiled = paths.path_jit.lower(data, grid, options, config=config).compile()
+    assert compiled.memory_analysis().temp_size_in_bytes < X.nbytes / 4  # 50 MB before
+
+
 def test_the_gram_form_reads_X_as_it_is():
     """On the Gram form (n >= p) the path's program neither transposes an ``n x p`` array (XLA:CPU
     writes the transposed copy out: the products over the samples contract ``X`` as it is) nor

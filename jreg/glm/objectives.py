@@ -99,19 +99,19 @@ def on_gram(datafit: Datafit, data: Data) -> bool:
 class SharedGram(NamedTuple):
     r"""The weighted Gram matrix of all the rows, from which :func:`member_gram` forms those of
     subsets of them: ``total`` :math:`X_0^\top \mathrm{diag}(a) X_0` with :math:`X_0 = X -
-    1 \mu^\top`, ``mean`` :math:`\mu = X^\top a / \sum_i a_i`, ``centred`` :math:`X_0`."""
+    1 \mu^\top`, ``mean`` :math:`\mu = X^\top a / \sum_i a_i`, and ``X``."""
 
     total: jax.Array
     mean: jax.Array
-    centred: jax.Array
+    X: jax.Array
 
 
 def shared_gram(data: Data) -> SharedGram:
     """:class:`SharedGram` of ``data`` (its weights, all rows)."""
     a = data.weights
     mean = a @ data.X / jnp.sum(a)
-    centred = data.X - mean[None, :]
-    return SharedGram(_weighted_gram(centred, a), mean, centred)
+    total, _ = _centred_products(data.X, mean, a)
+    return SharedGram(total, mean, data.X)
 
 
 def member_gram(shared: SharedGram, full, weights, *, dropped: int, fit_intercept: bool):
@@ -124,16 +124,16 @@ def member_gram(shared: SharedGram, full, weights, *, dropped: int, fit_intercep
     :math:`\mu m^\top + m \mu^\top + \mu \mu^\top` where not (:math:`X^\top A' X`).
     :math:`O(|R| p^2)`, against :math:`O(n p^2)`: a cross-validation's folds cost one Gram
     matrix in all."""
-    X0, n = shared.centred, full.size
+    n, mu = full.size, shared.mean
     left_out = jnp.nonzero((weights == 0) & (full > 0), size=dropped, fill_value=n)[0]
-    rows = X0.at[left_out].get(mode="fill", fill_value=0)
-    a = full.at[left_out].get(mode="fill", fill_value=0)
+    rows = shared.X.at[left_out].get(mode="fill", fill_value=0)
+    a = full.at[left_out].get(mode="fill", fill_value=0)  # 0 on the padding
     kept = jnp.sum(full) - jnp.sum(a)
-    gram = (shared.total - _weighted_gram(rows, a)) / kept
-    m = -(a @ rows) / kept
+    left_gram, left_sum = _centred_products(rows, mu, a, jnp.ones((dropped, 1), a.dtype))
+    gram = (shared.total - left_gram) / kept
+    m = -left_sum[:, 0] / kept
     if fit_intercept:
         return gram - m[:, None] * m[None, :]
-    mu = shared.mean
     cross = mu[:, None] * m[None, :]
     return gram + (cross + cross.T) + mu[:, None] * mu[None, :]  # exactly symmetric
 
@@ -147,27 +147,38 @@ def _squared_dual(r_y, r_r, kappa):
     return kappa * r_y - kappa**2 * r_r / 2
 
 
-def _root_weighted(X, a) -> jax.Array:
-    r"""Row :math:`i` of a dense ``X`` times :math:`\sqrt{a_i}`."""
-    return jnp.sqrt(a)[:, None] * X
+_GRAM_ROWS = 2048  # rows per block of the Gram matrix's products
 
 
-def _weighted_gram(X, a) -> jax.Array:
-    r"""``X^T diag(a) X``, exactly symmetric, as :math:`Z^\top Z` with :math:`Z =
-    \operatorname{diag}(\sqrt a) X`: one product (20000 x 300: 75 ms, against 90-120 ms for
-    three products of its blocks), and where ``X`` is computed (the centred features) one array
-    of its size written out, not two (``X`` and ``a X``)."""
-    root = _root_weighted(X, a)
-    gram = jnp.tensordot(root, root, axes=(0, 0))  # over the samples, without X^T
-    return (gram + gram.T) / 2
+def _centred_products(X, mean, a, V=None, *, gram: bool = True):
+    r"""``(G, P)``: :math:`G = X_0^\top \operatorname{diag}(a) X_0` (exactly symmetric; ``None``
+    without ``gram``) and :math:`P = X_0^\top \operatorname{diag}(a) V` (``V (n, m)``; ``None``
+    without ``V``), :math:`X_0 = X - 1 \mu^\top` (``mean`` :math:`\mu`), summed over blocks of
+    rows :math:`B` as :math:`Z_B^\top Z_B` and :math:`Z_B^\top \operatorname{diag}(\sqrt{a_B})
+    V_B` with :math:`Z_B = \operatorname{diag}(\sqrt{a_B}) X_{0B}`: the centring exact (no
+    cancellation in float32), one product per block, and no centred copy of ``X`` (a 20000 x 300
+    float64 path's program held 50 MB of temporaries, 13,000 page faults a call; now 8 MB)."""
+    n, p = X.shape
+    root = jnp.sqrt(a)
 
+    def block(start, size):
+        part = functools.partial(jax.lax.dynamic_slice_in_dim, start_index=start, slice_size=size)
+        r = part(root)[:, None]
+        z = r * (part(X) - mean[None, :])
+        products = None if V is None else jnp.tensordot(z, r * part(V), axes=(0, 0))
+        return jnp.tensordot(z, z, axes=(0, 0)) if gram else None, products
 
-def _gram_rows_product(X, a, V) -> jax.Array:
-    r""":math:`X^\top \operatorname{diag}(a) V` (``V (n, m)``) on the rows :math:`Z` of
-    :func:`_weighted_gram` (XLA computes them once for both), :math:`(\sqrt a V)^\top Z`
-    transposed: ``X.T @ V`` would have XLA:CPU write out :math:`X^\top` (4 ms of a 5000 x 200
-    fit's 25)."""
-    return ((jnp.sqrt(a)[:, None] * V).T @ _root_weighted(X, a)).T
+    full, rest = divmod(n, _GRAM_ROWS)
+    if rest:
+        sums = block(full * _GRAM_ROWS, rest)
+    else:
+        sums = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: block(0, _GRAM_ROWS)))
+
+    def add(k, sums):
+        return jax.tree.map(jnp.add, sums, block(k * _GRAM_ROWS, _GRAM_ROWS))
+
+    G, P = jax.lax.fori_loop(0, full, add, sums) if full else sums
+    return G if G is None else (G + G.T) / 2, P
 
 
 def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, complement) -> Smooth:
@@ -284,22 +295,22 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool,
     m = y.shape[1]
     x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)
     y_mean = a @ y if fit_intercept else jnp.zeros(m, X.dtype)
-    # centred explicitly where dense (no float32 cancellation), implicitly where sparse
-    Xc, yc = sparse.centred(X, x_mean), y - y_mean[None, :]
+    yc = y - y_mean[None, :]
     y_sq = jnp.sum(a @ yc**2)
 
     if _gram_form(data):  # the p x p Gram matrix for the steps and the evaluations
         # below _COMPLEMENT_FROM features every system is small: not worth inverting
         complement = _lasso(penalty, X.dtype) and p > _COMPLEMENT_FROM
-        gram = _weighted_gram(Xc, a) if gram is None else gram
-        corr = _gram_rows_product(Xc, a, yc)  # (p, m)
+        full, corr = _centred_products(X, x_mean, a, yc, gram=gram is None)  # corr (p, m)
+        gram = full if gram is None else gram
         smooth = _squared_on_gram(gram, corr, y_sq, complement=complement)
         curvature = jnp.diag(gram)
         sweeps = solvers.Sweeps(
             lambda evaluation, w: evaluation.grad_w, functools.partial(solvers.gram_sweep, gram)
         )
     else:  # X form: steps on the residual
-        rows = Xc.T  # (p, n): a feature's column is a contiguous row
+        # centred explicitly where dense (no float32 cancellation), implicitly where sparse
+        rows = sparse.centred(X, x_mean).T  # (p, n): a feature's column is a contiguous row
         lipschitz = solvers.top_eigenvalue(lambda v: rows @ (a * (v @ rows)), p, X.dtype)
         curvature = sparse.squares_times(rows, a)
         smooth = _squared_on_rows(rows, yc[:, 0], a, lipschitz, curvature)
@@ -358,10 +369,9 @@ def gradient_at_zero(datafit: Datafit, data: Data, *, fit_intercept: bool) -> ja
     b0 = _intercept_at_zero(datafit, data, fit_intercept=fit_intercept)
     x_mean = a @ X if fit_intercept else jnp.zeros(X.shape[1], X.dtype)
     g = datafit.gradient(jnp.broadcast_to(b0, y.shape), y)
-    Xc = sparse.centred(X, x_mean)
-    if on_gram(datafit, data):  # from the Gram matrix's rows, else from the solver's, Xc^T
-        return _gram_rows_product(Xc, a, g).reshape(-1)
-    return (Xc.T @ (a[:, None] * g)).reshape(-1)
+    if on_gram(datafit, data):  # by blocks of rows, as the Gram matrix; else on Xc^T
+        return _centred_products(X, x_mean, a, g, gram=False)[1].reshape(-1)
+    return (sparse.centred(X, x_mean).T @ (a[:, None] * g)).reshape(-1)
 
 
 def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
