@@ -1340,7 +1340,7 @@ def test_centred_products_by_blocks_of_rows(monkeypatch, n, dtype):
     block; none; the partial one alone) equal the products of the centred rows, features with
     means far above their spread (the centring exact in float32 too), exactly symmetric; and a
     20000 x 300 float64 path's program holds a few blocks, not a centred copy of ``X``."""
-    monkeypatch.setattr(objectives, "_GRAM_ROWS", 16)
+    monkeypatch.setattr(solvers, "SAMPLE_BLOCK", 16)
     rng = np.random.default_rng(2)
     X = rng.standard_normal((n, 5)) * [1, 1e-3, 10, 1, 1] + [1e3, 1, -1e4, 0, 5]
     V, a = rng.standard_normal((n, 2)), rng.uniform(0, 1, n)
@@ -1837,23 +1837,30 @@ def test_gram_form_minimizes_its_model(intercept):
 
 
 @pytest.mark.parametrize("scale", [1.0, 1e-30, 1e30])
-def test_model_gram_is_the_weighted_gram_to_float32_rounding(scale):
-    """Proximal Newton's model Hessian ``x diag(ad) x^T``, its product in float32: within 1e-6
-    of each entry's bound ``sqrt(G_ii G_jj)`` (Cauchy-Schwarz), exactly symmetric, its diagonal
-    exact, for rows of 1e-30 and 1e30 (far outside float32's range: scaled first), a zero row,
-    zero weights and one feature repeated."""
+@pytest.mark.parametrize("block", [16, 2048])
+def test_model_gram_is_the_weighted_gram_to_float32_rounding(monkeypatch, scale, block):
+    """Proximal Newton's model Hessian ``x diag(ad) x^T`` on rows ``index`` of ``rows`` (and
+    ``u = x ad``), its products in float32, by blocks of 16 samples (a partial one) or whole:
+    within 1e-6 of each entry's bound ``sqrt(G_ii G_jj)`` (Cauchy-Schwarz), exactly symmetric,
+    its diagonal exact, for rows of 1e-30 and 1e30 (far outside float32's range: scaled first),
+    a zero row, zero weights (a block of them) and one feature repeated."""
+    monkeypatch.setattr(solvers, "SAMPLE_BLOCK", block)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((7, 50)) * np.array([1, 2, 0.5, 1e3, 1e-3, 1, 0])[:, None]
-    x[5] = x[1]  # a repeated feature
+    rows = rng.standard_normal((9, 50)) * np.array([1, 2, 0.5, 1e3, 1e-3, 1, 0, 5, 5])[:, None]
+    rows[5] = rows[1]  # a repeated feature
     ad = rng.uniform(0.0, 2.0, 50) * (rng.uniform(size=50) < 0.8)  # some weights 0
-    x = x * scale
-    gram = np.asarray(jax.jit(solvers._model_gram)(jnp.asarray(x), jnp.asarray(ad)))
+    ad[16:32] = 0
+    rows = rows * scale
+    index = np.array([3, 0, 1, 2, 4, 5, 6])
+    gram, u = jax.jit(solvers._model_gram)(*(jnp.asarray(v) for v in (rows, index, ad)))
+    gram, x = np.asarray(gram), rows[index]
     exact = (x * ad) @ x.T
     bound = np.sqrt(np.outer(np.diagonal(exact), np.diagonal(exact)))
     assert gram.dtype == np.float64 and np.array_equal(gram, gram.T)
     np.testing.assert_allclose(np.diagonal(gram), np.diagonal(exact), rtol=1e-14)
     assert np.all(np.abs(gram - exact) <= 1e-6 * bound)
     assert np.all(gram[6] == 0) and np.all(np.isfinite(gram))
+    np.testing.assert_allclose(u, x @ ad, rtol=1e-13, atol=0)
 
 
 @pytest.mark.parametrize(
