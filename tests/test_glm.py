@@ -1333,13 +1333,14 @@ def test_member_gram_is_the_gram_of_the_kept_rows(fit_intercept):
             np.testing.assert_array_equal(formed, formed.T)
 
 
-@pytest.mark.parametrize("n", [90, 64, 7])
+@pytest.mark.parametrize("n", [90, 96, 7])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_centred_products_by_blocks_of_rows(monkeypatch, n, dtype):
-    """The Gram matrix and ``X_0^T diag(a) V`` summed over blocks of 16 rows (a last, partial
-    block; none; the partial one alone) equal the products of the centred rows, features with
-    means far above their spread (the centring exact in float32 too), exactly symmetric; and a
-    20000 x 300 float64 path's program holds a few blocks, not a centred copy of ``X``."""
+    """The Gram matrix and ``X_0^T diag(a) V`` summed over blocks of 16 rows (the last one
+    overlapping the one before; none; one block) equal the products of the centred rows,
+    features with means far above their spread (the centring exact in float32 too), exactly
+    symmetric; and a 20000 x 300 float64 path's program holds a few blocks, not a centred copy
+    of ``X``."""
     monkeypatch.setattr(solvers, "SAMPLE_BLOCK", 16)
     rng = np.random.default_rng(2)
     X = rng.standard_normal((n, 5)) * [1, 1e-3, 10, 1, 1] + [1e3, 1, -1e4, 0, 5]
@@ -1362,6 +1363,26 @@ def test_centred_products_by_blocks_of_rows(monkeypatch, n, dtype):
     data, options, config, grid = setup_path(X, y, paths.Settings(n_strengths=3))
     compiled = paths.path_jit.lower(data, grid, options, config=config).compile()
     assert compiled.memory_analysis().temp_size_in_bytes < X.nbytes / 4  # 50 MB before
+
+
+@pytest.mark.parametrize("n", [90, 96, 40])
+def test_centred_rows_by_blocks_of_samples(monkeypatch, n):
+    """The solver's rows ``(X - mean)^T`` written out by blocks of 16 samples (the last one
+    overlapping the one before; one block) are exactly ``(X - mean)^T``; and a 20000 x 300
+    float64 logistic path's program holds one copy of them (three before: XLA:CPU wrote one
+    out for each kind of reader), no more than 1.5 ``X`` of temporaries in all."""
+    monkeypatch.setattr(solvers, "SAMPLE_BLOCK", 16)
+    rng = np.random.default_rng(4)
+    X, mean = rng.standard_normal((n, 3)) + 5, rng.standard_normal(3)
+    rows = jax.jit(objectives._centred_rows)(jnp.asarray(X), jnp.asarray(mean))
+    np.testing.assert_array_equal(rows, (X - mean).T)
+
+    monkeypatch.undo()
+    X, y = rng.standard_normal((20000, 300)) + 3, rng.integers(0, 2, 20000).astype(float)
+    settings = paths.Settings(n_strengths=3, datafit="logistic")
+    data, options, config, grid = setup_path(X, y, settings)
+    compiled = paths.path_jit.lower(data, grid, options, config=config).compile()
+    assert compiled.memory_analysis().temp_size_in_bytes < 1.5 * X.nbytes  # 3.1 X before
 
 
 def test_the_gram_form_reads_X_as_it_is():
@@ -1837,13 +1858,13 @@ def test_gram_form_minimizes_its_model(intercept):
 
 
 @pytest.mark.parametrize("scale", [1.0, 1e-30, 1e30])
-@pytest.mark.parametrize("block", [16, 2048])
+@pytest.mark.parametrize("block", [8, 2048])
 def test_model_gram_is_the_weighted_gram_to_float32_rounding(monkeypatch, scale, block):
     """Proximal Newton's model Hessian ``x diag(ad) x^T`` on rows ``index`` of ``rows`` (and
-    ``u = x ad``), its products in float32, by blocks of 16 samples (a partial one) or whole:
-    within 1e-6 of each entry's bound ``sqrt(G_ii G_jj)`` (Cauchy-Schwarz), exactly symmetric,
-    its diagonal exact, for rows of 1e-30 and 1e30 (far outside float32's range: scaled first),
-    a zero row, zero weights (a block of them) and one feature repeated."""
+    ``u = x ad``), its products in float32, by blocks of 8 samples (the last overlapping) or
+    whole: within 1e-6 of each entry's bound ``sqrt(G_ii G_jj)`` (Cauchy-Schwarz), exactly
+    symmetric, its diagonal exact, for rows of 1e-30 and 1e30 (far outside float32's range:
+    scaled first), a zero row, zero weights (a block of them) and one feature repeated."""
     monkeypatch.setattr(solvers, "SAMPLE_BLOCK", block)
     rng = np.random.default_rng(3)
     rows = rng.standard_normal((9, 50)) * np.array([1, 2, 0.5, 1e3, 1e-3, 1, 0, 5, 5])[:, None]

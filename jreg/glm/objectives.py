@@ -157,9 +157,9 @@ def _centred_products(X, mean, a, V=None, *, gram: bool = True):
     block, and no centred copy of ``X`` (a 20000 x 300 float64 path's program: 50 -> 8 MB)."""
     root = jnp.sqrt(a)
 
-    def block(start, size):
+    def block(start, size, counted):
         part = functools.partial(jax.lax.dynamic_slice_in_dim, start_index=start, slice_size=size)
-        r = part(root)[:, None]
+        r = jnp.where(counted, 0, part(root))[:, None]
         z = r * (part(X) - mean[None, :])
         products = None if V is None else jnp.tensordot(z, r * part(V), axes=(0, 0))
         return jnp.tensordot(z, z, axes=(0, 0)) if gram else None, products
@@ -356,9 +356,26 @@ def gradient_at_zero(datafit: Datafit, data: Data, *, fit_intercept: bool) -> ja
     b0 = _intercept_at_zero(datafit, data, fit_intercept=fit_intercept)
     x_mean = a @ X if fit_intercept else jnp.zeros(X.shape[1], X.dtype)
     g = datafit.gradient(jnp.broadcast_to(b0, y.shape), y)
-    if on_gram(datafit, data):  # by blocks of rows, as the Gram matrix; else on Xc^T
+    if on_gram(datafit, data):  # by blocks of rows, as the Gram matrix
         return _centred_products(X, x_mean, a, g, gram=False)[1].reshape(-1)
-    return (sparse.centred(X, x_mean).T @ (a[:, None] * g)).reshape(-1)
+    rows = sparse.centred(X, x_mean).T if sparse.is_sparse(X) else _centred_rows(X, x_mean)
+    return (rows @ (a[:, None] * g)).reshape(-1)  # as the solver's gradient, to its rounding
+
+
+def _centred_rows(X, mean) -> jax.Array:
+    r""":math:`(X - 1 \mu^\top)^\top`, ``(p, n)``, of a dense ``X``, written out by blocks of
+    samples (:func:`~jreg.glm.solvers.sample_blocks`) in a loop: XLA:CPU otherwise writes it
+    out once for each kind of reader (a 20000 x 300 logistic path's program held three 48 MB
+    copies of it)."""
+    n, p = X.shape
+    blocks, size = solvers.sample_blocks(n)
+
+    def block(k, rows):
+        start = solvers.block_start(k, n)
+        part = jax.lax.dynamic_slice_in_dim(X, start, size) - mean[None, :]
+        return jax.lax.dynamic_update_slice_in_dim(rows, part.T, start, 1)
+
+    return jax.lax.fori_loop(0, blocks, block, jnp.zeros((p, n), X.dtype))
 
 
 def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: bool) -> Problem:
@@ -366,7 +383,7 @@ def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: b
     n, p = X.shape
     m = y.shape[1]
     x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)
-    rows = sparse.centred(X, x_mean).T
+    rows = sparse.centred(X, x_mean).T if sparse.is_sparse(X) else _centred_rows(X, x_mean)
     design = Design(rows, y, a, support_size=min(p, max(n, 64)))
 
     def dual(g, y, a, kappa):  # samples of weight 0 (held out) do not count, even outside

@@ -206,10 +206,12 @@ def take(rows, index: jax.Array) -> jax.Array:
 
 def squares_times(rows, h: jax.Array) -> jax.Array:
     r""":math:`\sum_i \text{rows}_{ji}^2 h_i` for features-major ``rows (p, n)`` and ``h (n,)``
-    or ``(n, m)``: the weighted squared norms of the (centred) columns."""
-    if not is_sparse(rows):
-        return (rows * rows) @ h
+    or ``(n, m)``: the weighted squared norms of the (centred) columns (dense: one reduction,
+    the squares not written out)."""
     flat = h.reshape(h.shape[0], -1)
+    if not is_sparse(rows):
+        out = jnp.sum(jnp.square(rows)[:, :, None] * flat[None], axis=1)
+        return out.reshape(rows.shape[:1] + h.shape[1:])
     X, p = rows, rows.shape[0]
     mean = X.mean[jnp.minimum(X.col, p - 1)]
     terms = (X.values * (X.values - 2 * mean))[:, None] * flat[X.row]
