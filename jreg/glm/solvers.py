@@ -1194,10 +1194,12 @@ def _minimize_model(form: _Form, first_order: Callable, penalty: Penalty):
 
 def sample_blocks(n: int) -> tuple[int, int]:
     """``(blocks, size)``: ``n`` samples as ``blocks`` of ``size``, :data:`SAMPLE_BLOCK`
-    beyond ``4 SAMPLE_BLOCK`` samples (else one block: a loop costs 0.2-0.3 s of a logistic
-    path's compilation, and buys nothing at 5000 x 200), block ``k`` from :func:`block_start`;
-    the last may overlap the one before (it ends at ``n``)."""
-    size = n if n <= 4 * SAMPLE_BLOCK else SAMPLE_BLOCK
+    beyond ``4 SAMPLE_BLOCK`` samples on CPU (else one block: a loop costs 0.2-0.3 s of a
+    logistic path's compilation and buys nothing at 5000 x 200; on an accelerator memory is not
+    what binds and each block would be launches of its own), block ``k`` from
+    :func:`block_start`; the last may overlap the one before (it ends at ``n``)."""
+    blocked = n > 4 * SAMPLE_BLOCK and jax.default_backend() == "cpu"
+    size = SAMPLE_BLOCK if blocked else n
     return -(-n // size), size
 
 
