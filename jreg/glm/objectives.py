@@ -296,8 +296,7 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool,
             lambda evaluation, w: evaluation.grad_w, functools.partial(solvers.gram_sweep, gram)
         )
     else:  # X form: steps on the residual
-        # centred explicitly where dense (no float32 cancellation), implicitly where sparse
-        rows = sparse.centred(X, x_mean).T  # (p, n): a feature's column is a contiguous row
+        rows = _centred_rows(X, x_mean)  # (p, n): a feature's column is a contiguous row
         lipschitz = solvers.top_eigenvalue(lambda v: rows @ (a * (v @ rows)), p, X.dtype)
         curvature = sparse.squares_times(rows, a)
         smooth = _squared_on_rows(rows, yc[:, 0], a, lipschitz, curvature)
@@ -358,15 +357,18 @@ def gradient_at_zero(datafit: Datafit, data: Data, *, fit_intercept: bool) -> ja
     g = datafit.gradient(jnp.broadcast_to(b0, y.shape), y)
     if on_gram(datafit, data):  # by blocks of rows, as the Gram matrix
         return _centred_products(X, x_mean, a, g, gram=False)[1].reshape(-1)
-    rows = sparse.centred(X, x_mean).T if sparse.is_sparse(X) else _centred_rows(X, x_mean)
-    return (rows @ (a[:, None] * g)).reshape(-1)  # as the solver's gradient, to its rounding
+    # on the solver's rows, as its gradient, so that both round alike
+    return (_centred_rows(X, x_mean) @ (a[:, None] * g)).reshape(-1)
 
 
-def _centred_rows(X, mean) -> jax.Array:
-    r""":math:`(X - 1 \mu^\top)^\top`, ``(p, n)``, of a dense ``X``, written out by blocks of
-    samples (:func:`~jreg.glm.solvers.sample_blocks`) in a loop: XLA:CPU otherwise writes it
+def _centred_rows(X, mean):
+    r"""The solvers' rows :math:`(X - 1 \mu^\top)^\top`, ``(p, n)``: implicitly centred where
+    ``X`` is sparse; explicitly where dense (no float32 cancellation), written out by blocks of
+    samples (:func:`~jreg.glm.solvers.sample_blocks`) in a loop: XLA:CPU otherwise writes them
     out once for each kind of reader (a 20000 x 300 logistic path's program held three 48 MB
-    copies of it)."""
+    copies of them)."""
+    if sparse.is_sparse(X):
+        return sparse.centred(X, mean).T
     n, p = X.shape
     blocks, size = solvers.sample_blocks(n)
 
@@ -383,7 +385,7 @@ def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: b
     n, p = X.shape
     m = y.shape[1]
     x_mean = a @ X if fit_intercept else jnp.zeros(p, X.dtype)
-    rows = sparse.centred(X, x_mean).T if sparse.is_sparse(X) else _centred_rows(X, x_mean)
+    rows = _centred_rows(X, x_mean)
     design = Design(rows, y, a, support_size=min(p, max(n, 64)))
 
     def dual(g, y, a, kappa):  # samples of weight 0 (held out) do not count, even outside
