@@ -116,9 +116,9 @@ _HOISTED = """
 import os
 import jax, jax.numpy as jnp
 {before}
-def loop(v):  # ~50 KB a step: above XLA's 1 KB, below jreg's threshold
+def loop(v):  # ~500 KB a step: above XLA's 1 KB (and 100 KB), below jreg's 1 MB
     return jax.lax.fori_loop(0, 100, lambda t, v: v - jnp.sin(v[t % 7]) * v / 1000, v)
-compiled = jax.jit(loop).lower(jnp.ones(2000)).compile()
+compiled = jax.jit(loop).lower(jnp.ones(20000)).compile()
 print("xla_cpu_small_call" in compiled.as_text(), os.environ.get("XLA_FLAGS", ""))
 """
 
