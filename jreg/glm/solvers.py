@@ -45,6 +45,7 @@ _UNMEASURABLE = 64  # a predicted decrease below this many ulps of the objective
 _ENTERING = 10  # the fewest zero coordinates a working set takes in (when they violate)
 _ANDERSON = 5  # coordinate-descent epochs between two Anderson extrapolations
 _GRAM_WIDTHS = (32, 64, 128, 256, 512)  # the working sets of proximal Newton's Gram forms
+_GRAM_SAMPLES = 4  # proximal Newton's Gram forms need n >= _GRAM_SAMPLES p (measured)
 POLISH_STEPS = 3  # Newton steps on the intercept before a gap (from near its best)
 _FREE_MAX = 32  # the most unpenalized coordinates whose dual constraints the gap meets
 _NEGLIGIBLE = 1e-3  # a strength below this fraction of its gradient counts as unpenalized there
@@ -1338,15 +1339,17 @@ def _dense_steps(rows, q) -> bool:
 
 def _gram_widths(rows, q, coordinates: bool, m: int) -> tuple[int, ...]:
     """The widths of the Gram forms of proximal Newton's model (:func:`_gram_form`) compiled
-    for a problem: for one output, a diagonal Hessian, dense coordinates and ``n >= 4 p``, each
-    of ``_GRAM_WIDTHS`` at most ``p``; none otherwise. Each model's Gram matrix costs ``n w^2``
-    for a working set of ``w``, its steps ``O(w)``, against ``O(n)`` on ``X``: measured, logistic
+    for a problem: for one output, a diagonal Hessian, dense coordinates and ``n >= 4 p``
+    (:data:`_GRAM_SAMPLES`), each of ``_GRAM_WIDTHS`` at most ``p``; none otherwise. Each
+    model's Gram matrix costs ``n w^2`` for a working set of ``w``, its steps ``O(w)``, against
+    ``O(n)`` on ``X``: measured, logistic
     paths ran 1.3-1.7x faster on it at 2000 x 500, 5000 x 500 and 5000 x 200, as fast at 3000 x
     500 and 2000 x 1000, 1.2-1.8x slower at 1000 x 500, 1000 x 1000 and breast cancer's 569 x
     495; Poisson paths as fast or slower at every shape (1.5x at 2000 x 500). Each form left out
     also saves 0.3-0.6 s of compilation."""
     p, n = rows.shape
-    if sparse.is_sparse(rows) or q is not None or not coordinates or m != 1 or 4 * p > n:
+    few_samples = n < _GRAM_SAMPLES * p
+    if sparse.is_sparse(rows) or q is not None or not coordinates or m != 1 or few_samples:
         return ()
     return tuple(sorted({min(width, p) for width in _GRAM_WIDTHS}))
 
