@@ -314,7 +314,9 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool,
             )
 
         def warm_start(w, b):
-            return solvers.Warm(smooth.evaluate(w, b), smooth.factor)
+            evaluation = smooth.evaluate(w, b)
+            lam = jnp.full_like(evaluation.grad_w, jnp.inf)
+            return solvers.Warm(evaluation, smooth.factor, lam, jnp.zeros_like(lam))
     else:
         solve, warm_start = _fista(smooth, penalty)
 
