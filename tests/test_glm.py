@@ -694,6 +694,38 @@ def test_newton_factor_updates_give_the_direct_directions():
             np.testing.assert_allclose(hessian @ d[f], -np.asarray(grad)[f], atol=1e-6)
 
 
+def test_predicted_gradient_is_exact_on_a_linear_piece_of_the_lasso_path():
+    """Coordinate descent's first Newton step at a strength lets in features by the gradient
+    predicted from the last two solutions: on a piece of the lasso path where no feature
+    enters or leaves (its path is linear there) it is the next solution's gradient (solutions:
+    scikit-learn's ``lasso_path``), where the last solution's own gradient is off by the
+    strength's change; before a first solution it is that solution's gradient."""
+    rng = np.random.default_rng(0)
+    n, p = 60, 12
+    X = rng.standard_normal((n, p))
+    y = X[:, :4] @ np.array([2.0, -1.0, 0.5, 1.5]) + 0.3 * rng.standard_normal(n)
+    top = np.max(np.abs(X.T @ y)) / n
+    strengths = top * np.array([0.3, 0.299, 0.298])
+    _, coefs, _ = lasso_path(X, y, alphas=strengths, tol=1e-14, max_iter=100_000)
+    signs = np.sign(coefs.T)
+    assert np.all(signs == signs[0]) and 0 < np.sum(signs[0] != 0) < p  # one linear piece
+    grads = [X.T @ (X @ w - y) / n for w in coefs.T]
+
+    def evaluation(grad):
+        return solvers.Evaluation(jnp.zeros(()), jnp.asarray(grad), jnp.zeros(1), None)
+
+    lam = [jnp.full(p, s) for s in strengths]
+    first = solvers.Warm(evaluation(grads[0]), None, jnp.full(p, jnp.inf), jnp.zeros(p))
+    np.testing.assert_array_equal(solvers.predicted_gradient(first, lam[1]), grads[0])
+    warm = solvers.warm_after(
+        solvers.warm_after(first, evaluation(grads[0]), None, lam[0]),
+        evaluation(grads[1]), None, lam[1],
+    )  # fmt: skip
+    predicted = solvers.predicted_gradient(warm, lam[2])
+    np.testing.assert_allclose(predicted, grads[2], atol=1e-10 * top)
+    assert np.max(np.abs(grads[1] - grads[2])) > 1e-4 * top
+
+
 def test_newton_steps_on_the_complement_equal_the_direct_steps():
     """Large supports of a well-conditioned Gram form solve on the complement of the active set
     (from the inverse Gram matrix): the same step as the direct system, alone and batched; an

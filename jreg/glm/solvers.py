@@ -905,6 +905,30 @@ class Warm(NamedTuple):
     slope: jax.Array
 
 
+def _strength_change(warm: Warm, lam) -> tuple[jax.Array, jax.Array]:
+    """Where ``warm`` holds a solution at other strengths than ``lam``, and the change of
+    strength there (1 elsewhere)."""
+    known = jnp.isfinite(warm.lam) & (lam != warm.lam)
+    return known, jnp.where(known, lam - warm.lam, 1)
+
+
+def predicted_gradient(warm: Warm, lam) -> jax.Array:
+    r"""The datafit's gradient at the solution for strengths ``lam`` predicted from ``warm``'s:
+    :math:`g + (\lambda' - \lambda) \partial g / \partial \lambda`, exact for the lasso
+    where no feature entered or left between the last two solutions (its path is piecewise
+    linear)."""
+    known, change = _strength_change(warm, lam)
+    return warm.evaluation.grad_w + jnp.where(known, change * warm.slope, 0)
+
+
+def warm_after(warm: Warm, evaluation: Evaluation, factor: Factor | None, lam) -> Warm:
+    """The :class:`Warm` at the solution for ``lam`` (its ``evaluation``), from the last
+    solution's ``warm``."""
+    known, change = _strength_change(warm, lam)
+    slope = jnp.where(known, (evaluation.grad_w - warm.evaluation.grad_w) / change, 0)
+    return Warm(evaluation, factor, lam, slope)
+
+
 class _Sweep(NamedTuple):
     w: jax.Array
     evaluation: Evaluation
@@ -965,11 +989,9 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
     epochs met the target, one last cheap Newton step is taken, and the loop goes on from it
     if it misses the target (a gap bounds the error in ``w`` only by its square root). The
     first Newton step at a strength lets in the features that violate most by the gradient
-    predicted there, :math:`g + (\lambda' - \lambda) \partial g / \partial \lambda` from
-    the last solution along the path (``warm``), exact for the lasso where no feature entered
-    or left between the last two solutions (its path is piecewise linear). Against ``g``
-    itself (the last solution's violators, often features its support explains once it moves)
-    the lasso matrix of ``benchmarks/paths.py`` took 0.91x the time (p > n 0.85x, 300 x 10000
+    predicted there from the last solution (:func:`predicted_gradient`). Against ``g`` itself
+    (the last solution's violators, often features its support explains once it moves) the
+    lasso matrix of ``benchmarks/paths.py`` took 0.91x the time (p > n 0.85x, 300 x 10000
     0.67-0.78x), a 200 x 1000 cross-validation 0.5x (766 -> 401 steps).
     ``warm``: see :class:`Warm`. ``n_iter`` counts epochs and Newton steps.
     """
@@ -1046,16 +1068,13 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
         return short | polish_due(sweep) if has_newton(smooth, penalty) else short
 
     step = newton_or_epochs if has_newton(smooth, penalty) else block
-    known = jnp.isfinite(warm.lam) & (lam != warm.lam)
-    change = jnp.where(known, lam - warm.lam, 1)
-    predicted = warm.evaluation.grad_w + jnp.where(known, change * warm.slope, 0)
+    predicted = predicted_gradient(warm, lam)
     objective = warm.evaluation.loss + penalty.value(w, lam)
     unknown = jnp.full((), jnp.inf, objective.dtype)  # the gap: scored in the loop's first pass
     start = _Sweep(w, warm.evaluation, objective, unknown, unknown, jnp.zeros((), jnp.int32),
                    warm.factor, *jnp.zeros((3,), bool))  # fmt: skip
     sweep = scored_loop(not_done, step, scored, start)
-    slope = jnp.where(known, (sweep.evaluation.grad_w - warm.evaluation.grad_w) / change, 0)
-    warm = Warm(sweep.evaluation, sweep.factor, lam, slope)
+    warm = warm_after(warm, sweep.evaluation, sweep.factor, lam)
     return Solution(sweep.w, b, sweep.gap, sweep.residual, sweep.n_iter, warm)
 
 
