@@ -715,7 +715,7 @@ def test_predicted_gradient_is_exact_on_a_linear_piece_of_the_lasso_path():
         return solvers.Evaluation(jnp.zeros(()), jnp.asarray(grad), jnp.zeros(1), None)
 
     lam = [jnp.full(p, s) for s in strengths]
-    first = solvers.Warm(evaluation(grads[0]), None, jnp.full(p, jnp.inf), jnp.zeros(p))
+    first = solvers.first_warm(evaluation(grads[0]), None)
     np.testing.assert_array_equal(solvers.predicted_gradient(first, lam[1]), grads[0])
     warm = solvers.warm_after(
         solvers.warm_after(first, evaluation(grads[0]), None, lam[0]),

@@ -314,9 +314,7 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool,
             )
 
         def warm_start(w, b):
-            evaluation = smooth.evaluate(w, b)
-            lam = jnp.full_like(evaluation.grad_w, jnp.inf)
-            return solvers.Warm(evaluation, smooth.factor, lam, jnp.zeros_like(lam))
+            return solvers.first_warm(smooth.evaluate(w, b), smooth.factor)
     else:
         solve, warm_start = _fista(smooth, penalty)
 

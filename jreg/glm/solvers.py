@@ -905,6 +905,12 @@ class Warm(NamedTuple):
     slope: jax.Array
 
 
+def first_warm(evaluation: Evaluation, factor: Factor | None) -> Warm:
+    """The :class:`Warm` of a path's start, before any solution (no strengths, no slope)."""
+    lam = jnp.full_like(evaluation.grad_w, jnp.inf)
+    return Warm(evaluation, factor, lam, jnp.zeros_like(lam))
+
+
 def _strength_change(warm: Warm, lam) -> tuple[jax.Array, jax.Array]:
     """Where ``warm`` holds a solution at other strengths than ``lam``, and the change of
     strength there (1 elsewhere)."""
@@ -1380,11 +1386,10 @@ def _gram_widths(rows, q, coordinates: bool, m: int) -> tuple[int, ...]:
     for a problem: for one output, a diagonal Hessian, dense coordinates and ``n >= 4 p``
     (:data:`_GRAM_SAMPLES`), each of ``_GRAM_WIDTHS`` at most ``p``; none otherwise. Each
     model's Gram matrix costs ``n w^2`` for a working set of ``w``, its steps ``O(w)``, against
-    ``O(n)`` on ``X``: measured, logistic
-    paths ran 1.3-1.7x faster on it at 2000 x 500, 5000 x 500 and 5000 x 200, as fast at 3000 x
-    500 and 2000 x 1000, 1.2-1.8x slower at 1000 x 500, 1000 x 1000 and breast cancer's 569 x
-    495; Poisson paths as fast or slower at every shape (1.5x at 2000 x 500). Each form left out
-    also saves 0.3-0.6 s of compilation."""
+    ``O(n)`` on ``X``: measured, logistic paths ran 1.3-1.7x faster on it at 2000 x 500, 5000 x
+    500 and 5000 x 200, as fast at 3000 x 500 and 2000 x 1000, 1.2-1.8x slower at 1000 x 500,
+    1000 x 1000 and breast cancer's 569 x 495; Poisson paths as fast or slower at every shape
+    (1.5x at 2000 x 500). Each form left out also saves 0.3-0.6 s of compilation."""
     p, n = rows.shape
     few_samples = n < _GRAM_SAMPLES * p
     if sparse.is_sparse(rows) or q is not None or not coordinates or m != 1 or few_samples:
