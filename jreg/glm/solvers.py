@@ -594,12 +594,16 @@ def factor_step(rows, a, jitter, active, grad, curvature, first, factor: Factor)
     part = _appended(factor._replace(order=order), rows, a, jitter, active, curvature)
     held = part.order < p
     leaving = held & ~active.at[part.order].get(mode="fill", fill_value=False)
-    out = jnp.nonzero(leaving, size=_LEAVING_MAX, fill_value=slots)[0]
     g = grad.at[part.order].get(mode="fill", fill_value=0)
-    y = jnp.where(held, part.inverse @ g, 0)
-    ys = jnp.where(held[:, None], part.inverse.at[:, out].get(mode="fill", fill_value=0), 0)
-    multipliers = cholesky_solve(ys.T @ ys + jnp.diag((out == slots).astype(g.dtype)), ys.T @ y)
-    d = part.inverse.T @ (ys @ multipliers - y)
+
+    def projected(y):  # (I - P) y, where a feature leaves (most steps: none)
+        out = jnp.nonzero(leaving, size=_LEAVING_MAX, fill_value=slots)[0]
+        ys = jnp.where(held[:, None], part.inverse.at[:, out].get(mode="fill", fill_value=0), 0)
+        eye = jnp.diag((out == slots).astype(g.dtype))
+        return y - ys @ cholesky_solve(ys.T @ ys + eye, ys.T @ y)
+
+    y = maybe(jnp.any(leaving), projected, jnp.where(held, part.inverse @ g, 0))
+    d = -(y @ part.inverse)  # L^-T y, without a transposed copy of L^-1 (3x the time)
     d = jnp.where(jnp.any(held & jnp.isnan(part.pivots)), jnp.nan, jnp.where(leaving, 0, d))
     return jnp.zeros(p, grad.dtype).at[part.order].set(d, mode="drop"), part
 
