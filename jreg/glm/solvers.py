@@ -401,7 +401,10 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
     :math:`-\nabla F` for the entering features) the objective restricted to the active set is
     a convex quadratic. The step goes to its minimizer, with every coordinate that leaves its
     orthant set to 0: when the active set and the signs are the solution's, that is the
-    solution. Not a descent method: callers keep the step only if it lowers the objective, or
+    solution. An entering feature that the minimizer gives the other sign is left out and the
+    system solved once more without it (set to 0, it would leave the others solved with it: on
+    a 500 x 5000 path 19 of 199 steps only repaired that; a second solve costs no evaluation).
+    Not a descent method: callers keep the step only if it lowers the objective, or
     try the step to the first sign change along the way (:func:`_first_crossing`). The
     system is solved in the smallest static size that holds the active set, or, where the datafit
     has an accurate inverse Hessian (the lasso in Gram form) and the complement of the active
@@ -422,7 +425,6 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
     active = support | ((violation > 0) & (violation >= entering))
     signs = jnp.where(support, jnp.sign(w), -jnp.sign(guide))
     penalty_grad, penalty_curvature = penalty.on_orthant(w, signs, lam)
-    grad = jnp.where(active, grad + penalty_grad, 0)
     # a factor's updates cost O(K^2) per feature: one size (fewer programs to compile)
     sizes = (
         newton_sizes(smooth.newton_size) if smooth.factor_step is None else (smooth.newton_size,)
@@ -430,17 +432,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
     no_curvature = penalty_curvature is None
     complement_sizes = newton_sizes(smooth.complement_size) if no_curvature else ()
     curvature = jnp.zeros_like(w) if no_curvature else jnp.broadcast_to(penalty_curvature, w.shape)
-    count = jnp.sum(active)
-    plan = None
-    if smooth.factor_step is not None:
-        plan, count = smooth.factor_plan(factor, active, curvature)
-    system, complement = newton_system(smooth, count, p, complement_sizes != ())
-    branch = jnp.searchsorted(jnp.asarray(sizes), count) + 1
-    if complement_sizes:
-        outside = jnp.searchsorted(jnp.asarray(complement_sizes), system) + 1 + len(sizes)
-        branch = jnp.where(complement, outside, branch)
-    solvable = complement | (count <= sizes[-1])
-    branch = jnp.where(worth & (count > 0) & solvable, branch, 0)
+    factored_steps = smooth.factor_step is not None
 
     def step_in(m):
         def step(active, index, outside, grad, curvature, data, plan, factor):
@@ -490,7 +482,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
 
             return write
 
-        steps = [factored] if plan is not None else [step_in(m) for m in sizes]
+        steps = [factored] if factored_steps else [step_in(m) for m in sizes]
         steps += [complement_in(q) for q in complement_sizes]
         return jax.lax.switch(branch, [lambda out: out, *map(in_size, steps)], out)
 
@@ -514,17 +506,41 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
         out = jax.lax.fori_loop(0, batch_size, member, out)
         return out, jax.tree.map(lambda _: True, out)
 
-    # the active set and its complement in ascending order, then padding (p), in each largest size
-    # (a factor holds its own order)
-    index = None if plan is not None else jnp.nonzero(active, size=sizes[-1], fill_value=p)[0]
-    outside = (
-        jnp.nonzero(~active, size=complement_sizes[-1], fill_value=p)[0]
-        if complement_sizes
-        else None
-    )
-    operands = (active, index, outside, grad, curvature, smooth.hessian_data, plan, factor)
-    direction, factor = direction_of(branch, *operands)
-    target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
+    def direction_on(active, factor, worth):
+        """The direction on ``active`` and the factor kept (see above)."""
+        count, plan = jnp.sum(active), None
+        if factored_steps:
+            plan, count = smooth.factor_plan(factor, active, curvature)
+        system, complement = newton_system(smooth, count, p, complement_sizes != ())
+        branch = jnp.searchsorted(jnp.asarray(sizes), count) + 1
+        if complement_sizes:
+            outside = jnp.searchsorted(jnp.asarray(complement_sizes), system) + 1 + len(sizes)
+            branch = jnp.where(complement, outside, branch)
+        solvable = complement | (count <= sizes[-1])
+        branch = jnp.where(worth & (count > 0) & solvable, branch, 0)
+        # the active set and its complement in ascending order, then padding (p), in each
+        # largest size (a factor holds its own order)
+        index = None if factored_steps else jnp.nonzero(active, size=sizes[-1], fill_value=p)[0]
+        outside = (
+            jnp.nonzero(~active, size=complement_sizes[-1], fill_value=p)[0]
+            if complement_sizes
+            else None
+        )
+        masked = jnp.where(active, grad + penalty_grad, 0)
+        operands = (active, index, outside, masked, curvature, smooth.hessian_data, plan, factor)
+        return direction_of(branch, *operands)
+
+    def attempt(state):
+        """A solve on ``active``; again without the entering features it gives the other
+        sign, after the first."""
+        active, _, factor, again, passes = state
+        direction, factor = direction_on(active, factor, worth & again)
+        target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
+        wrong = active & ~support & (jnp.sign(target) != signs) & (lam != 0)
+        return active & ~wrong, target, factor, jnp.any(wrong) & (passes == 0), passes + 1
+
+    start = (active, w, factor, jnp.ones((), bool), jnp.zeros((), jnp.int32))
+    _, target, factor, _, _ = jax.lax.while_loop(lambda state: state[3], attempt, start)
     kept = (jnp.sign(target) == signs) | (lam == 0)
     point = jnp.where(kept, target, 0)
     return point, _first_crossing(w, target, point, kept), factor
