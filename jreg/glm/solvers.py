@@ -530,18 +530,21 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
         operands = (active, index, outside, masked, curvature, smooth.hessian_data, plan, factor)
         return direction_of(branch, *operands)
 
+    def kept_in(target):  # the coordinates the target keeps on their orthant
+        return (jnp.sign(target) == signs) | (lam == 0)
+
     def attempt(state):
         """A solve on ``active``; again without the entering features it gives the other
         sign, after the first."""
         active, _, factor, again, passes = state
         direction, factor = direction_on(active, factor, worth & again)
         target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
-        wrong = active & ~support & (jnp.sign(target) != signs) & (lam != 0)
+        wrong = active & ~support & ~kept_in(target)
         return active & ~wrong, target, factor, jnp.any(wrong) & (passes == 0), passes + 1
 
     start = (active, w, factor, jnp.ones((), bool), jnp.zeros((), jnp.int32))
     _, target, factor, _, _ = jax.lax.while_loop(lambda state: state[3], attempt, start)
-    kept = (jnp.sign(target) == signs) | (lam == 0)
+    kept = kept_in(target)
     point = jnp.where(kept, target, 0)
     return point, _first_crossing(w, target, point, kept), factor
 
