@@ -637,13 +637,22 @@ def _summary(rows):
                 + " |\n"
             )
         ratios = [ratio for ratio, _ in grid.values()]
+
         worst = max(grid, key=lambda key: grid[key][0])
+        best = min(grid, key=lambda key: grid[key][0])
         text += (
             f"\ngeometric mean {np.exp(np.mean(np.log(ratios))):.2f} over {len(ratios)} "
-            f"cells; worst {grid[worst][0]:.2f} ({'x'.join(map(str, worst[0]))}, rho "
-            f"{worst[1]}{', intercept' * worst[2]}, vs {grid[worst][1]})"
+            f"cells; worst {_cell(grid, worst)}, best {_cell(grid, best)}; "
+            f"{sum(ratio > 1 for ratio in ratios)} cells above 1.0"
         )
     return text
+
+
+def _cell(grid, key):
+    """A cell of :func:`_summary`'s ``grid``: its ratio, where, and against which peer."""
+    shape, rho, intercept = key
+    where = f"{'x'.join(map(str, shape))}, rho {rho}{', intercept' * intercept}"
+    return f"{grid[key][0]:.2f} ({where}, vs {grid[key][1]})"
 
 
 def _tightened(row, peer):
