@@ -192,7 +192,7 @@ def sparse_regression(
 
 def _demo_row(name, cv, seconds, rerun_seconds, problem: Problem) -> dict:
     at = _best_index(cv)
-    coef, intercept = np.asarray(cv.path.coef[at]), float(cv.path.intercept[at])
+    coef, intercept = np.asarray(cv.path.coef)[at], float(np.asarray(cv.path.intercept)[at])
     selected, true = coef != 0, problem.coef != 0
     test_error = np.mean((problem.y_test - problem.X_test @ coef - intercept) ** 2)
     return {
@@ -457,7 +457,7 @@ def _fit(args) -> int:
     ylabel = f"held-out {result['cv_score_name']}"
     cv_figure = plot.plot_cv(cv, ylabel=ylabel, title=args.penalty)
     print(_fit_summary(result, X.shape, n_rows))
-    if result["strength"] == float(cv.strengths[-1]):
+    if result["strength"] == float(np.asarray(cv.strengths)[-1]):
         print(
             "jreg: warning: the best strength is the smallest of the grid; the held-out score "
             "may improve below it (lower --strength-min-ratio)",
@@ -518,9 +518,9 @@ def _result(cv: glm.CrossValidation, names, mean, scale, settings: dict, model: 
     (for several classes, coefficients and intercepts per class, keyed by its label), and what
     ``jreg predict`` needs in ``model``."""
     at = _best_index(cv)
-    coef = np.asarray(cv.path.coef[at], dtype=float)
+    coef = np.asarray(cv.path.coef, dtype=float)[at]  # (indexing a jax array compiles)
     coef = coef / scale.reshape(-1, *[1] * (coef.ndim - 1)) + 0.0  # + 0.0: -0.0 becomes 0.0
-    intercept = np.asarray(cv.path.intercept[at], dtype=float) - mean @ coef
+    intercept = np.asarray(cv.path.intercept, dtype=float)[at] - mean @ coef
     scores = np.asarray(cv.scores)[:, at]
     if coef.ndim == 2:
         coefficients = {
@@ -552,7 +552,7 @@ def _path_figure(cv: glm.CrossValidation, result: dict, names, classes, title: s
         return figure
     figure, axes = plot._figure(figsize=FIGSIZE, ncols=len(classes))
     for c, (label, ax) in enumerate(zip(classes, axes, strict=True)):
-        one = cv.path._replace(coef=cv.path.coef[..., c])
+        one = cv.path._replace(coef=np.asarray(cv.path.coef)[..., c])
         plot.plot_path(one, ax=ax, strength=result["strength"], feature_names=names,
                        title=f"{title}: class {label}")  # fmt: skip
     axes[0].set_ylabel("coefficient (standardized features)")

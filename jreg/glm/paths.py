@@ -237,15 +237,22 @@ def _penalty_family(penalty) -> _datafits.Family:
     return _penalties.PENALTIES[penalty]
 
 
-def parts(config: Config, options: Options, data: Data):
-    """The datafit (of the linear predictor plus ``data.offset``, if any) and the penalty of a
-    configuration on ``data`` (its outputs and dtype), built from the traced options."""
+def datafit_of(config: Config, options: Options, data: Data):
+    """The datafit of a configuration, of the linear predictor plus ``data.offset`` (if any)."""
     datafit = datafit_family(config.datafit).build(options)
     if data.offset is not None:
         datafit = _datafits.with_offset(datafit, data.offset)
+    return datafit
+
+
+def parts(config: Config, options: Options, data: Data):
+    """The datafit (:func:`datafit_of`) and the penalty of a configuration on ``data`` (its
+    outputs and dtype), built from the traced options (outside a trace, the penalty's
+    per-coordinate arrays are eager operations, each compiled: :func:`datafit_of` alone
+    where only the datafit is asked)."""
     layout = (data.y.shape[1], data.X.dtype)
     penalty = _penalty_family(config.penalty).build(options, layout, config.groups)
-    return datafit, penalty
+    return datafit_of(config, options, data), penalty
 
 
 def _check_bool(name: str, value) -> bool:

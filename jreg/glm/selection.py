@@ -259,7 +259,7 @@ def cross_validate(
     settings = Settings(**path_kwargs)
     data, options, config = paths.setup(X, y, settings)
     grid, relative = paths.grid_input(data, options, config, settings)
-    datafit, _ = paths.parts(config, options, data)
+    datafit = paths.datafit_of(config, options, data)
     _check_scoring(scoring, datafit, data.y.shape[1])
     if folds is None:
         folds = _random_folds(data, datafit, n_folds, seed)
@@ -344,7 +344,7 @@ def _cross_validation(data: Data, held_out, grid, options: Options, config: Conf
         data, weights, grid, options, config, sequential, sharding, batch_size, dropped
     )
     folds = jax.tree.map(lambda x: x[:n_folds], batch)
-    datafit, _ = paths.parts(config, options, data)
+    datafit = paths.datafit_of(config, options, data)
     scores = _held_out_scores(data, datafit, folds, held_out * data.weights[None, :], scoring)
     mean = jnp.mean(scores, axis=0)
     best = jnp.argmin(mean)
@@ -417,7 +417,7 @@ def stability_selection(
     grid, relative = paths.grid_input(data, options, config, settings)
     check_count("n_subsamples", n_subsamples)
     check("fraction", fraction, lambda f: (f > 0) & (f <= 1), "in (0, 1]")
-    datafit, _ = paths.parts(config, options, data)
+    datafit = paths.datafit_of(config, options, data)
     rng = _generator(seed)
     mask = np.zeros((n_subsamples, data.X.shape[0]))
     for rows in _strata(data, datafit):
