@@ -637,7 +637,6 @@ def _summary(rows):
                 + " |\n"
             )
         ratios = [ratio for ratio, _ in grid.values()]
-
         worst = max(grid, key=lambda key: grid[key][0])
         best = min(grid, key=lambda key: grid[key][0])
         text += (

@@ -537,6 +537,8 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
         """A solve on ``active``; again without the entering features it gives the other
         sign, after the first."""
         active, _, factor, again, passes = state
+        # under vmap the body runs for every member while one needs it: ``again`` (false for
+        # the others) gives those no solve
         direction, factor = direction_on(active, factor, worth & again)
         target = w + jnp.where(jnp.all(jnp.isfinite(direction)), direction, 0)
         wrong = active & ~support & ~kept_in(target)
