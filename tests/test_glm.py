@@ -1864,9 +1864,11 @@ def test_gram_form_minimizes_its_model(intercept):
     penalty = paths.parts(config, options, data)[1]
     lam = rng.uniform(0.02, 0.1, p)
     design = solvers.Design(jnp.asarray(X.T), None, None, p)
-    arrays = [jnp.asarray(v) for v in (ad, grad, grad_b, w0, b0, order)]
+    arrays = [jnp.asarray(v) for v in (grad, grad_b, w0, b0, order)]
+    none = solvers._no_grams(p, n, widths[-1], jnp.float64)
+    grams = solvers._grams_for(design, jnp.asarray(ad[:, 0]), arrays[-1], size, widths, none)
     step = (lambda block, g_b: -g_b / jnp.diagonal(block)) if intercept else None
-    form = solvers._gram_form(design, *arrays, size, widths=widths, penalty=penalty,
+    form = solvers._gram_form(design, grams, *arrays, size, penalty=penalty,
                               lam=jnp.asarray(lam), intercept=step)  # fmt: skip
     epochs = jax.jit(lambda model: jax.lax.fori_loop(0, 300, lambda _, m: form.epoch(m)[0], model))
     model = epochs(form.start)
@@ -1887,6 +1889,48 @@ def test_gram_form_minimizes_its_model(intercept):
     again = form.at(model.w, model.b - 0.3 * intercept)  # the gradient re-formed (and b re-fit)
     np.testing.assert_allclose(again.g[:size], g[order[:size]], rtol=0, atol=rounding)
     np.testing.assert_allclose(again.b, b, rtol=0, atol=1e-12)
+
+
+def test_gram_matrices_are_reused_while_they_hold_the_working_set_near_their_curvatures():
+    """Proximal Newton's Gram matrices (:func:`solvers._grams_for`): formed on the narrowest
+    width that holds the working set, on the order of :func:`solvers._gram_order` (the working
+    set, then the rest by violation, the largest first); reused, rearranged to a new order, by
+    a model whose working set they hold and whose curvatures are within ``_STALE`` of theirs
+    (which then stand); formed afresh where either fails."""
+    rng = np.random.default_rng(6)
+    n, p, widths = 50, 12, (8, 12)
+    X = rng.standard_normal((n, p))
+    design = solvers.Design(jnp.asarray(X.T), None, None, p)
+    ad, violation = rng.uniform(0.1, 1.0, n) / n, rng.standard_normal(p)
+    start = rng.permutation(p)
+    order = np.asarray(solvers._gram_order(jnp.asarray(start), 5, jnp.asarray(violation)))
+    assert np.array_equal(order[:5], start[:5]) and np.array_equal(np.sort(order), np.arange(p))
+    assert np.all(np.diff(violation[order[5:]]) <= 0)
+
+    def check(grams, features, curvatures):
+        """``grams`` hold ``features`` first (the rest: none), formed with ``curvatures``."""
+        k = features.size
+        assert np.array_equal(grams.index, np.append(features, [p] * (p - k)))
+        assert np.array_equal(grams.ad, curvatures)
+        x = X[:, features]
+        gram = x.T @ (curvatures[:, None] * x)
+        np.testing.assert_allclose(grams.gram[:k, :k], gram, rtol=0, atol=1e-6 * gram.max())
+        np.testing.assert_allclose(grams.u[:k], x.T @ curvatures, rtol=1e-12)
+        assert not np.any(grams.gram[k:]) and not np.any(grams.u[k:])
+
+    def grams_for(curvatures, order, size, kept):
+        orders = jnp.asarray(order)
+        return solvers._grams_for(design, jnp.asarray(curvatures), orders, size, widths, kept)
+
+    grams = grams_for(ad, order, 5, solvers._no_grams(p, n, p, jnp.float64))
+    check(grams, order[:8], ad)  # the narrower width holds the working set
+    held = rng.permutation(order[:8])
+    shuffled = np.concatenate([held, rng.permutation(order[8:])])
+    near = ad * rng.uniform(0.8, 1.2, n)  # within 0.25
+    check(grams_for(near, shuffled, 6, grams), held, ad)  # reused: its curvatures stand
+    check(grams_for(1.3 * ad, shuffled, 6, grams), held, 1.3 * ad)  # too far: formed afresh
+    entering = np.concatenate([order[8:9], held, order[9:]])  # one working feature not held
+    check(grams_for(near, entering, 6, grams), entering[:8], near)
 
 
 @pytest.mark.parametrize("scale", [1.0, 1e-30, 1e30])
@@ -1936,9 +1980,9 @@ def test_proximal_newton_on_the_gram_form_matches_the_x_form(monkeypatch, datafi
     )
     weight = rng.uniform(0.5, 2.0, 300)
     widths = []
-    gram_form = solvers._gram_form
-    spy = lambda *a, **k: widths.append(k["widths"]) or gram_form(*a, **k)  # noqa: E731
-    monkeypatch.setattr(solvers, "_gram_form", spy)
+    grams_for = solvers._grams_for
+    spy = lambda *a: widths.append(a[4]) or grams_for(*a)  # noqa: E731
+    monkeypatch.setattr(solvers, "_grams_for", spy)
 
     def fitted():
         jax.clear_caches()

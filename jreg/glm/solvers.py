@@ -46,6 +46,7 @@ _ENTERING = 10  # the fewest zero coordinates a working set takes in (when they 
 _ANDERSON = 5  # coordinate-descent epochs between two Anderson extrapolations
 _GRAM_WIDTHS = (32, 64, 128, 256, 512)  # the working sets of proximal Newton's Gram forms
 _GRAM_SAMPLES = 4  # proximal Newton's Gram forms need n >= _GRAM_SAMPLES p (measured)
+_STALE = 0.25  # proximal Newton reuses a Gram matrix while its curvatures are within this share
 POLISH_STEPS = 3  # Newton steps on the intercept before a gap (from near its best)
 _FREE_MAX = 32  # the most unpenalized coordinates whose dual constraints the gap meets
 _NEGLIGIBLE = 1e-3  # a strength below this fraction of its gradient counts as unpenalized there
@@ -1324,28 +1325,80 @@ def _model_gram(rows, index, ad) -> tuple[jax.Array, jax.Array]:
     return gram.at[jnp.diag_indices(index.shape[0])].set(squares), u
 
 
-def _gram_form(design: Design, ad, grad, grad_b, w0, b0, order, size, *, widths,
-               penalty: Penalty, lam, intercept: Callable | None) -> _Form:  # fmt: skip
-    r"""Proximal Newton's model (one output, diagonal Hessian ``ad``, dense rows) on its working
-    set ``order[:size]``, ``size <= widths[-1]``: the weighted Gram matrix :math:`G = X_W^\top
-    \operatorname{diag}(a d) X_W` of the first ``widths[-1]`` features of ``order``, ``u =
-    X_W^\top (a d)`` and :math:`\sum a d` are formed once, on the narrowest of ``widths`` that
-    holds the working set (``n width^2``, zeros beyond: one program for all), and an epoch
-    costs ``widths[-1]`` a step (as glmnet's covariance updates) against ``n`` on ``X``: the
-    model's gradient :math:`g_W = \nabla_W + G\,dw_W + u\,db` follows each step
-    (:func:`gram_sweep`). ``intercept``: the intercept's Newton step ``(block, g_b) -> db``
-    on the model's ``(m, m)`` block, or None."""
-    widest = widths[-1]
+class _Grams(NamedTuple):
+    """The weighted Gram matrix of a model of proximal Newton's Gram form (:func:`_gram_form`),
+    kept for the next: ``gram (widest, widest)`` and ``u`` on the features ``index`` (``p``
+    where it holds none), formed with the weighted curvatures ``ad (n,)``."""
+
+    gram: jax.Array
+    u: jax.Array
+    index: jax.Array
+    ad: jax.Array
+
+
+def _no_grams(p: int, n: int, widest: int, dtype) -> _Grams:
+    """:class:`_Grams` that hold no feature."""
+    zeros = functools.partial(jnp.zeros, dtype=dtype)
+    return _Grams(zeros((widest, widest)), zeros(widest), jnp.full(widest, p), zeros(n))
+
+
+def _gram_order(order, size, violation) -> jax.Array:
+    """``order`` with the units after its working set ``order[:size]`` sorted by ``violation``,
+    the largest first: the features a Gram matrix holds beyond the working set (up to its
+    width) are then those likeliest to enter the next working sets, which can reuse it."""
+    t = jnp.arange(order.size)
+    outside = jnp.zeros(order.size, bool).at[order].set(t >= size)
+    rest = jnp.lexsort((-violation, ~outside))  # outside first, then by violation
+    return jnp.where(t < size, order, rest[jnp.maximum(t - size, 0)])
+
+
+def _grams_for(design: Design, ad, order, size, widths, kept: _Grams) -> _Grams:
+    r""":class:`_Grams` for a model with weighted curvatures ``ad (n,)`` on the working set
+    ``order[:size]`` (``size <= widths[-1]``), on the features ``order[:widths[-1]]``:
+    ``kept``'s, rearranged, where they hold the working set and their curvatures are within
+    ``_STALE`` of ``ad`` (the model's Hessian then within that share of the exact one, as
+    :math:`(1 - s) H \preceq H' \preceq (1 + s) H`; its gradient stays exact, the line search
+    keeps every step a descent: a Poisson or logistic path's later models of a strength, whose
+    steps are short, skip the ``n w^2`` products); else formed afresh on the narrowest of
+    ``widths`` that holds the working set (``n width^2``, zeros beyond: one program for all)."""
+    p, widest = design.rows.shape[0], widths[-1]
     index = order[:widest]
+    position = jnp.full(p + 1, widest).at[kept.index].set(jnp.arange(widest))[index]
+    held = jnp.all((position < widest) | (jnp.arange(widest) >= size))
+    close = jnp.all(jnp.abs(ad - kept.ad) <= _STALE * kept.ad)
 
-    def narrow(width):
-        pad = widest - width
-        gram, u = _model_gram(design.rows, order[:width], ad[:, 0])
-        return jnp.pad(gram, (0, pad)), jnp.pad(u, (0, pad))
+    def rearranged():
+        gram = kept.gram.at[position[:, None], position[None, :]].get(mode="fill", fill_value=0)
+        u = kept.u.at[position].get(mode="fill", fill_value=0)
+        return _Grams(gram, u, jnp.where(position < widest, index, p), kept.ad)
 
-    branches = [functools.partial(narrow, width) for width in widths]
-    gram, u = jax.lax.switch(sum(size > width for width in widths[:-1]), branches)
-    total, diagonal, grad_w = jnp.sum(ad, axis=0), jnp.diagonal(gram), grad[index]
+    def formed():
+        def narrow(width):
+            pad = widest - width
+            gram, u = _model_gram(design.rows, order[:width], ad)
+            return jnp.pad(gram, (0, pad)), jnp.pad(u, (0, pad))
+
+        bucket = sum(size > width for width in widths[:-1])
+        gram, u = jax.lax.switch(bucket, [functools.partial(narrow, width) for width in widths])
+        formed_on = jnp.arange(widest) < jnp.asarray(widths)[bucket]
+        return _Grams(gram, u, jnp.where(formed_on, index, p), ad)
+
+    return either(held & close, rearranged, formed)
+
+
+def _gram_form(design: Design, grams: _Grams, grad, grad_b, w0, b0, order, size, *,
+               penalty: Penalty, lam, intercept: Callable | None) -> _Form:  # fmt: skip
+    r"""Proximal Newton's model (one output, diagonal Hessian, dense rows) on its working set
+    ``order[:size]``, on ``grams`` (:func:`_grams_for`): the weighted Gram matrix :math:`G =
+    X_W^\top \operatorname{diag}(a d) X_W` of the first ``widest`` features of ``order``, ``u =
+    X_W^\top (a d)`` and :math:`\sum a d`. An epoch costs ``widest`` a step (as glmnet's
+    covariance updates) against ``n`` on ``X``: the model's gradient :math:`g_W = \nabla_W +
+    G\,dw_W + u\,db` follows each step (:func:`gram_sweep`). ``intercept``: the intercept's
+    Newton step ``(block, g_b) -> db`` on the model's ``(m, m)`` block, or None."""
+    gram, u = grams.gram, grams.u
+    widest = u.size
+    index = order[:widest]
+    total, diagonal, grad_w = jnp.sum(grams.ad)[None], jnp.diagonal(gram), grad[index]
     block = jnp.diag(total)  # the model's (m, m) block in the intercept
 
     def new_value(t, w_t, correlation):
@@ -1387,6 +1440,7 @@ class _Newton(NamedTuple):
     residual: jax.Array
     n_iter: jax.Array
     progress: jax.Array  # the last step moved
+    grams: _Grams | None  # the last model's in the Gram form (None: not compiled)
 
 
 def _block_curvatures(rows, features, weighted):
@@ -1652,10 +1706,12 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
     (in gradient units) is a tenth of the first epoch's, or after ``_INNER_EPOCHS``
     (:func:`_minimize_model`): on the working set's weighted Gram matrix where one is compiled
     (``n >= 4 p``: :func:`_gram_widths`) and holds it (:func:`_gram_form`; a 2000 x 500 logistic
-    path 1.3x faster), else on ``X``. The step to the model's minimizer is then shortened by
-    halving until the objective falls by a fraction of the model's predicted decrease (Armijo;
-    a full step keeps the coordinates' exact zeros), unless that decrease is below the
-    objective's rounding (then it is taken in full: near the solution the gap still falls).
+    path 1.3x faster; the next models reuse it while it holds their working sets and their
+    curvatures stay near its, :func:`_grams_for`), else on ``X``. The step to the model's
+    minimizer is then shortened by halving until the objective falls by a fraction of the
+    model's predicted decrease (Armijo; a full step keeps the coordinates' exact zeros), unless
+    that decrease is below the objective's rounding (then it is taken in full: near the solution
+    the gap still falls).
     ``n_iter`` counts epochs; a model whose minimizer is the current point, or a step that no
     halving makes acceptable, ends the solve (its gap says how far it got). ``feasible``: see
     :func:`gap_at`.
@@ -1696,6 +1752,8 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         return solve_psd(block, -gradient, datafit.shift_invariant)
 
     forms = {"penalty": penalty, "lam": lam, "intercept": intercept_db if fit_intercept else None}
+    rank_one = jax.eval_shape(curvature, warm.z)[1]  # None: a diagonal Hessian
+    widths = _gram_widths(rows, rank_one, penalty.blocks is None, m)
 
     def outer(state: _Newton) -> _Newton:
         evaluation, z = state.evaluation, state.evaluation.z
@@ -1721,22 +1779,25 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         if penalty.violation is None:  # no zeros: every coordinate works
             order, size = jnp.arange(units), units
         else:
-            order, size = working_set(active, penalty.violation(grad, lam))
+            violation = penalty.violation(grad, lam)
+            order, size = working_set(active, violation)
 
         # solve the model on it, on X or on the working set's Gram matrix
-        point = (grad, evaluation.grad_b, state.w, state.b, order, size)
-        widths = _gram_widths(rows, q, groups is None, m)
+        point = (grad, evaluation.grad_b, state.w, state.b)
 
-        def solved(form: _Form):
-            """The model's minimizer: ``(w, b, dz, the model's decrease, epochs)``."""
+        def solved(form: _Form, grams):
+            """The model's minimizer ``(w, b, dz, the model's decrease, epochs, grams)``."""
             model, value, epochs = _minimize_model(form, first_order, penalty)
-            return model.w, model.b, form.dz(model), value - form.quadratic(model), epochs
+            return model.w, model.b, form.dz(model), value - form.quadratic(model), epochs, grams
 
         def x_solved():
-            return solved(_x_form(design, hessians, *point, groups=groups, **forms))
+            form = _x_form(design, hessians, *point, order, size, groups=groups, **forms)
+            return solved(form, state.grams)
 
         def gram_solved():
-            return solved(_gram_form(design, hessians.ad, *point, widths=widths, **forms))
+            held = order if penalty.violation is None else _gram_order(order, size, violation)
+            grams = _grams_for(design, hessians.ad[:, 0], held, size, widths, state.grams)
+            return solved(_gram_form(design, grams, *point, held, size, **forms), grams)
 
         if widths and widths[-1] == d:  # every working set: X's program is not compiled
             found = gram_solved()
@@ -1744,7 +1805,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             found = either(size <= widths[-1], gram_solved, x_solved)
         else:
             found = x_solved()
-        w_min, b_min, dz, decrease, epochs = found
+        w_min, b_min, dz, decrease, epochs, grams = found
         dw, db = w_min - state.w, b_min - state.b
 
         # accept a step towards the model's minimizer
@@ -1759,7 +1820,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             b_new = b_new + best_shift(datafit, z + t * dz, y, a, POLISH_STEPS)
         n_iter = state.n_iter + epochs
         return state._replace(w=w_new, b=b_new, evaluation=evaluate(w_new, b_new), n_iter=n_iter,
-                              progress=progress)  # fmt: skip
+                              progress=progress, grams=grams)  # fmt: skip
 
     def not_done(state: _Newton):
         return (
@@ -1767,7 +1828,8 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         )
 
     unknown = jnp.full((), jnp.inf, warm.loss.dtype)  # scored in the loop's first pass
+    grams = _no_grams(p, y.shape[0], widths[-1], unknown.dtype) if widths else None
     start = _Newton(w, b, warm, unknown, unknown, unknown, jnp.zeros((), jnp.int32),
-                    jnp.ones((), bool))  # fmt: skip
+                    jnp.ones((), bool), grams)  # fmt: skip
     state = scored_loop(not_done, outer, scored, start)
     return Solution(state.w, state.b, state.gap, state.residual, state.n_iter, state.evaluation)
