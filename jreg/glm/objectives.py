@@ -419,7 +419,9 @@ def _generic(datafit: Datafit, data: Data, penalty: Penalty, *, fit_intercept: b
         solve = functools.partial(solvers.prox_newton, design, datafit, evaluate, penalty,
                                   fit_intercept=fit_intercept, feasible=feasible)  # fmt: skip
         smooth = Smooth(evaluate, jnp.ones((), X.dtype))
-        warm_start = evaluate
+
+        def warm_start(w, b):
+            return solvers.newton_warm(design, datafit, penalty, evaluate(w, b))
     else:
         gram_top = solvers.top_eigenvalue(lambda v: rows @ (a * (v @ rows)), p, X.dtype)
         bound = datafit.curvature_bound

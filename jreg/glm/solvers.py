@@ -1443,6 +1443,31 @@ class _Newton(NamedTuple):
     grams: _Grams | None  # the last model's in the Gram form (None: not compiled)
 
 
+class NewtonWarm(NamedTuple):
+    """What proximal Newton carries from one strength to the next: the datafit's evaluation at
+    the solution and the last model's Gram matrix (None where no Gram form is compiled), which
+    the next strength's first model reuses on the same terms as the others (:func:`_grams_for`)."""
+
+    evaluation: Evaluation
+    grams: _Grams | None
+
+
+def _newton_widths(design: Design, datafit, penalty: Penalty) -> tuple[int, ...]:
+    """The widths of proximal Newton's Gram forms for a problem (:func:`_gram_widths`)."""
+    z = jax.ShapeDtypeStruct(design.y.shape, design.a.dtype)
+    convex_model = penalty.convex or datafit.curvature_bound is None
+    rank_one = jax.eval_shape(datafit.curvature, z, design.y)[1] if convex_model else None
+    return _gram_widths(design.rows, rank_one, penalty.blocks is None, design.y.shape[1])
+
+
+def newton_warm(design: Design, datafit, penalty: Penalty, evaluation: Evaluation) -> NewtonWarm:
+    """:class:`NewtonWarm` at a path's start: ``evaluation``, and no Gram matrix yet."""
+    widths = _newton_widths(design, datafit, penalty)
+    p, n = design.rows.shape
+    dtype = evaluation.loss.dtype
+    return NewtonWarm(evaluation, _no_grams(p, n, widths[-1], dtype) if widths else None)
+
+
 def _block_curvatures(rows, features, weighted):
     r"""Per group, a bound on the largest eigenvalue of its block of the model's Hessian:
     :math:`\max_k \lambda_{\max}(X_g^\top \operatorname{diag}(a d_k) X_g)` (``weighted`` is
@@ -1691,7 +1716,7 @@ def _armijo(objective_at: Callable, objective, decrease):
 
 
 def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, lam, w, b, target,
-                max_iter, warm: Evaluation, *, fit_intercept: bool,
+                max_iter, warm: NewtonWarm, *, fit_intercept: bool,
                 feasible: Callable | None = None) -> Solution:  # fmt: skip
     r"""Proximal Newton with working sets (as skglm's ``ProxNewton``, newGLMNET in liblinear).
 
@@ -1752,8 +1777,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
         return solve_psd(block, -gradient, datafit.shift_invariant)
 
     forms = {"penalty": penalty, "lam": lam, "intercept": intercept_db if fit_intercept else None}
-    rank_one = jax.eval_shape(curvature, warm.z)[1]  # None: a diagonal Hessian
-    widths = _gram_widths(rows, rank_one, penalty.blocks is None, m)
+    widths = _newton_widths(design, datafit, penalty)
 
     def outer(state: _Newton) -> _Newton:
         evaluation, z = state.evaluation, state.evaluation.z
@@ -1827,9 +1851,9 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             short_of(state.gap, state.residual, target) & (state.n_iter < max_iter) & state.progress
         )
 
-    unknown = jnp.full((), jnp.inf, warm.loss.dtype)  # scored in the loop's first pass
-    grams = _no_grams(p, y.shape[0], widths[-1], unknown.dtype) if widths else None
-    start = _Newton(w, b, warm, unknown, unknown, unknown, jnp.zeros((), jnp.int32),
-                    jnp.ones((), bool), grams)  # fmt: skip
+    unknown = jnp.full((), jnp.inf, warm.evaluation.loss.dtype)  # scored in the first pass
+    start = _Newton(w, b, warm.evaluation, unknown, unknown, unknown, jnp.zeros((), jnp.int32),
+                    jnp.ones((), bool), warm.grams)  # fmt: skip
     state = scored_loop(not_done, outer, scored, start)
-    return Solution(state.w, state.b, state.gap, state.residual, state.n_iter, state.evaluation)
+    warm = NewtonWarm(state.evaluation, state.grams)
+    return Solution(state.w, state.b, state.gap, state.residual, state.n_iter, warm)
