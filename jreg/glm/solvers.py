@@ -1452,12 +1452,24 @@ class NewtonWarm(NamedTuple):
     grams: _Grams | None
 
 
+def _model_curvature(datafit, penalty: Penalty, y) -> Callable:
+    """Proximal Newton's per-sample Hessians, ``z -> (d, q)`` (see :func:`prox_newton`): the
+    datafit's, or for a non-convex penalty its curvature bound where it has one (the model
+    then a majorizer, ``q`` None)."""
+
+    def curvature(z):
+        if not penalty.convex and datafit.curvature_bound is not None:
+            return jnp.full_like(z, datafit.curvature_bound), None
+        return datafit.curvature(z, y)
+
+    return curvature
+
+
 def _newton_widths(design: Design, datafit, penalty: Penalty) -> tuple[int, ...]:
     """The widths of proximal Newton's Gram forms for a problem (:func:`_gram_widths`)."""
     z = jax.ShapeDtypeStruct(design.y.shape, design.a.dtype)
-    convex_model = penalty.convex or datafit.curvature_bound is None
-    rank_one = jax.eval_shape(datafit.curvature, z, design.y)[1] if convex_model else None
-    return _gram_widths(design.rows, rank_one, penalty.blocks is None, design.y.shape[1])
+    q = jax.eval_shape(_model_curvature(datafit, penalty, design.y), z)[1]  # None: diagonal
+    return _gram_widths(design.rows, q, penalty.blocks is None, design.y.shape[1])
 
 
 def newton_warm(design: Design, datafit, penalty: Penalty, evaluation: Evaluation) -> NewtonWarm:
@@ -1744,12 +1756,7 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
     rows, y, a = design.rows, design.y, design.a
     p, m = rows.shape[0], y.shape[1]
     d = p * m
-    majorize = not penalty.convex and datafit.curvature_bound is not None
-
-    def curvature(z):
-        if majorize:
-            return jnp.full_like(z, datafit.curvature_bound), None
-        return datafit.curvature(z, y)
+    curvature = _model_curvature(datafit, penalty, y)
 
     # the curvature of each coordinate is the gradient mapping's step where the gap needs it:
     # for a penalty without a duality gap, and for unpenalized coordinates (rarely present)
@@ -1819,9 +1826,9 @@ def prox_newton(design: Design, datafit, evaluate: Callable, penalty: Penalty, l
             return solved(form, state.grams)
 
         def gram_solved():
-            held = order if penalty.violation is None else _gram_order(order, size, violation)
-            grams = _grams_for(design, hessians.ad[:, 0], held, size, widths, state.grams)
-            return solved(_gram_form(design, grams, *point, held, size, **forms), grams)
+            ordered = order if penalty.violation is None else _gram_order(order, size, violation)
+            grams = _grams_for(design, hessians.ad[:, 0], ordered, size, widths, state.grams)
+            return solved(_gram_form(design, grams, *point, ordered, size, **forms), grams)
 
         if widths and widths[-1] == d:  # every working set: X's program is not compiled
             found = gram_solved()
