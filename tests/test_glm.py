@@ -728,8 +728,9 @@ def test_predicted_gradient_is_exact_on_a_linear_piece_of_the_lasso_path():
 
 def test_newton_steps_on_the_complement_equal_the_direct_steps():
     """Large supports of a well-conditioned Gram form solve on the complement of the active set
-    (from the inverse Gram matrix): the same step as the direct system, alone and batched; an
-    ill-conditioned Gram matrix (a duplicated feature) is not inverted for it."""
+    (from the inverse Gram matrix): the same step as the direct system, alone and batched; a
+    singular Gram matrix (a duplicated feature) is inverted with a shift, the steps on its
+    complement those of the shifted direct system."""
     rng = np.random.default_rng(0)
     n, p = 400, 200
     X, y = rng.standard_normal((n, p)), rng.standard_normal(n)
@@ -756,9 +757,21 @@ def test_newton_steps_on_the_complement_equal_the_direct_steps():
         assert np.sum(np.asarray(direct) != np.asarray(starts[i])) > support // 2  # a step
         np.testing.assert_allclose(jax.jit(step)(starts[i]), direct, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(batched[i], direct, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(inverse[0] @ gram, np.eye(p), atol=1e-9)  # nearly exact
+    # a singular Gram matrix (a duplicated feature) is inverted with a shift sqrt(eps) L: the
+    # steps on its complement are the direct steps on G_SS + shift I
     duplicated = prepared._replace(X=prepared.X.at[:, 1].set(prepared.X[:, 0]))
     smooth = objectives.problem(datafit, penalty, duplicated, fit_intercept=True).smooth
-    assert not bool(solvers.newton_system(smooth, p - 10, p)[1])
+    gram, inverse = smooth.hessian_data
+    assert bool(solvers.newton_system(smooth, p - 10, p)[1])
+    shift = np.sqrt(np.finfo(np.float64).eps) * float(smooth.lipschitz)
+    shifted = smooth._replace(hessian_data=(gram + shift * jnp.eye(p),), complement_size=0)
+    grad = smooth.evaluate(starts[0], jnp.zeros(1)).grad_w
+    nan_gram = smooth._replace(hessian_data=(jnp.full_like(gram, jnp.nan), inverse))
+    on_complement = solvers.newton(nan_gram, penalty, starts[0], grad, lam)[0]
+    direct = solvers.newton(shifted, penalty, starts[0], grad, lam)[0]
+    assert np.sum(np.asarray(direct) != np.asarray(starts[0])) > supports[0] // 2  # a step
+    np.testing.assert_allclose(on_complement, direct, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("datafit", ["logistic", "poisson"])

@@ -170,9 +170,13 @@ def _centred_products(X, mean, a, V=None, *, gram: bool = True):
 
 def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, complement) -> Smooth:
     """Squared loss in Gram form: every evaluation is one product with the p x p Gram matrix
-    (``corr (p, m)``: m outputs). ``complement``: with the inverse Gram matrix, for Newton steps
-    on large supports; it is used where ``lipschitz * trace(inverse)``, at least the condition
-    number (and at most p times it), is at most ``1 / sqrt(eps)``."""
+    (``corr (p, m)``: m outputs). ``complement``: with the inverse of ``G + shift I``, for
+    Newton steps on large supports ``S`` (those on ``G_SS + shift I``): ``shift = 10 eps tr G``
+    where ``lipschitz * trace(inverse)``, at least the condition number (and at most p times
+    it), is then at most ``1 / sqrt(eps)``; else (a singular or nearly singular ``G``: collinear
+    features, or ``n <= p`` with an intercept) ``shift = sqrt(eps) lipschitz``, which bounds the
+    condition number by that: the inverse is then accurate to about ``sqrt(eps)``, and the steps
+    within ``shift / lambda_min(G_SS)`` of Newton's."""
     p, m = corr.shape
     zero = jnp.zeros(m, gram.dtype)
     flat_corr = corr.reshape(-1)
@@ -212,12 +216,14 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, compl
                       hessian_data=(gram,), newton_size=size, feasible=feasible)  # fmt: skip
     eps = jnp.finfo(gram.dtype).eps
     identity = jnp.eye(p, dtype=gram.dtype)
-    inverse = solvers.cholesky_solve(gram + 10 * eps * jnp.trace(gram) * identity, identity)
+    shifted = lambda shift: solvers.cholesky_solve(gram + shift * identity, identity)  # noqa: E731
+    inverse = shifted(10 * eps * jnp.trace(gram))
     # trace(inverse) bounds its top eigenvalue: lipschitz * trace bounds the condition number
     accurate = lipschitz * jnp.trace(inverse) <= 1 / jnp.sqrt(eps)
+    inverse = solvers.maybe(~accurate, lambda _: shifted(jnp.sqrt(eps) * lipschitz), inverse)
     largest = min(solvers._NEWTON_MAX, (p - 1) // 2)  # a complement is the smaller part: < p / 2
     return Smooth(evaluate, lipschitz, quadratic=True, hessian_block=hessian_block,
-                  hessian_data=(gram, inverse, accurate), newton_size=size,
+                  hessian_data=(gram, inverse), newton_size=size,
                   complement_size=largest, feasible=feasible)  # fmt: skip
 
 

@@ -408,7 +408,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
     Not a descent method: callers keep the step only if it lowers the objective, or
     try the step to the first sign change along the way (:func:`_first_crossing`). The
     system is solved in the smallest static size that holds the active set, or, where the datafit
-    has an accurate inverse Hessian (the lasso in Gram form) and the complement of the active
+    has an inverse Hessian (the lasso in Gram form) and the complement of the active
     set is the smaller, in the size of the complement, or, where the datafit carries a
     ``factor``, from that factor updated; a larger system, a singular one, or ``worth`` false
     gives no step. ``guide`` (``grad`` by default) chooses the entering features and their
@@ -709,7 +709,7 @@ def newton_system(smooth: Smooth, count, p: int, complement: bool = True):
     solved on the complement (``complement``: if the penalty allows it)."""
     if not (smooth.complement_size and complement):
         return count, jnp.zeros((), bool)
-    outside = (p - count < count) & (p - count <= smooth.complement_size) & smooth.hessian_data[-1]
+    outside = (p - count < count) & (p - count <= smooth.complement_size)
     return jnp.where(outside, p - count, count), outside
 
 
