@@ -27,8 +27,10 @@ XLA:CPU also rewrites each reduction over more than 32 elements as a tree of win
 reductions (three kernels for one) for pairwise-like rounding: float64 programs
 (:data:`FLOAT64_OPTIONS`) keep plain loops, whose rounding, ``n eps``, is 2e-11 of the result at
 10^5 terms, and compile 0.4-0.5 s faster (logistic paths 0.5-1.2 s), the paths as fast; float32
-programs keep the trees (``n eps`` would be 1e-2 there). XLA's compile is now 1.3-1.7 s where
-n >= p and for logistic paths, 2.0-2.3 s for p > n lasso paths.
+programs keep the trees (``n eps`` would be 1e-2 there). XLA's compile was then 1.3-1.7 s where
+n >= p and for logistic paths, 2.0-2.3 s for p > n lasso paths; the solvers have grown since:
+on 2026-12-06, 2.5-3.3 s for lasso paths in Gram form and logistic paths, 3.9-4.4 s for a 500 x
+5000 lasso path (LLVM's passes and instruction selection 80% of it: ``perf``).
 """
 
 import functools
