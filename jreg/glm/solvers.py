@@ -427,12 +427,12 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
     active = support | ((violation > 0) & (violation >= entering))
     signs = jnp.where(support, jnp.sign(w), -jnp.sign(guide))
     penalty_grad, penalty_curvature = penalty.on_orthant(w, signs, lam)
-    # a factor's updates cost O(K^2) per feature: one size (fewer programs to compile)
-    sizes = (
-        newton_sizes(smooth.newton_size) if smooth.factor_step is None else (smooth.newton_size,)
-    )
     no_curvature = penalty_curvature is None
     on_complement = bool(smooth.complement_size) and no_curvature
+    # larger active sets than half the features solve on their complement (:func:`newton_system`)
+    largest = min(smooth.newton_size, p // 2) if on_complement else smooth.newton_size
+    # a factor's updates cost O(K^2) per feature: one size (fewer programs to compile)
+    sizes = newton_sizes(largest) if smooth.factor_step is None else (largest,)
     curvature = jnp.zeros_like(w) if no_curvature else jnp.broadcast_to(penalty_curvature, w.shape)
     factored_steps = smooth.factor_step is not None
 
