@@ -740,8 +740,8 @@ def test_newton_steps_on_the_complement_equal_the_direct_steps():
     lam = jnp.full(p, 0.01 * float(np.abs(X.T @ y).max()) / n)
     smooth = objectives.problem(datafit, penalty, prepared, fit_intercept=True).smooth
     assert smooth.complement_size > 0
-    gram, *inverse = smooth.hessian_data
-    nan_gram = smooth._replace(hessian_data=(jnp.full_like(gram, jnp.nan), *inverse))
+    gram, inverse = smooth.hessian_data
+    nan_gram = smooth._replace(hessian_data=(jnp.full_like(gram, jnp.nan), inverse))
 
     def step(start, *, complement=True):
         # with a NaN Gram matrix a direct step would give none
@@ -757,7 +757,7 @@ def test_newton_steps_on_the_complement_equal_the_direct_steps():
         assert np.sum(np.asarray(direct) != np.asarray(starts[i])) > support // 2  # a step
         np.testing.assert_allclose(jax.jit(step)(starts[i]), direct, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(batched[i], direct, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(inverse[0] @ gram, np.eye(p), atol=1e-9)  # nearly exact
+    np.testing.assert_allclose(inverse @ gram, np.eye(p), atol=1e-9)  # nearly exact
     # a singular Gram matrix (a duplicated feature) is inverted with a shift sqrt(eps) L: the
     # steps on its complement are the direct steps on G_SS + shift I
     duplicated = prepared._replace(X=prepared.X.at[:, 1].set(prepared.X[:, 0]))

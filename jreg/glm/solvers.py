@@ -117,8 +117,9 @@ class Smooth(NamedTuple):
     factor_step: Callable | None = None
     hessian_data: tuple = ()
     newton_size: int = 0  # the largest support a Newton step solves on (static)
-    # > 0: ``hessian_data`` ends with the inverse Hessian and whether it is accurate, and
-    # Newton systems on large supports solve on the complement of the support, up to this size
+    # > 0: ``hessian_data`` is ``(hessian, inverse)`` (of the Hessian, shifted where it is near
+    # singular), and Newton systems on large supports solve on the complement of the support,
+    # up to this size
     complement_size: int = 0
     factor: Factor | None = None  # before the first step
     # (evaluation, w, index) -> the evaluation with a dual point that meets the constraints of
