@@ -377,6 +377,8 @@ def _centred_rows(X, mean):
         return sparse.centred(X, mean).T
     n, p = X.shape
     blocks, size = solvers.sample_blocks(n)
+    if blocks == 1:  # the transpose first: XLA:CPU then writes one array of n p, not two
+        return jax.lax.optimization_barrier(X.T) - mean[:, None]
 
     def block(k, rows):
         start = solvers.block_start(k, n)
