@@ -556,6 +556,8 @@ def path_arrays(data: Data, strengths, options: Options, config: Config, *, rela
     )  # fmt: skip
     gradient = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
 
+    p, m = data.X.shape[1], data.y.shape[1]
+
     def at_strength(carry, strength):
         w, b, warm = carry
         lam = strength * penalty.factor
@@ -563,18 +565,18 @@ def path_arrays(data: Data, strengths, options: Options, config: Config, *, rela
         it = problem.solve(lam, w, b, target, options.max_iter, warm)
         loss = problem.smooth.evaluate(it.w, it.b).loss
         reached = ~solvers.short_of(it.gap, it.residual, target)
-        out = (it.w, problem.intercept(it.w, it.b), it.gap, it.n_iter, loss, reached)
+        # in the data's units here: the stacked coefficients are then the program's output
+        # itself, not a temporary copied to it (n_strengths p more bytes of fresh memory a call)
+        coef = it.w.reshape(p, m) / scale[:, None]
+        results = (coef, problem.intercept(it.w, it.b), it.gap, loss)
+        out = (*(jnp.where(valid, x, jnp.nan) for x in results), it.n_iter, reached)
         return (it.w, it.b, it.warm), out
 
-    p, m = data.X.shape[1], data.y.shape[1]
     w, b = jnp.zeros(p * m, data.X.dtype), problem.intercept_at_zero
     init = (w, b, problem.warm_start(w, b))
-    _, (coef, intercept, gap, n_iter, loss, reached) = jax.lax.scan(at_strength, init, strengths)
-    results = (coef, intercept, gap, loss)
-    coef, intercept, gap, loss = (jnp.where(valid, x, jnp.nan) for x in results)
+    _, (coef, intercept, gap, loss, n_iter, reached) = jax.lax.scan(at_strength, init, strengths)
     null = problem.value_at_zero
     deviance_ratio = jnp.where(null > 0, 1 - loss / jnp.where(null > 0, null, 1), 0)
-    coef = coef.reshape(-1, p, m) / scale[None, :, None]
     n_nonzero = jnp.sum(jnp.any(coef != 0, axis=2), axis=1)
     if config.squeeze:
         coef, intercept = coef[..., 0], intercept[:, 0]
