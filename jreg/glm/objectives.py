@@ -372,21 +372,19 @@ def _centred_rows(X, mean):
     ``X`` is sparse; explicitly where dense (no float32 cancellation), written out by blocks of
     samples (:func:`~jreg.glm.solvers.sample_blocks`) in a loop: XLA:CPU otherwise writes them
     out once for each kind of reader (a 20000 x 300 logistic path's program held three 48 MB
-    copies of them). One block is transposed, then centred (an optimization barrier keeps that
+    copies of them). Each block is transposed, then centred (an optimization barrier keeps that
     order): centred first, XLA:CPU wrote ``X - 1 \mu^\top`` and then its transpose, two arrays
-    (a program's temporaries over glibc's 32 MB mmap threshold take fresh pages at every call:
-    at 300 x 10000, 12,000 page faults)."""
+    of a single block's ``n p`` (a program's temporaries over glibc's 32 MB mmap threshold take
+    fresh pages at every call: at 300 x 10000, 12,000 page faults)."""
     if sparse.is_sparse(X):
         return sparse.centred(X, mean).T
     n, p = X.shape
     blocks, size = solvers.sample_blocks(n)
-    if blocks == 1:
-        return jax.lax.optimization_barrier(X.T) - mean[:, None]
 
     def block(k, rows):
         start = solvers.block_start(k, n)
-        part = jax.lax.dynamic_slice_in_dim(X, start, size) - mean[None, :]
-        return jax.lax.dynamic_update_slice_in_dim(rows, part.T, start, 1)
+        part = jax.lax.optimization_barrier(jax.lax.dynamic_slice_in_dim(X, start, size).T)
+        return jax.lax.dynamic_update_slice_in_dim(rows, part - mean[:, None], start, 1)
 
     return jax.lax.fori_loop(0, blocks, block, jnp.zeros((p, n), X.dtype))
 
