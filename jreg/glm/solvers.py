@@ -882,9 +882,9 @@ def _anderson(iterates: jax.Array) -> jax.Array:
     # its upper triangle, one fused reduction: 23 us at 10^4 coordinates, where ``diffs @
     # diffs.T`` (a library call) took 140 us and the full square reduced 49 us
     rows, columns = np.triu_indices(len(diffs))
-    upper = jnp.sum(diffs[rows] * diffs[columns], axis=1)
-    gram = jnp.zeros((len(diffs),) * 2, diffs.dtype).at[rows, columns].set(upper)
-    gram = gram.at[columns, rows].set(upper)
+    pair = np.zeros((len(diffs),) * 2, int)  # (i, j) -> the position of {i, j} among the pairs
+    pair[rows, columns] = pair[columns, rows] = np.arange(rows.size)
+    gram = jnp.sum(diffs[rows] * diffs[columns], axis=1)[pair]
     ridge = 1e-10 * jnp.trace(gram) + jnp.finfo(gram.dtype).tiny
     gram = gram + ridge * jnp.eye(len(gram), dtype=gram.dtype)
     weights = jnp.linalg.solve(gram, jnp.ones(len(gram), gram.dtype))
