@@ -125,7 +125,7 @@ def member_gram(shared: SharedGram, full, weights, *, dropped: int, fit_intercep
     :math:`O(|R| p^2)`, against :math:`O(n p^2)`: a cross-validation's folds cost one Gram
     matrix in all."""
     n, mu = full.size, shared.mean
-    left_out = jnp.nonzero((weights == 0) & (full > 0), size=dropped, fill_value=n)[0]
+    left_out = solvers.first_true((weights == 0) & (full > 0), dropped, n)
     rows = shared.X.at[left_out].get(mode="fill", fill_value=0)
     a = full.at[left_out].get(mode="fill", fill_value=0)  # 0 on the padding
     kept = jnp.sum(full) - jnp.sum(a)

@@ -182,6 +182,33 @@ def maybe(condition, f, operand):
     return set_xla_metadata(out, _xla_disable_loop_instr_hoisting="true")[1]
 
 
+def first_true(mask, size: int, fill: int) -> jax.Array:
+    """``jnp.nonzero(mask, size=size, fill_value=fill)[0]`` for a 1-d ``mask``: the indices of
+    its first ``size`` true entries in order, then ``fill``, by one sequential loop (compiled
+    whole). XLA:CPU computes ``jnp.nonzero``'s cumulative sum as a tree of windowed reductions:
+    0.14 ms at 5000 entries and 0.1-0.2 s to compile, the loop 0.02-0.05 ms and 0.03 s."""
+
+    def put(i, carry):
+        count, index = carry
+        return count + mask[i], index.at[jnp.where(mask[i], count, size)].set(i, mode="drop")
+
+    start = (jnp.zeros((), int), jnp.full(size, fill, int))
+    return jax.lax.fori_loop(0, mask.size, put, start)[1]
+
+
+def stable_order(key, keys: int) -> jax.Array:
+    """``jnp.argsort(key, stable=True)`` for integers ``key`` in ``[0, keys)`` (``keys`` static,
+    small): one sequential loop puts each index at the next free place of its key (XLA:CPU's
+    sort took 1.3 ms at 5000 entries, the loop 0.1 ms)."""
+    free = jnp.stack([jnp.sum(key < k) for k in range(keys)])  # where each key's run starts
+
+    def put(i, carry):
+        free, order = carry
+        return free.at[key[i]].add(1), order.at[free[key[i]]].set(i)
+
+    return jax.lax.fori_loop(0, key.size, put, (free, jnp.zeros(key.size, int)))[1]
+
+
 def either(condition, if_true: Callable, if_false: Callable):
     """``if_true()`` if ``condition`` else ``if_false()``, by two :func:`maybe`: under ``vmap``
     each runs only when some member's condition asks for it (``lax.cond`` would run both)."""
@@ -209,7 +236,7 @@ def support_product(w, rows, size: int) -> jax.Array:
     if size >= rows.shape[0] or sparse.is_sparse(rows):  # sparse: every product reads nnz
         return w.T @ rows
     support = w != 0 if w.ndim == 1 else jnp.any(w != 0, axis=1)
-    index = jnp.nonzero(support, size=size, fill_value=rows.shape[0])[0]
+    index = first_true(support, size, rows.shape[0])
     dense = lambda _: w.T @ rows  # noqa: E731
     return maybe(jnp.sum(support) > size, dense, sparse.take(w, index).T @ sparse.take(rows, index))
 
@@ -252,7 +279,7 @@ def gap_at(evaluation: Evaluation, curvature, intercept_curvature, penalty: Pena
         evaluation_, domain = evaluation, jnp.ones((), evaluation.loss.dtype)
         projected = jnp.zeros((), bool)
         if feasible is not None:
-            index = jnp.nonzero(free, size=size, fill_value=w.size)[0]
+            index = first_true(free, size, w.size)
             projected = jnp.any(free) & (jnp.sum(free) <= size)
 
             def project(state):
@@ -336,8 +363,9 @@ def working_set(active, violation) -> tuple[jax.Array, jax.Array]:
     fails (``violation > 0``), but at least ``_ENTERING`` of them (then the least negative) and
     at most as many as there are active units (as glmnet's passes, which move only the
     violators; celer and skglm take twice the support: on correlated data the extra
-    coordinates' epochs cost more than the features they let in early). Built from counts and
-    one scatter, no sort (XLA's CPU argsort cost 1.6 ms at 10^4 units, run at every block)."""
+    coordinates' epochs cost more than the features they let in early). Ordered by
+    :func:`stable_order`, no sort (XLA's CPU argsort cost 1.6 ms at 10^4 units, run at every
+    block)."""
     active_count = jnp.sum(active)
     score = jnp.where(active, -jnp.inf, violation)
     violators = jnp.sum(score > 0)
@@ -353,14 +381,8 @@ def working_set(active, violation) -> tuple[jax.Array, jax.Array]:
     )
     # the violators above the threshold, then those at it or below 0 (ties: cut by ``size``)
     first = score > jnp.maximum(threshold, 0)
-    tiers = jnp.stack([active, first, ~active & ~first & (score >= threshold)])
-    counts = jnp.cumsum(tiers.astype(int), axis=1)
-    starts = jnp.cumsum(counts[:, -1]) - counts[:, -1]
-    within = jnp.sum(tiers * (starts[:, None] + counts), axis=0)
-    rest = jnp.sum(counts[:, -1]) + jnp.arange(1, active.size + 1) - jnp.sum(counts, axis=0)
-    position = jnp.where(jnp.any(tiers, axis=0), within, rest)
-    order = jnp.zeros_like(position).at[position - 1].set(jnp.arange(active.size))
-    return order, jnp.minimum(active_count + entering, active.size)
+    tier = jnp.select([active, first, score >= threshold], [0, 1, 2], 3)
+    return stable_order(tier, 4), jnp.minimum(active_count + entering, active.size)
 
 
 def _kth_largest(v: jax.Array, k: int) -> jax.Array:
@@ -516,7 +538,7 @@ def newton(smooth: Smooth, penalty: Penalty, w, grad, lam, worth=True, factor=No
         index, rhs = None, -masked
         if not factored_steps:  # the system's features in ascending order, then padding (p)
             solved = jnp.where(complement, ~active, active)
-            index = jnp.nonzero(solved, size=sizes[-1], fill_value=p)[0]
+            index = first_true(solved, sizes[-1], p)
         if on_complement:
             inverse = smooth.hessian_data[1]
             rhs = maybe(complement, lambda _: inverse @ masked, rhs)
@@ -614,7 +636,7 @@ def factor_step(rows, a, jitter, active, grad, curvature, first, factor: Factor)
     g = grad.at[part.order].get(mode="fill", fill_value=0)
 
     def projected(y):  # (I - P) y, where a feature leaves (most steps: none)
-        out = jnp.nonzero(leaving, size=_LEAVING_MAX, fill_value=slots)[0]
+        out = first_true(leaving, _LEAVING_MAX, slots)
         ys = jnp.where(held[:, None], part.inverse.at[:, out].get(mode="fill", fill_value=0), 0)
         eye = jnp.diag((out == slots).astype(g.dtype))
         return y - ys @ cholesky_solve(ys.T @ ys + eye, ys.T @ y)
@@ -633,7 +655,7 @@ def _appended(part: Factor, rows, a, jitter, active, curvature) -> Factor:
     and the new block (early in a path the factor is mostly empty)."""
     p, k, slots = active.size, _APPEND_BLOCK, part.order.size
     entering = active & ~jnp.zeros(p, bool).at[part.order].set(True, mode="drop")
-    index = jnp.nonzero(entering, size=slots, fill_value=p)[0]
+    index = first_true(entering, slots, p)
     start = jnp.sum(part.order < p)
     widths = _prefix_widths(slots)
 
