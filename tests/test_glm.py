@@ -850,6 +850,25 @@ def test_kth_largest_matches_a_sort(dtype):
         assert float(solvers._kth_largest(v, k)) == expected, k
 
 
+def test_index_loops_match_numpy():
+    """``first_true`` is ``jnp.nonzero`` with a size and a fill (fewer, as many and more true
+    entries than the size; none; all), ``stable_order`` a stable argsort of small keys, under
+    ``jit`` and ``vmap``."""
+    rng = np.random.default_rng(0)
+    masks = np.stack([rng.random(50) < 0.2, np.zeros(50, bool), np.ones(50, bool)])
+    first_true = jax.jit(solvers.first_true, static_argnums=(1, 2))
+    for size in [1, 7, 10, 50]:
+        expected = [np.asarray(jnp.nonzero(m, size=size, fill_value=50)[0]) for m in masks]
+        for mask, indices in zip(masks, expected, strict=True):
+            np.testing.assert_array_equal(first_true(mask, size, 50), indices)
+        batched = jax.vmap(lambda m: solvers.first_true(m, size, 50))(masks)  # noqa: B023
+        np.testing.assert_array_equal(batched, np.stack(expected))
+    keys = rng.integers(0, 4, (3, 40))
+    keys[1] = 2  # one key only
+    order = jax.jit(jax.vmap(lambda key: solvers.stable_order(key, 4)))(keys)
+    np.testing.assert_array_equal(order, np.argsort(keys, axis=1, kind="stable"))
+
+
 def test_working_set_takes_in_the_violators_at_most_doubling():
     """The active units first, then the zeros that violate their optimality condition by how
     much: all of them, but at least ``_ENTERING`` (then the least negative) and at most as many
