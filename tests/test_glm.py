@@ -869,6 +869,28 @@ def test_index_loops_match_numpy():
     np.testing.assert_array_equal(order, np.argsort(keys, axis=1, kind="stable"))
 
 
+def test_symmetric_product_matches_matmul():
+    """``symmetric_product`` is ``(Z.T @ Z, Z.T @ V)`` below and above the columns it halves
+    from (an odd count too), without ``V``, in float64 and float32, under ``jit`` and ``vmap``."""
+    rng = np.random.default_rng(1)
+    for k in [5, solvers._HALVED_PRODUCT, 2 * solvers._HALVED_PRODUCT + 1]:
+        Z, V = rng.standard_normal((2, 40, k)), rng.standard_normal((2, 40, 3))
+        for dtype, rtol in [(np.float64, 1e-12), (np.float32, 1e-5)]:
+            gram, cross = jax.jit(jax.vmap(solvers.symmetric_product))(
+                Z.astype(dtype), V.astype(dtype)
+            )
+            alone, none = jax.jit(solvers.symmetric_product)(Z[0].astype(dtype))
+            assert gram.shape == (2, k, k) and cross.shape == (2, k, 3) and none is None
+            assert gram.dtype == cross.dtype == dtype
+            expected = np.swapaxes(Z, 1, 2) @ Z, np.swapaxes(Z, 1, 2) @ V
+            for formed, exact in [
+                (gram, expected[0]),
+                (cross, expected[1]),
+                (alone, expected[0][0]),
+            ]:
+                np.testing.assert_allclose(formed, exact, rtol=rtol, atol=rtol * 40)
+
+
 def test_working_set_takes_in_the_violators_at_most_doubling():
     """The active units first, then the zeros that violate their optimality condition by how
     much: all of them, but at least ``_ENTERING`` (then the least negative) and at most as many

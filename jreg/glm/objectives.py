@@ -153,16 +153,19 @@ def _centred_products(X, mean, a, V=None, *, gram: bool = True):
     without ``V``), :math:`X_0 = X - 1 \mu^\top` (``mean`` :math:`\mu`), summed over blocks of
     rows :math:`B` (:func:`~jreg.glm.solvers.sum_over_samples`) as :math:`Z_B^\top Z_B` and
     :math:`Z_B^\top \operatorname{diag}(\sqrt{a_B}) V_B` with :math:`Z_B = \operatorname{diag}
-    (\sqrt{a_B}) X_{0B}`: the centring exact (no cancellation in float32), one product per
-    block, and no centred copy of ``X`` (a 20000 x 300 float64 path's program: 50 -> 8 MB)."""
+    (\sqrt{a_B}) X_{0B}` (:func:`~jreg.glm.solvers.symmetric_product`): the centring exact (no
+    cancellation in float32), and no centred copy of ``X`` (a 20000 x 300 float64 path's
+    program: 50 -> 8 MB)."""
     root = jnp.sqrt(a)
 
     def block(start, size, counted):
         part = functools.partial(jax.lax.dynamic_slice_in_dim, start_index=start, slice_size=size)
         r = jnp.where(counted, 0, part(root))[:, None]
         z = r * (part(X) - mean[None, :])
-        products = None if V is None else jnp.tensordot(z, r * part(V), axes=(0, 0))
-        return jnp.tensordot(z, z, axes=(0, 0)) if gram else None, products
+        other = None if V is None else r * part(V)
+        if gram:
+            return solvers.symmetric_product(z, other)
+        return None, jnp.tensordot(z, other, axes=(0, 0))
 
     G, P = solvers.sum_over_samples(block, X.shape[0])
     return G if G is None else (G + G.T) / 2, P

@@ -60,6 +60,7 @@ _COMPLEMENT_CHEAP = 16  # _NEWTON_CHEAP for those (late in a path, their steps l
 _APPEND_BLOCK = 16  # features appended to a Newton factor at a time (X form)
 _LEAVING_MAX = 16  # the most features a Newton factor holds at 0 (X form)
 SAMPLE_BLOCK = 2048  # samples per block of the products summed over many samples
+_HALVED_PRODUCT = 128  # the fewest rows whose symmetric products are formed by halves (CPU)
 
 
 class Evaluation(NamedTuple):
@@ -1319,6 +1320,27 @@ def sum_over_samples(term: Callable, n: int):
     return jax.lax.fori_loop(0, blocks, add, jax.tree.map(jnp.zeros_like, zeros))
 
 
+def symmetric_product(columns: jax.Array, other: jax.Array | None = None, **options):
+    r"""``(G, P)``: :math:`G = Z^\top Z` for ``columns`` :math:`Z` ``(s, k)`` and :math:`P =
+    Z^\top V` for ``other`` :math:`V` ``(s, m)`` (``None`` without). On CPU, from :math:`k \geq`
+    :data:`_HALVED_PRODUCT` columns on, by halves :math:`Z = (L\ R)`: :math:`G` as
+    :math:`\begin{pmatrix} L^\top L & L^\top R \\ R^\top L & R^\top R \end{pmatrix}`, three
+    products, three quarters of the arithmetic (XLA:CPU has no symmetric rank-k update; 2048
+    samples of 200-500 features, interleaved in one process: 1.3-1.6x faster), and :math:`P` by
+    halves too (so that XLA fuses the halves into their producer: no copy of :math:`Z`).
+    ``options``: ``jnp.tensordot``'s."""
+    k = columns.shape[1]
+    product = functools.partial(jnp.tensordot, axes=(0, 0), **options)
+    if k < _HALVED_PRODUCT or jax.default_backend() != "cpu":
+        return product(columns, columns), None if other is None else product(columns, other)
+    left, right = columns[:, : k // 2], columns[:, k // 2 :]
+    corner = product(left, right)
+    gram = jnp.block([[product(left, left), corner], [corner.T, product(right, right)]])
+    if other is None:
+        return gram, None
+    return gram, jnp.concatenate([product(left, other), product(right, other)])
+
+
 def _model_gram(rows, index, ad) -> tuple[jax.Array, jax.Array]:
     r"""The model's Hessian on the rows ``index`` of ``rows (p, n)``, :math:`G = x
     \operatorname{diag}(a d) x^\top` with :math:`x` = ``rows[index]``, and :math:`u = x (a d)`,
@@ -1339,7 +1361,7 @@ def _model_gram(rows, index, ad) -> tuple[jax.Array, jax.Array]:
         squares = jnp.sum(scaled**2, axis=1)
         norms = jnp.sqrt(squares)
         unit = (scaled / jnp.where(norms > 0, norms, 1)[:, None]).astype(jnp.float32)
-        cosines = jnp.matmul(unit, unit.T, precision="highest")  # no TF32 on GPUs
+        cosines, _ = symmetric_product(unit.T, precision="highest")  # no TF32 on GPUs
         return cosines.astype(x.dtype) * (norms[:, None] * norms[None, :]), squares, x @ weights
 
     gram, squares, u = sum_over_samples(block, rows.shape[1])
