@@ -85,9 +85,15 @@ class Timed(NamedTuple):
     value: np.ndarray
 
 
+SETTLE = 0.2  # seconds of pause before each timed call
+
+
 def _elapsed(fn):
     """Seconds of one call of ``fn`` (warnings silenced) and its result (a :class:`Timed`
-    result: its own)."""
+    result: its own), after a pause of ``SETTLE``: on a 2-core machine the threads of the call
+    before (XLA's pool, OpenBLAS's) keep spinning for a while and take a core from the next (a
+    20000 x 300 lasso path: 0.165 s back to back, 0.120 s after 0.15 s of pause)."""
+    time.sleep(SETTLE)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
