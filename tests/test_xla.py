@@ -142,3 +142,29 @@ def test_small_loops_leave_the_users_flags_and_started_backends():
     own = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1024"
     assert _hoisted("import jreg", XLA_FLAGS=own) == (False, own)
     assert _hoisted("jax.devices(); import jreg") == (False, "")
+
+
+def test_programs_run_lapack_on_one_thread():
+    """A program's call runs with the BLAS libraries (LAPACK's) on one thread, to its end, and
+    leaves their threads as it found them; a call under the caller's trace leaves them."""
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    blas = lambda: ThreadpoolController().select(user_api="blas")  # noqa: E731
+    seen = []
+
+    def record(x):
+        seen.append({lib["num_threads"] for lib in blas().info()})
+        return x
+
+    def fun(x):
+        x = jnp.linalg.cholesky(x * jnp.eye(3)).sum()  # scipy's LAPACK loaded
+        return jax.pure_callback(record, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+
+    program = _xla.Program(fun)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = [lib["num_threads"] for lib in blas().info()]
+        assert program(jnp.float32(4.0)) == pytest.approx(6.0)
+        assert [lib["num_threads"] for lib in blas().info()] == before
+        jax.jit(program)(jnp.float32(4.0)).block_until_ready()
+    assert 2 in before
+    assert seen == [{1}, set(before)]
