@@ -36,9 +36,9 @@ the program's kernels in parts, on 2 threads here: 16 parts (XLA's default 32) c
 processes, 3 rounds; 128 parts: 0.4 s slower).
 """
 
-import contextlib
 import functools
 import os
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -106,26 +106,26 @@ def _blas_libraries():
     return ThreadpoolController()
 
 
-@contextlib.contextmanager
-def one_lapack_thread():
-    """On CPU, LAPACK's calls run on the calling thread for the duration. In a compiled program
-    they are made from one of XLA's threads while the others hold the cores (they spin a while
-    after each operation), and OpenBLAS splits a factorization of 128 or more rows between its
+def on_one_lapack_thread(run: Callable):
+    """``run()``, on CPU to its end (its results ready) with LAPACK's calls on the calling
+    thread, the BLAS libraries' threads then as they were. In a compiled program they are made
+    from one of XLA's threads while the others hold the cores (they spin a while after each
+    operation), and OpenBLAS splits a factorization of 128 or more rows between its
     own threads, which then wait for a core: inside a 20000 x 300 lasso path a 128 x 128
     Cholesky factorization took 0.6-2.7 ms (50-70 us on one thread), and the path 0.14-0.19 s
-    against 0.10-0.11 s on one thread (2000 x 500: 0.09-0.10 -> 0.08 s). Elsewhere: nothing."""
+    against 0.10-0.11 s on one thread (2000 x 500: 0.09-0.10 -> 0.08 s). Elsewhere: ``run()``
+    as it is (dispatched asynchronously)."""
     if jax.default_backend() != "cpu":
-        yield
-        return
+        return run()
     with _blas_libraries().limit(limits=1, user_api="blas"):
-        yield
+        return jax.block_until_ready(run())
 
 
 class Program:
     """``jax.jit(fun, **jit_kwargs)`` with :func:`compiler_options` (those of its arguments'
     precision), built at its first use: the options depend on the backend, which importing jreg
     must not start (``jax.distributed`` and the platform are chosen after imports). A call runs
-    to its end under :func:`one_lapack_thread`. Called under another trace (a caller's ``jit``,
+    under :func:`on_one_lapack_thread`. Called under another trace (a caller's ``jit``,
     ``grad``), where JAX takes no options, it is the plain ``jax.jit``: the caller's options
     apply."""
 
@@ -147,8 +147,7 @@ class Program:
 
     def __call__(self, *args, **kwargs):
         try:
-            with one_lapack_thread():
-                return jax.block_until_ready(self.jitted(*args, **kwargs)(*args, **kwargs))
+            return on_one_lapack_thread(lambda: self.jitted(*args, **kwargs)(*args, **kwargs))
         except ValueError as error:  # "compiler_options can only be passed to top-level jit"
             if "compiler_options" not in str(error):
                 raise
