@@ -1465,6 +1465,53 @@ def test_centred_products_by_blocks_of_rows(monkeypatch, n, dtype):
     assert compiled.memory_analysis().temp_size_in_bytes < X.nbytes / 4  # 50 MB before
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_host_gram_is_the_programs_gram_where_it_is_used(monkeypatch, fit_intercept):
+    """The Gram matrix the host's BLAS forms equals the program's (centred with an intercept)
+    to 100 eps times the digits its centring cancels, exactly symmetric, and ``glm.path``
+    passes it: the path is the one whose program forms its own. Not formed (``None``) where it
+    could not be the program's to that accuracy or where the program must form it: non-uniform
+    weights, float32, a traced ``X``, p > n, and (centred) a mean over 100 standard deviations,
+    where ``X^T X / n - mu mu^T`` would cancel more than 4 digits."""
+    rng = np.random.default_rng(9)
+    n, p = 200, 30
+    X = rng.standard_normal((n, p)) * rng.uniform(0.5, 2, p) + rng.uniform(-20, 20, p)
+    y = X[:, :3] @ [1.0, -2.0, 0.5] + rng.standard_normal(n)
+    data = setup_path(X, y, paths.Settings(fit_intercept=fit_intercept))[0]
+    host = objectives.host_gram(data, centred=fit_intercept)
+    mean = np.asarray(data.weights) @ X if fit_intercept else np.zeros(p)
+    programs = jax.jit(objectives._centred_products)(data.X, mean, data.weights)[0]
+    variance = np.diag(programs)
+    scale = np.sqrt(np.outer(variance, variance))
+    cancelled = max(1.0, np.max(mean**2 / variance))  # the centring's loss (up to 1e4 here)
+    assert np.max(np.abs(host - np.asarray(programs)) / scale) <= 100 * 2.3e-16 * cancelled
+    np.testing.assert_array_equal(host, host.T)
+
+    formed = []
+    monkeypatch.setattr(objectives, "host_gram", lambda *a, **k: formed.append(host) or host)
+    passed = glm.path(X, y, fit_intercept=fit_intercept, n_strengths=20, tol=1e-10)
+    assert len(formed) == 1
+    monkeypatch.setattr(objectives, "host_gram", lambda *a, **k: None)
+    own = glm.path(X, y, fit_intercept=fit_intercept, n_strengths=20, tol=1e-10)
+    np.testing.assert_allclose(passed.coef, own.coef, rtol=1e-6, atol=1e-7)
+    monkeypatch.undo()
+
+    def formed_for(X, rows=n, **settings):
+        settings = paths.Settings(fit_intercept=fit_intercept, **settings)
+        return objectives.host_gram(setup_path(X[:rows], y[:rows], settings)[0],
+                                    centred=fit_intercept)  # fmt: skip
+
+    assert formed_for(X, sample_weight=rng.uniform(0.5, 1, n)) is None
+    assert formed_for(X, sample_weight=np.full(n, 3.0)) is not None  # uniform all the same
+    assert formed_for(X.astype(np.float32)) is None
+    assert formed_for(X, rows=p - 1) is None
+    assert formed_for(X, rows=p) is not None
+    traced = jax.jit(lambda X: objectives.host_gram(data._replace(X=X), centred=fit_intercept))
+    assert traced(data.X) is None
+    far = X + 1e3 * np.r_[np.zeros(p - 1), 1.0]  # one feature's mean ~1000 sd
+    assert (formed_for(far) is None) == fit_intercept
+
+
 @pytest.mark.parametrize("n", [90, 96, 40])
 def test_centred_rows_by_blocks_of_samples(monkeypatch, n):
     """The solver's rows ``(X - mean)^T`` written out by blocks of 16 samples (the last one

@@ -35,7 +35,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jreg._checks import is_traced
 from jreg.glm import solvers, sparse
 from jreg.glm.datafits import Datafit
 from jreg.glm.penalties import Penalty
@@ -43,6 +45,7 @@ from jreg.glm.solvers import Design, Evaluation, Smooth
 
 _COMPLEMENT_FROM = 128  # (Gram form) more features: Newton systems on the complement
 _INTERCEPT_STEPS = 50  # Newton steps of the intercept-only fit
+_CENTRING_DIGITS = 4  # (host_gram) the most decimal digits its centring may cancel
 
 
 class Data(NamedTuple):
@@ -136,6 +139,35 @@ def member_gram(shared: SharedGram, full, weights, *, dropped: int, fit_intercep
         return gram - m[:, None] * m[None, :]
     cross = mu[:, None] * m[None, :]
     return gram + (cross + cross.T) + mu[:, None] * mu[None, :]  # exactly symmetric
+
+
+def host_gram(data: Data, *, centred: bool) -> np.ndarray | None:
+    r"""The Gram matrix :func:`problem` forms in its program, :math:`X_0^\top \mathrm{diag}(a)
+    X_0` (:math:`X_0 = X - 1 \mu^\top` where ``centred``, else ``X``), computed by the host's
+    BLAS where it can be, to pass as ``gram``: numpy's ``X.T @ X`` is a symmetric rank-k update,
+    half the arithmetic of a product (XLA has none; its blocks cost three quarters of it), on
+    the host's threads: 20000 x 300 46 ms against 96 ms in XLA's program, 5000 x 200 6 against
+    12 ms. Where: ``X`` concrete, dense, float64, on one CPU device, uniform weights, and
+    :math:`\mu_j^2 \le 10^4 \operatorname{var}_j` where ``centred`` (then :math:`X^\top X / n -
+    \mu \mu^\top` cancels at most :data:`_CENTRING_DIGITS` digits). Else ``None``: the program
+    forms it, exactly centred."""
+    X, a = data.X, data.weights
+    if is_traced((X, a)) or sparse.is_sparse(X) or X.dtype != np.float64 or X.shape[0] < X.shape[1]:
+        return None
+    if len(X.devices()) != 1 or next(iter(X.devices())).platform != "cpu":
+        return None
+    a = np.asarray(a)
+    if np.any(a != a[0]):
+        return None
+    X = np.asarray(X)  # the device buffer itself (no copy on the CPU)
+    gram = (X.T @ X) * a[0]
+    if not centred:
+        return gram
+    mean = np.mean(X, axis=0)
+    centred_gram = gram - mean[:, None] * mean[None, :]
+    if np.any(mean**2 > 10.0**_CENTRING_DIGITS * np.diag(centred_gram)):
+        return None
+    return centred_gram
 
 
 # --------------------------------------------------------------------------------------------

@@ -658,9 +658,13 @@ def solve_path(data: Data, strengths, options: Options, config: Config, *,
     intercepts differentiable by :mod:`~jreg.glm.implicit` (where anything is traced: a
     concrete call has nothing to differentiate)."""
     inputs = (data, strengths, options)
+    gram = None
+    if objectives.on_gram(datafit_of(config, options, data), data):
+        gram = objectives.host_gram(data, centred=config.fit_intercept)
     if not is_traced(inputs):
-        return path_jit(*inputs, config=config, relative=relative)
-    result, converged = path_jit(*jax.lax.stop_gradient(inputs), config=config, relative=relative)
+        return path_jit(*inputs, config=config, relative=relative, gram=gram)
+    inputs = jax.lax.stop_gradient(inputs)
+    result, converged = path_jit(*inputs, config=config, relative=relative, gram=gram)
     strengths = strengths if relative is None else result.strengths  # a default grid's: fixed
     k, m = strengths.shape[0], data.y.shape[1]
     flat = (result.coef.reshape(k, -1), result.intercept.reshape(k, m))
