@@ -1468,11 +1468,12 @@ def test_centred_products_by_blocks_of_rows(monkeypatch, n, dtype):
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_host_gram_is_the_programs_gram_where_it_is_used(monkeypatch, fit_intercept):
     """The Gram matrix the host's BLAS forms equals the program's (centred with an intercept)
-    to 100 eps times the digits its centring cancels, exactly symmetric, and ``glm.path``
-    passes it: the path is the one whose program forms its own. Not formed (``None``) where it
-    could not be the program's to that accuracy or where the program must form it: non-uniform
-    weights, float32, a traced ``X``, p > n, and (centred) a mean over 100 standard deviations,
-    where ``X^T X / n - mu mu^T`` would cancel more than 4 digits."""
+    to 100 eps times the digits its centring cancels, exactly symmetric, and ``glm.path`` and
+    ``glm.cross_validate`` pass it: their results are those of the programs that form their
+    own. Not formed (``None``) where it could not be the program's to that accuracy or where
+    the program must form it: non-uniform weights, float32, a traced ``X``, p > n, and
+    (centred) a mean over 100 standard deviations, where ``X^T X / n - mu mu^T`` would cancel
+    more than 4 digits."""
     rng = np.random.default_rng(9)
     n, p = 200, 30
     X = rng.standard_normal((n, p)) * rng.uniform(0.5, 2, p) + rng.uniform(-20, 20, p)
@@ -1487,14 +1488,22 @@ def test_host_gram_is_the_programs_gram_where_it_is_used(monkeypatch, fit_interc
     assert np.max(np.abs(host - np.asarray(programs)) / scale) <= 100 * 2.3e-16 * cancelled
     np.testing.assert_array_equal(host, host.T)
 
-    formed = []
-    monkeypatch.setattr(objectives, "host_gram", lambda *a, **k: formed.append(host) or host)
-    passed = glm.path(X, y, fit_intercept=fit_intercept, n_strengths=20, tol=1e-10)
-    assert len(formed) == 1
-    monkeypatch.setattr(objectives, "host_gram", lambda *a, **k: None)
-    own = glm.path(X, y, fit_intercept=fit_intercept, n_strengths=20, tol=1e-10)
-    np.testing.assert_allclose(passed.coef, own.coef, rtol=1e-6, atol=1e-7)
-    monkeypatch.undo()
+    def results(host: bool):
+        """The path and the cross-validation's scores (its folds' Gram matrices formed from the
+        whole data's, centred), with the host's matrices or the program's own; the host's."""
+        formed, host_gram = [], objectives.host_gram
+        spy = lambda *args, **kwargs: formed.append(host_gram(*args, **kwargs)) or formed[-1]  # noqa: E731
+        monkeypatch.setattr(objectives, "host_gram", spy if host else lambda *a, **k: None)
+        kwargs = dict(fit_intercept=fit_intercept, n_strengths=20, tol=1e-10)
+        path = glm.path(X, y, **kwargs)
+        cv = glm.cross_validate(X, y, n_folds=3, **kwargs)
+        monkeypatch.undo()
+        return (path.coef, cv.scores), formed
+
+    passed, formed = results(host=True)
+    assert len(formed) == 2 and all(gram is not None for gram in formed)
+    for mine, theirs in zip(passed, results(host=False)[0], strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-7)
 
     def formed_for(X, rows=n, **settings):
         settings = paths.Settings(fit_intercept=fit_intercept, **settings)

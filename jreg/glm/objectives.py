@@ -109,11 +109,12 @@ class SharedGram(NamedTuple):
     X: jax.Array
 
 
-def shared_gram(data: Data) -> SharedGram:
-    """:class:`SharedGram` of ``data`` (its weights, all rows)."""
+def shared_gram(data: Data, total: jax.Array | None = None) -> SharedGram:
+    """:class:`SharedGram` of ``data`` (its weights, all rows); ``total``: its centred Gram
+    matrix, if known (:func:`host_gram`)."""
     a = data.weights
     mean = a @ data.X / jnp.sum(a)
-    total, _ = _centred_products(data.X, mean, a)
+    total = _centred_products(data.X, mean, a)[0] if total is None else total
     return SharedGram(total, mean, data.X)
 
 
@@ -144,15 +145,18 @@ def member_gram(shared: SharedGram, full, weights, *, dropped: int, fit_intercep
 def host_gram(data: Data, *, centred: bool) -> np.ndarray | None:
     r"""The Gram matrix :func:`problem` forms in its program, :math:`X_0^\top \mathrm{diag}(a)
     X_0` (:math:`X_0 = X - 1 \mu^\top` where ``centred``, else ``X``), computed by the host's
-    BLAS where it can be, to pass as ``gram``: numpy's ``X.T @ X`` is a symmetric rank-k update,
-    half the arithmetic of a product (XLA has none; its blocks cost three quarters of it), on
-    the host's threads: 20000 x 300 46 ms against 96 ms in XLA's program, 5000 x 200 6 against
-    12 ms. Where: ``X`` concrete, dense, float64, on one CPU device, uniform weights, and
+    BLAS where it can be, to pass as ``gram`` (or as :func:`shared_gram`'s ``total``). numpy's
+    ``X.T @ X`` is a symmetric rank-k update, half the arithmetic of a product (XLA has none:
+    its blocks cost three quarters of it), on the host's threads: a 20000 x 300 lasso path's
+    program took 46 ms given it (the host 37 ms), 122 ms forming it; 5000 x 200 13 (5) and 30
+    ms. Where: ``X`` concrete, dense, float64, on one CPU device, uniform weights, and
     :math:`\mu_j^2 \le 10^4 \operatorname{var}_j` where ``centred`` (then :math:`X^\top X / n -
     \mu \mu^\top` cancels at most :data:`_CENTRING_DIGITS` digits). Else ``None``: the program
     forms it, exactly centred."""
     X, a = data.X, data.weights
-    if is_traced((X, a)) or sparse.is_sparse(X) or X.dtype != np.float64 or X.shape[0] < X.shape[1]:
+    if is_traced((X, a)) or sparse.is_sparse(X) or X.dtype != np.float64:
+        return None
+    if X.shape[0] < X.shape[1]:  # not the Gram form
         return None
     if len(X.devices()) != 1 or next(iter(X.devices())).platform != "cpu":
         return None

@@ -74,12 +74,12 @@ class StabilitySelection(NamedTuple):
 
 
 def _batched_paths(data: Data, weights, grid, options: Options, config: Config, sequential,
-                   sharding=None, batch_size=None, dropped=None):  # fmt: skip
+                   sharding=None, batch_size=None, dropped=None, total=None):  # fmt: skip
     """:func:`jreg.glm.paths.path_arrays` for a batch of sample weights ``(B, n)``, one program.
     ``dropped`` (where the problem is solved on its Gram matrix, :func:`objectives.on_gram`):
     the most rows of positive weight a member leaves out; each member's Gram matrix is then
     formed from the full data's (:func:`objectives.member_gram`: a 5-fold cross-validation's
-    six Gram matrices cost two).
+    six Gram matrices cost two), ``total`` if given (:func:`objectives.host_gram`, centred).
 
     Each device runs its members (all of them without ``sharding``; else the batch, padded with
     copies of its last member to a multiple of the devices, is sharded over ``sharding``'s mesh
@@ -90,26 +90,30 @@ def _batched_paths(data: Data, weights, grid, options: Options, config: Config, 
     weights = weights / jnp.sum(weights, axis=1, keepdims=True)
     if sharding is None:
         return _device_paths(data, weights, grid, options, config, sequential, batch_size,
-                             dropped)  # fmt: skip
+                             dropped, total)  # fmt: skip
     n_members, n_devices = weights.shape[0], sharding.mesh.size
     padding = jnp.repeat(weights[-1:], -n_members % n_devices, axis=0)
     per_device = None if batch_size is None else -(-batch_size // n_devices)
-    run = lambda d, w, g, o: _device_paths(d, w, g, o, config, sequential, per_device, dropped)  # noqa: E731
+
+    def run(d, w, g, o, t):
+        return _device_paths(d, w, g, o, config, sequential, per_device, dropped, t)
+
+    replicated = PartitionSpec()
     batch = jax.shard_map(  # the solvers know nothing of the mesh: no varying-axis checks
-        run, mesh=sharding.mesh, in_specs=(PartitionSpec(), sharding.spec, PartitionSpec(),
-        PartitionSpec()), out_specs=sharding.spec, check_vma=False,
-    )(data, jnp.concatenate([weights, padding]), grid, options)  # fmt: skip
+        run, mesh=sharding.mesh, in_specs=(replicated, sharding.spec, replicated, replicated,
+        replicated), out_specs=sharding.spec, check_vma=False,
+    )(data, jnp.concatenate([weights, padding]), grid, options, total)  # fmt: skip
     return jax.tree.map(lambda x: x[:n_members], batch)
 
 
 def _device_paths(data: Data, weights, grid, options: Options, config: Config, sequential,
-                  batch_size: int | None, dropped: int | None):  # fmt: skip
+                  batch_size: int | None, dropped: int | None, total):  # fmt: skip
     """The paths of normalized ``weights (B, n)`` on one device: a loop (``sequential``), else
-    vmapped ``batch_size`` at a time (all of them for ``None``); ``dropped``: see
+    vmapped ``batch_size`` at a time (all of them for ``None``); ``dropped``, ``total``: see
     :func:`_batched_paths`."""
     gram = lambda a: None  # noqa: E731
     if dropped is not None:
-        shared = objectives.shared_gram(data)
+        shared = objectives.shared_gram(data, total)
         gram = functools.partial(objectives.member_gram, shared, data.weights, dropped=dropped,
                                  fit_intercept=config.fit_intercept)  # fmt: skip
 
@@ -272,14 +276,15 @@ def cross_validate(
         raise ValueError(
             "folds must each hold out, and keep for training, rows of positive sample_weight"
         )
-    dropped = None  # on the Gram form: each fold's Gram matrix from the full data's
+    dropped = total = None  # on the Gram form: each fold's Gram matrix from the full data's
     if objectives.on_gram(datafit, data):
         dropped = int(np.max(np.sum((held_out > 0) & (weights > 0), axis=1)))
+        total = objectives.host_gram(data, centred=True)
     sequential, sharding = _placement(data, mesh, batch_size)
+    *inputs, total = _replicated((data, held_out, grid, options, total), sharding)
     result, converged = _cross_validation_jit(
-        *_replicated((data, held_out, grid, options), sharding), config=config, scoring=scoring,
-        sequential=sequential, sharding=sharding, batch_size=batch_size, relative=relative,
-        dropped=dropped,
+        *inputs, config=config, scoring=scoring, sequential=sequential, sharding=sharding,
+        batch_size=batch_size, relative=relative, dropped=dropped, total=total,
     )  # fmt: skip
     if relative is not None:
         paths.check_strength_max(result.strengths)
@@ -332,7 +337,7 @@ def _given_folds(folds, n: int) -> np.ndarray:
 
 def _cross_validation(data: Data, held_out, grid, options: Options, config: Config,
                       scoring: str, sequential: bool, sharding, batch_size, relative,
-                      dropped):  # fmt: skip
+                      dropped, total):  # fmt: skip
     """:func:`cross_validate` after the folds are drawn (``held_out``: ``(n_folds, n)``, 1 for
     the rows a fold holds out), one program; also returns whether each solve converged (copied
     to every device of ``sharding``'s mesh, so every host holds the whole result). The grid:
@@ -341,7 +346,7 @@ def _cross_validation(data: Data, held_out, grid, options: Options, config: Conf
     n_folds = held_out.shape[0]
     weights = jnp.concatenate([data.weights[None, :] * (1 - held_out), data.weights[None]])
     batch, converged = _batched_paths(
-        data, weights, grid, options, config, sequential, sharding, batch_size, dropped
+        data, weights, grid, options, config, sequential, sharding, batch_size, dropped, total
     )
     folds = jax.tree.map(lambda x: x[:n_folds], batch)
     datafit = paths.datafit_of(config, options, data)
