@@ -155,9 +155,7 @@ def host_gram(data: Data, *, centred: bool) -> np.ndarray | None:
     \mu \mu^\top` cancels at most :data:`_CENTRING_DIGITS` digits). Else ``None``: the program
     forms it, exactly centred."""
     X, a = data.X, data.weights
-    if is_traced((X, a)) or sparse.is_sparse(X) or X.dtype != np.float64:
-        return None
-    if X.shape[0] < X.shape[1]:  # not the Gram form
+    if not _gram_form(data) or is_traced((X, a)) or X.dtype != np.float64:
         return None
     if len(X.devices()) != 1 or next(iter(X.devices())).platform != "cpu":
         return None
