@@ -9,7 +9,7 @@ from jax.experimental import sparse as jax_sparse
 
 from jreg import glm
 from jreg.estimators import GLMClassifier, GLMRegressorCV
-from jreg.glm import paths, sparse
+from jreg.glm import paths, solvers, sparse
 
 TIGHT = dict(n_strengths=8, tol=1e-12)
 
@@ -42,7 +42,8 @@ def _assert_same_path(dense, fitted, atol=1e-7):
 
 
 @pytest.mark.parametrize(
-    "shape, fit_intercept", [((90, 30), True), ((40, 120), True), ((40, 120), False)]
+    "shape, fit_intercept",
+    [((90, 30), True), ((40, 120), True), ((40, 120), False), ((60, 800), True)],
 )
 def test_lasso_path_on_sparse_X_equals_dense(shape, fit_intercept):
     X, targets, weights = _problem(*shape)
@@ -83,6 +84,25 @@ def test_every_sparse_form_gives_the_csr_path(form):
     else:
         given = X.asformat(form)
     _assert_same_path(glm.path(X, y, **TIGHT), glm.path(given, y, **TIGHT), atol=1e-12)
+
+
+def test_support_products_from_the_windows_equal_dense():
+    """Where a support's windows hold few of the non-zeros (60 x 800: 65 windows of at most 21
+    of 7200), ``w @ rows`` is summed from them: the dense product, for one output and several,
+    with the centring, and the whole product where the support is larger than ``size``."""
+    X, _, _ = _problem(60, 800)
+    mean = np.random.default_rng(1).standard_normal(800)
+    rows = sparse.centred(sparse.from_input(X), mean).T
+    size = 65
+    assert size * rows.window * solvers._WINDOWS_SHARE <= rows.values.size  # the windows' case
+    dense = (X.toarray() - mean).T
+    rng = np.random.default_rng(2)
+    for shape in [(800,), (800, 3)]:
+        for support in (5, size, 300):  # 300 > size: the whole product
+            w = np.zeros(shape)
+            w[rng.choice(800, support, replace=False)] = rng.standard_normal((support, *shape[1:]))
+            product = jax.jit(solvers.support_product, static_argnums=2)(w, rows, size)
+            np.testing.assert_allclose(product, w.T @ dense, atol=1e-12)
 
 
 def test_the_centred_matrix_is_never_formed():

@@ -265,12 +265,18 @@ def _squared_on_gram(gram: jax.Array, corr: jax.Array, y_sq: jax.Array, *, compl
                   complement_size=largest, feasible=feasible)  # fmt: skip
 
 
+def _support_size(rows) -> int:
+    """The largest support whose products read only its rows and whose Newton systems are
+    solved (X form): a lasso solution has at most n non-zeros (Tibshirani, 2013), larger
+    systems are singular."""
+    return min(solvers._NEWTON_MAX, rows.shape[0], rows.shape[1] + solvers._NEWTON_ENTERING)
+
+
 def _squared_on_rows(rows, yc, a, lipschitz, diagonal) -> Smooth:
     """Squared loss of one output through the residual; ``rows`` are the centred features
     transposed, ``(p, n)``, ``diagonal`` the Hessian's."""
     zero = jnp.zeros(1, yc.dtype)
-    # a lasso solution has at most n non-zeros (Tibshirani, 2013): larger systems are singular
-    size = min(solvers._NEWTON_MAX, rows.shape[0], rows.shape[1] + solvers._NEWTON_ENTERING)
+    size = _support_size(rows)
 
     def evaluate(w, b):
         r = yc - solvers.support_product(w, rows, size)
@@ -345,7 +351,7 @@ def _squared(data: Data, penalty: Penalty, *, fit_intercept: bool,
         curvature = sparse.squares_times(rows, a)
         smooth = _squared_on_rows(rows, yc[:, 0], a, lipschitz, curvature)
         sweeps = solvers.Sweeps(
-            lambda evaluation, w: yc[:, 0] - solvers.support_product(w, rows, smooth.newton_size),
+            lambda evaluation, w: yc[:, 0] - solvers.support_product(w, rows, _support_size(rows)),
             functools.partial(sparse.coordinate_sweep, rows, a),
         )
 

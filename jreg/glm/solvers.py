@@ -59,6 +59,7 @@ _NEWTON_CHEAP = 4  # (FISTA) below m^3 <= _NEWTON_CHEAP p^2, a Newton step is tr
 _COMPLEMENT_CHEAP = 16  # _NEWTON_CHEAP for those (late in a path, their steps land: measured)
 _APPEND_BLOCK = 16  # features appended to a Newton factor at a time (X form)
 _LEAVING_MAX = 16  # the most features a Newton factor holds at 0 (X form)
+_WINDOWS_SHARE = 4  # (sparse) support products from windows holding at most 1/4 of the non-zeros
 SAMPLE_BLOCK = 2048  # samples per block of the products summed over many samples
 _HALVED_PRODUCT = 128  # the fewest columns whose Gram matrices are formed by halves (CPU)
 
@@ -233,13 +234,25 @@ def scored_loop(not_done: Callable, step: Callable, score: Callable, start):
 
 def support_product(w, rows, size: int) -> jax.Array:
     """``w @ rows`` (``w (p,)`` or ``(p, m)``, ``rows (p, n)``) from the rows of the support of
-    ``w`` only, when it holds at most ``size`` (static) features."""
-    if size >= rows.shape[0] or sparse.is_sparse(rows):  # sparse: every product reads nnz
+    ``w`` only, when it holds at most ``size`` (static) features. Sparse ``rows``: from their
+    windows (:func:`~jreg.glm.sparse.combination`), at most as many as hold ``1 /
+    _WINDOWS_SHARE`` of the non-zeros (a product reads every one: 20000 x 50000 with 1e6
+    non-zeros, 6.7 ms, against 1.2-1.6 ms from the windows of a support of 30-1000)."""
+    p = rows.shape[0]
+    if sparse.is_sparse(rows):
+        size = min(size, rows.values.size // (_WINDOWS_SHARE * rows.window))
+    if not 0 < size < p:
         return w.T @ rows
     support = w != 0 if w.ndim == 1 else jnp.any(w != 0, axis=1)
-    index = first_true(support, size, rows.shape[0])
-    dense = lambda _: w.T @ rows  # noqa: E731
-    return maybe(jnp.sum(support) > size, dense, sparse.take(w, index).T @ sparse.take(rows, index))
+    larger = jnp.sum(support) > size
+
+    def on_support():
+        index = first_true(support, size, p)
+        return sparse.combination(rows, index, sparse.take(w, index))
+
+    if sparse.is_sparse(rows):  # neither product where the other is used (both cost)
+        return either(larger, lambda: w.T @ rows, on_support)
+    return maybe(larger, lambda _: w.T @ rows, on_support())
 
 
 def gap_at(evaluation: Evaluation, curvature, intercept_curvature, penalty: Penalty, w, lam,

@@ -22,9 +22,9 @@ from jax.experimental import sparse as jax_sparse
 
 from jreg._checks import check_real, is_traced
 
-__all__ = ["Columns", "centred", "column_max_abs", "coordinate_sweep", "from_input", "is_sparse",
-           "is_sparse_input", "largest_abs", "linear_map", "scaled", "squares_times", "take",
-           "values", "zero_columns"]  # fmt: skip
+__all__ = ["Columns", "centred", "column_max_abs", "combination", "coordinate_sweep",
+           "from_input", "is_sparse", "is_sparse_input", "largest_abs", "linear_map", "scaled",
+           "squares_times", "take", "values", "zero_columns"]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -202,6 +202,22 @@ def take(rows, index: jax.Array) -> jax.Array:
     p = rows.shape[0]
     dense = jax.vmap(rows.__getitem__)(jnp.minimum(index, p - 1))
     return jnp.where((index < p)[:, None], dense, 0)
+
+
+def combination(rows, index: jax.Array, weights: jax.Array) -> jax.Array:
+    r"""``weights.T @ take(rows, index)``: the rows ``index`` of features-major ``rows (p, n)``
+    weighted by ``weights (K,)`` or ``(K, m)`` and summed, ``(n,)`` or ``(m, n)`` (an index
+    of ``p`` or more: padding). Sparse, from the rows' windows alone: :math:`O(K \cdot
+    \text{window})`, no dense row written out."""
+    if not is_sparse(rows):
+        return weights.T @ take(rows, index)
+    (p, n), flat = rows.shape, weights.reshape(weights.shape[0], -1)
+    m, held = flat.shape[1], index < p
+    values, samples = jax.vmap(rows.nonzeros)(jnp.minimum(index, p - 1))  # (K, window) each
+    terms = jnp.where(held[:, None, None], values[:, :, None] * flat[:, None, :], 0)
+    sums = jnp.zeros((n, m), flat.dtype).at[samples.reshape(-1)].add(terms.reshape(-1, m))
+    centring = jnp.where(held, rows.mean[jnp.minimum(index, p - 1)], 0) @ flat
+    return (sums - centring[None, :]).T.reshape(weights.shape[1:] + (n,))
 
 
 def squares_times(rows, h: jax.Array) -> jax.Array:
