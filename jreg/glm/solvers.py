@@ -111,7 +111,9 @@ class Smooth(NamedTuple):
     intercept_lipschitz: jax.Array | float = 1.0
     quadratic: bool = False
     backtrack: bool = False
-    value: Callable | None = None  # (w, b) -> the datafit's value (backtracking)
+    # (w, b) -> the datafit's value, where it costs less than an evaluation (backtracking;
+    # coordinate descent's choice between its epochs' point and their extrapolation)
+    value: Callable | None = None
     # (w, b) -> the best intercept for w, to rounding (the duality gap needs it: see best_shift)
     best_intercept: Callable | None = None
     hessian_block: Callable | None = None
@@ -1125,9 +1127,14 @@ def coordinate_descent(smooth: Smooth, sweeps: Sweeps, curvature, penalty: Penal
         (w, _), iterates = jax.lax.scan(epoch, (sweep.w, carried), length=_ANDERSON)
         extrapolated = _extrapolated(jnp.concatenate([sweep.w[None], iterates]), penalty)
         n_iter = sweep.n_iter + _ANDERSON
-        plain = moved(sweep, w, n_iter)
-        accelerated = moved(sweep, extrapolated, n_iter)
-        kept = pick(accelerated.objective < plain.objective, accelerated, plain)
+        if smooth.value is None:  # a value costs an evaluation (Gram form): evaluate both
+            plain = moved(sweep, w, n_iter)
+            accelerated = moved(sweep, extrapolated, n_iter)
+            kept = pick(accelerated.objective < plain.objective, accelerated, plain)
+        else:  # (X form) the values choose; the point chosen alone is evaluated
+            objective = lambda v: smooth.value(v, b) + penalty.value(v, lam)  # noqa: E731
+            better = objective(extrapolated) < objective(w)
+            kept = moved(sweep, jnp.where(better, extrapolated, w), n_iter)
         settled = jnp.all(jnp.sign(kept.w) == jnp.sign(sweep.w))
         return kept._replace(settled=settled, by_newton=jnp.zeros((), bool))
 
