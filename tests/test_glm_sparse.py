@@ -97,12 +97,12 @@ def test_support_products_from_the_windows_equal_dense():
     assert size * rows.window * solvers._WINDOWS_SHARE <= rows.values.size  # the windows' case
     dense = (X.toarray() - mean).T
     rng = np.random.default_rng(2)
+    support_product = jax.jit(solvers.support_product, static_argnums=2)
     for shape in [(800,), (800, 3)]:
         for support in (5, size, 300):  # 300 > size: the whole product
             w = np.zeros(shape)
             w[rng.choice(800, support, replace=False)] = rng.standard_normal((support, *shape[1:]))
-            product = jax.jit(solvers.support_product, static_argnums=2)(w, rows, size)
-            np.testing.assert_allclose(product, w.T @ dense, atol=1e-12)
+            np.testing.assert_allclose(support_product(w, rows, size), w.T @ dense, atol=1e-12)
 
 
 def test_the_centred_matrix_is_never_formed():

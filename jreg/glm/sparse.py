@@ -212,11 +212,11 @@ def combination(rows, index: jax.Array, weights: jax.Array) -> jax.Array:
     if not is_sparse(rows):
         return weights.T @ take(rows, index)
     (p, n), flat = rows.shape, weights.reshape(weights.shape[0], -1)
-    m, held = flat.shape[1], index < p
-    values, samples = jax.vmap(rows.nonzeros)(jnp.minimum(index, p - 1))  # (K, window) each
+    m, held, feature = flat.shape[1], index < p, jnp.minimum(index, p - 1)
+    values, samples = jax.vmap(rows.nonzeros)(feature)  # (K, window) each
     terms = jnp.where(held[:, None, None], values[:, :, None] * flat[:, None, :], 0)
     sums = jnp.zeros((n, m), flat.dtype).at[samples.reshape(-1)].add(terms.reshape(-1, m))
-    centring = jnp.where(held, rows.mean[jnp.minimum(index, p - 1)], 0) @ flat
+    centring = jnp.where(held, rows.mean[feature], 0) @ flat
     return (sums - centring[None, :]).T.reshape(weights.shape[1:] + (n,))
 
 
