@@ -1489,11 +1489,12 @@ def test_host_gram_is_the_programs_gram_where_it_is_used(monkeypatch, fit_interc
     np.testing.assert_array_equal(host, host.T)
 
     def results(host: bool):
-        """The path and the cross-validation's scores (its folds' Gram matrices formed from the
-        whole data's, centred), with the host's matrices or the program's own; the host's."""
-        formed, host_gram = [], objectives.host_gram
-        spy = lambda *args, **kwargs: formed.append(host_gram(*args, **kwargs)) or formed[-1]  # noqa: E731
-        monkeypatch.setattr(objectives, "host_gram", spy if host else lambda *a, **k: None)
+        """The path (its moments, :func:`objectives.host_moments`) and the cross-validation's
+        scores (its folds' Gram matrices formed from the whole data's, centred), with the
+        host's matrices or the program's own; the host's."""
+        formed, host_products = [], objectives._host_products
+        spy = lambda *args, **kwargs: formed.append(host_products(*args, **kwargs)) or formed[-1]  # noqa: E731
+        monkeypatch.setattr(objectives, "_host_products", spy if host else lambda *a, **k: None)
         kwargs = dict(fit_intercept=fit_intercept, n_strengths=20, tol=1e-10)
         path = glm.path(X, y, **kwargs)
         cv = glm.cross_validate(X, y, n_folds=3, **kwargs)
@@ -1512,6 +1513,7 @@ def test_host_gram_is_the_programs_gram_where_it_is_used(monkeypatch, fit_interc
 
     assert formed_for(X, sample_weight=rng.uniform(0.5, 1, n)) is None
     assert formed_for(X, sample_weight=np.full(n, 3.0)) is not None  # uniform all the same
+    assert formed_for(X.copy(order="F")) is not None
     assert formed_for(X.astype(np.float32)) is None
     assert formed_for(X, rows=p - 1) is None
     assert formed_for(X, rows=p) is not None
@@ -1519,6 +1521,58 @@ def test_host_gram_is_the_programs_gram_where_it_is_used(monkeypatch, fit_interc
     assert traced(data.X) is None
     far = X + 1e3 * np.r_[np.zeros(p - 1), 1.0]  # one feature's mean ~1000 sd
     assert (formed_for(far) is None) == fit_intercept
+
+
+@pytest.mark.parametrize("fit_intercept, standardize", [(True, False), (False, False),
+                                                         (True, True), (False, True)])  # fmt: skip
+def test_paths_from_the_hosts_moments_equal_the_programs(monkeypatch, fit_intercept, standardize):
+    """Where the host forms the Gram form's moments (:func:`objectives.host_moments`), the
+    program reads them in place of ``X`` (never copied to the device): ``glm.path`` (default
+    grid and given strengths), ``glm.fit`` and ``glm.strength_max`` equal the programs' own,
+    with features and targets off zero and of unequal scales, for an F-ordered numpy ``X`` and
+    a jax one; the top strength's solution is zero after ``glm.strength_max`` (both from the
+    same moments). Not formed where ``y`` is traced, where its mean is over 100
+    standard deviations (with an intercept), nor, standardized without an intercept, where a
+    feature is constant (its variance would be a rounding error)."""
+    rng = np.random.default_rng(3)
+    n, p = 300, 40
+    X = rng.standard_normal((n, p)) * rng.uniform(0.1, 10, p) + rng.uniform(-5, 5, p)
+    y = X[:, :4] @ [1.0, -2.0, 0.5, 0.3] + rng.standard_normal(n) + 7
+    kwargs = dict(fit_intercept=fit_intercept, standardize=standardize, tol=1e-12)
+    read = []
+    moments = objectives.host_moments
+    spy = lambda *a, **k: read.append(moments(*a, **k)) or read[-1]  # noqa: E731
+
+    def results(host: bool, X):
+        monkeypatch.setattr(objectives, "host_moments", spy if host else lambda *a, **k: None)
+        top = glm.strength_max(X, y, fit_intercept=fit_intercept, standardize=standardize)
+        path = glm.path(X, y, n_strengths=15, **kwargs)
+        given = glm.path(X, y, strengths=float(top) * np.logspace(0, -2, 6), **kwargs)
+        fit = glm.fit(X, y, 0.1 * float(top), **kwargs)
+        monkeypatch.undo()
+        assert np.all(path.coef[0] == 0) and np.any(path.coef[1] != 0)
+        # strength_max's program and the path's round alike (to an ulp at LLVM's -O0)
+        assert np.max(np.abs(given.coef[0])) <= 1e-12 * np.max(np.abs(given.coef[-1]))
+        return top, path.strengths, path.coef, path.intercept, given.coef, fit.coef, fit.intercept
+
+    expected = results(False, X)
+    for data in (np.asfortranarray(X), jnp.asarray(X)):
+        read.clear()
+        mine = results(True, data)
+        assert len(read) == 4 and all(isinstance(m, objectives.Moments) for m in read)
+        for a, b in zip(mine, expected, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-9)
+
+    data = setup_path(X, y, paths.Settings(fit_intercept=fit_intercept))[0]
+    traced = jax.jit(lambda y: objectives.host_moments(data._replace(y=y), centred=fit_intercept,
+                                                       standardized=standardize))  # fmt: skip
+    assert traced(data.y) is None
+    far = setup_path(X, y + 1e3 * np.std(y), paths.Settings(fit_intercept=fit_intercept))[0]
+    far_moments = objectives.host_moments(far, centred=fit_intercept, standardized=standardize)
+    assert (far_moments is None) == fit_intercept
+    constant = setup_path(np.c_[X, np.full(n, 2.0)], y, paths.Settings())[0]
+    constant_moments = objectives.host_moments(constant, centred=False, standardized=True)
+    assert constant_moments is None
 
 
 @pytest.mark.parametrize("n", [90, 96, 40])

@@ -32,7 +32,7 @@ from jreg._xla import Program
 from jreg.glm import datafits as _datafits
 from jreg.glm import implicit, objectives, solvers, sparse
 from jreg.glm import penalties as _penalties
-from jreg.glm.objectives import Data
+from jreg.glm.objectives import Data, on_cpu
 
 __all__ = ["ConvergenceWarning", "Fit", "Model", "Path", "fit", "path", "strength_max"]
 
@@ -339,15 +339,18 @@ def _normalized_weights(sample_weight, n: int, dtype) -> jax.Array:
     return as_array(weights / xp.sum(weights), dtype)
 
 
-def _prepare(X, y, sample_weight, offset, datafit) -> Data:
+def _prepare(X, y, sample_weight, offset, datafit, *, device: bool) -> Data:
     """Validates and converts the data; the dtype is X's (at least float32). An offset is
-    taken off ``y`` where the loss is a function of the residual."""
+    taken off ``y`` where the loss is a function of the residual. ``device``: a dense ``X``
+    given on the host is put on the device (else left there, as numpy: see :func:`setup`)."""
     if sparse.is_sparse_input(X):
         X = sparse.from_input(X)
     else:
         check_real("X", X)
         X = X if isinstance(X, jax.Array) else np.asarray(X)
-        X = as_array(X, jnp.promote_types(X.dtype, jnp.float32))
+        dtype = jnp.promote_types(X.dtype, jnp.float32)
+        on_host = not device and isinstance(X, np.ndarray)
+        X = np.asarray(X, jax.dtypes.canonicalize_dtype(dtype)) if on_host else as_array(X, dtype)
     check_real("y", y, " (text labels: to 0..C-1 by np.unique(y, return_inverse=True))")
     dtype = X.dtype
     if X.ndim != 2:
@@ -388,25 +391,15 @@ def _vector(name: str, value, p: int, dtype, requirement: str, ok) -> jax.Array:
     return array
 
 
-def on_cpu(X) -> bool:
-    """Whether ``X`` is computed on the CPU, where coordinate descent's one-coordinate updates
-    are cheap; on an accelerator each is a kernel launch of its own, and FISTA's whole-vector
-    steps solve the squared loss's paths many times faster (10-fold CV of a 10000 x 1000 lasso
-    on an H200: 0.68 s against 8.0 s). Traced, the computation's default device decides."""
-    values = sparse.values(X)
-    if not is_traced(values):
-        return all(device.platform == "cpu" for device in values.devices())
-    default = jax.config.jax_default_device
-    return (getattr(default, "platform", default) or jax.default_backend()) == "cpu"
-
-
-def setup(X, y, settings: Settings) -> tuple[Data, Options, Config]:
-    """Validated data, traced options and static configuration of ``settings``."""
+def setup(X, y, settings: Settings, *, device: bool = True) -> tuple[Data, Options, Config]:
+    """Validated data, traced options and static configuration of ``settings``; ``device``
+    false: a dense ``X`` given on the host stays there (numpy) for :func:`solve_path`, which
+    may never need it on the device."""
     family = datafit_family(settings.datafit)
     penalty_family = _penalty_family(settings.penalty)
     _check_options(settings, family, penalty_family)
     datafit = family.build(settings)  # its label checks (no number is used)
-    data = _prepare(X, y, settings.sample_weight, settings.offset, datafit)
+    data = _prepare(X, y, settings.sample_weight, settings.offset, datafit, device=device)
     n, p = data.X.shape
     dtype = data.X.dtype
     grouped = settings.penalty == "group_lasso"
@@ -495,17 +488,19 @@ def standardized(data: Data, options: Options, config: Config):
     X, a = data.X, data.weights
     if not config.standardize:
         return data, options, jnp.ones(X.shape[1], X.dtype)
-    centred = sparse.centred(X, a @ X)
-    if sparse.is_sparse(X):
-        variance = sparse.squares_times(centred.T, a)
+    if objectives.is_moments(X):
+        variance = X.variance
+    elif sparse.is_sparse(X):
+        variance = sparse.squares_times(sparse.centred(X, a @ X).T, a)
     else:  # a reduction over the samples: neither X^T nor the squares written out
-        variance = jnp.sum(a[:, None] * centred**2, axis=0)
-    rounding = (100 * jnp.finfo(X.dtype).eps * sparse.column_max_abs(X)) ** 2
+        variance = jnp.sum(a[:, None] * sparse.centred(X, a @ X) ** 2, axis=0)
+    rounding = (100 * jnp.finfo(X.dtype).eps * objectives.column_max_abs(X)) ** 2
     varies = variance > rounding  # else constant up to rounding
     scale = jnp.where(varies, jnp.sqrt(jnp.where(varies, variance, 1)), 1)
     if options.lower is not None:
         options = options._replace(lower=options.lower * scale, upper=options.upper * scale)
-    return data._replace(X=sparse.scaled(X, scale)), options, scale
+    scaled = X.scaled(scale) if objectives.is_moments(X) else sparse.scaled(X, scale)
+    return data._replace(X=scaled), options, scale
 
 
 def _valid(data: Data, strengths, options: Options) -> jax.Array:
@@ -518,7 +513,7 @@ def _valid(data: Data, strengths, options: Options) -> jax.Array:
         at_least_zero += [-options.lower, options.upper]
     finite = [data.y, strengths, options.penalty_factor, *positive]
     finite += [] if data.offset is None else [data.offset]
-    ok = [jnp.isfinite(sparse.largest_abs(data.X))] + [jnp.all(jnp.isfinite(x)) for x in finite]
+    ok = [jnp.isfinite(objectives.largest_abs(data.X))] + [jnp.all(jnp.isfinite(x)) for x in finite]
     ok += [jnp.all(x > 0) for x in positive] + [jnp.all(x >= 0) for x in at_least_zero]
     ok += [jnp.all(data.weights >= 0) & (jnp.sum(data.weights) > 0)]
     return jnp.all(jnp.stack(ok))
@@ -589,7 +584,7 @@ def _above_rounding(grad: jax.Array, datafit, data: Data) -> jax.Array:
     :math:`10^3 \epsilon \max|X| \max|y|` (``max|y|`` for the residual datafits, else 1), such
     as a constant ``y``'s or a constant feature's (with an intercept), which are 0 exactly."""
     y_scale = jnp.max(jnp.abs(data.y)) if datafit.residual else 1
-    floor = 1000 * jnp.finfo(data.X.dtype).eps * sparse.largest_abs(data.X) * y_scale
+    floor = 1000 * jnp.finfo(data.X.dtype).eps * objectives.largest_abs(data.X) * y_scale
     return jnp.where(jnp.abs(grad) > floor, grad, 0)
 
 
@@ -652,16 +647,36 @@ def _differentiable_arrays(data: Data, strengths, options: Options, coef, interc
 differentiable_jit = Program(_differentiable_arrays, static_argnames="config")
 
 
+def _placed(data: Data, options: Options, config: Config, *,
+            moments: bool = True) -> tuple[Data, np.ndarray | None]:  # fmt: skip
+    """``data`` with ``X`` as a program reads it: its :class:`objectives.Moments` where the host
+    forms them (:func:`objectives.host_moments`; not without ``moments``), else on the device;
+    and the Gram matrix where only that is formed on the host (:func:`objectives.host_gram`),
+    else ``None``."""
+    if objectives.on_gram(datafit_of(config, options, data), data):
+        centred = config.fit_intercept
+        if moments:
+            found = objectives.host_moments(data, centred=centred,
+                                            standardized=config.standardize)  # fmt: skip
+            if found is not None:
+                return data._replace(X=found), None
+        gram = objectives.host_gram(data, centred=centred)
+    else:
+        gram = None
+    if isinstance(data.X, np.ndarray):  # left on the host by setup
+        data = data._replace(X=as_array(data.X, data.X.dtype))
+    return data, gram
+
+
 def solve_path(data: Data, strengths, options: Options, config: Config, *,
                relative=None) -> tuple[Path, jax.Array]:  # fmt: skip
     """:func:`path_arrays` on values with their derivatives held off, then coefficients and
     intercepts differentiable by :mod:`~jreg.glm.implicit` (where anything is traced: a
     concrete call has nothing to differentiate)."""
+    traced = is_traced((data, strengths, options))  # then differentiated: X is read
+    data, gram = _placed(data, options, config, moments=not traced)
     inputs = (data, strengths, options)
-    gram = None
-    if objectives.on_gram(datafit_of(config, options, data), data):
-        gram = objectives.host_gram(data, centred=config.fit_intercept)
-    if not is_traced(inputs):
+    if not traced:
         return path_jit(*inputs, config=config, relative=relative, gram=gram)
     inputs = jax.lax.stop_gradient(inputs)
     result, converged = path_jit(*inputs, config=config, relative=relative, gram=gram)
@@ -800,7 +815,9 @@ def strength_max(
     )  # fmt: skip
     if _is_pair(penalty):
         raise ValueError("strength_max is not known for a user-defined penalty (value, prox)")
-    data, options, config = setup(X, y, settings)
+    data, options, config = setup(X, y, settings, device=False)
+    # as the path's program reads X (the top strength's solution exactly zero there)
+    data = _placed(data, options, config)[0]
     return strength_max_jit(data, options, config=config)
 
 
@@ -911,7 +928,7 @@ def path(
         sample_weight=sample_weight, offset=offset, penalty_factor=penalty_factor,
         groups=groups, group_weights=group_weights, gamma=gamma, a=a, delta=delta,
     )  # fmt: skip
-    data, options, config = setup(X, y, settings)
+    data, options, config = setup(X, y, settings, device=False)
     strengths, relative = grid_input(data, options, config, settings)
     result, converged = solve_path(data, strengths, options, config, relative=relative)
     if relative is not None:
@@ -982,7 +999,7 @@ def fit(
         sample_weight=sample_weight, offset=offset, penalty_factor=penalty_factor,
         groups=groups, group_weights=group_weights, gamma=gamma, a=a, delta=delta,
     )  # fmt: skip
-    data, options, config = setup(X, y, settings)
+    data, options, config = setup(X, y, settings, device=False)
     strength = host_array(strength, data.X.dtype)
     if strength.ndim != 0:
         raise ValueError(
