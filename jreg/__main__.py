@@ -36,7 +36,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from jreg import glm, plot
+from jreg import _xla, glm, plot
 from jreg._checks import MAX_COUNT
 from jreg._tables import (
     InputError,
@@ -791,12 +791,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _keep_compiled_programs() -> None:
-    """Keeps compiled programs on disk (JAX's persistent cache), so that a new process on data
-    of the same shapes skips compilation: in ``$JREG_CACHE_DIR`` (default ``~/.cache/jreg``;
-    empty: off), unless JAX's own ``JAX_COMPILATION_CACHE_DIR`` is set. Programs that took
-    over 0.1 s to compile are kept (JAX's default, 1 s, left out an MCP path's 0.6 s)."""
+    """Keeps compiled programs on disk, so that a new process on data of the same shapes
+    skips compilation: in ``$JREG_CACHE_DIR`` (default ``~/.cache/jreg``; empty: off), jreg's
+    programs whole (:func:`jreg._xla.keep_executables`: no tracing either), and JAX's
+    persistent cache (the rest; unless JAX's own ``JAX_COMPILATION_CACHE_DIR`` is set), where
+    programs that took over 0.1 s to compile are kept (JAX's default, 1 s, left out an MCP
+    path's 0.6 s)."""
     directory = os.environ.get("JREG_CACHE_DIR", str(pathlib.Path.home() / ".cache" / "jreg"))
-    if directory and not jax.config.jax_compilation_cache_dir:
+    if not directory:
+        return
+    _xla.keep_executables(pathlib.Path(directory) / "executables")
+    if not jax.config.jax_compilation_cache_dir:
         jax.config.update("jax_compilation_cache_dir", directory)
         if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)

@@ -168,3 +168,46 @@ def test_programs_run_lapack_on_one_thread():
         jax.jit(program)(jnp.float32(4.0)).block_until_ready()
     assert 2 in before
     assert seen == [{1}, set(before)]
+
+
+def _scaled(x, y=None, *, factor, how):
+    """A program with two static arguments and an optional dynamic keyword argument."""
+    _TRACES.append(how)
+    function = {"sin": jnp.sin, "cos": jnp.cos}.get(how, how)
+    return {"value": function(x) * factor + (0 if y is None else jnp.sum(y))}
+
+
+_TRACES = []
+
+
+def test_kept_executables_run_without_tracing_in_a_later_program(monkeypatch, tmp_path):
+    """With :func:`_xla.keep_executables`, a program's first call compiles and keeps its
+    executable; a new :class:`_xla.Program` of the same function (as in a new process) runs it
+    from the file, never tracing, with the same result. Another static argument, shape or
+    dtype is another executable; a static function named by its address is not kept (a new
+    process would never find it); under a trace the plain jit runs; a damaged file is compiled
+    again and replaced."""
+    monkeypatch.setitem(_xla._KEPT, "directory", tmp_path)
+    _TRACES.clear()
+    x, y = jnp.arange(3.0), jnp.ones(2)
+    run = lambda: _xla.Program(_scaled, static_argnames=("factor", "how"))  # noqa: E731
+    expected = run()(x, y=y, factor=2.0, how="sin")["value"]
+    assert len(_TRACES) == 1 and len(list(tmp_path.iterdir())) == 1
+    again = run()(x, y=y, factor=2.0, how="sin")["value"]
+    assert len(_TRACES) == 1  # loaded: not traced
+    np.testing.assert_array_equal(again, expected)
+    np.testing.assert_allclose(expected, 2 * np.sin(np.arange(3.0)) + 2)
+    run()(x, factor=3.0, how="sin")  # another factor, no y
+    run()(jnp.arange(4.0), y=y, factor=2.0, how="sin")
+    run()(x.astype(jnp.float32), y=y, factor=2.0, how="sin")
+    assert len(_TRACES) == 4 and len(list(tmp_path.iterdir())) == 4
+    run()(x, y=y, factor=2.0, how=lambda v: v)  # "<function <lambda> at 0x...>"
+    assert len(list(tmp_path.iterdir())) == 4
+    program = run()
+    np.testing.assert_array_equal(
+        jax.jit(lambda x: program(x, y=y, factor=2.0, how="sin")["value"])(x), expected
+    )
+    for path in tmp_path.iterdir():
+        path.write_bytes(b"not an executable")
+    np.testing.assert_array_equal(run()(x, y=y, factor=2.0, how="sin")["value"], expected)
+    assert sum(path.stat().st_size > 100 for path in tmp_path.iterdir()) == 1
