@@ -41,6 +41,7 @@ import hashlib
 import os
 import pathlib
 import pickle
+import time
 from collections.abc import Callable
 
 import jax
@@ -179,9 +180,11 @@ def _kept_executable(key: str, compile_it: Callable):
     try:
         *parts, device_ids = pickle.loads(path.read_bytes())
         devices = {device.id: device for device in jax.devices()}
-        return serialize_executable.deserialize_and_load(
+        loaded = serialize_executable.deserialize_and_load(
             *parts, execution_devices=[devices[i] for i in device_ids]
         )
+        path.touch()  # used: not pruned
+        return loaded
     except Exception:  # noqa: BLE001 (absent, partly written, or from another jaxlib)
         pass
     compiled = compile_it()
@@ -192,9 +195,22 @@ def _kept_executable(key: str, compile_it: Callable):
         partial = path.with_suffix(f".{os.getpid()}")
         partial.write_bytes(payload)
         partial.replace(path)
+        _prune(path.parent)
     except (OSError, ValueError, NotImplementedError, pickle.PicklingError):
         pass  # not kept: this process runs it all the same
     return compiled
+
+
+UNUSED_DAYS = 30  # a kept executable neither written nor loaded for longer is removed
+
+
+def _prune(directory: pathlib.Path) -> None:
+    """Removes the files of ``directory`` unused for :data:`UNUSED_DAYS` (those of an older
+    jreg or jax, of shapes no longer run, a crashed process's partial writes)."""
+    oldest = time.time() - UNUSED_DAYS * 86400
+    for path in directory.iterdir():
+        if path.stat().st_mtime < oldest:
+            path.unlink(missing_ok=True)
 
 
 class Program:

@@ -4,6 +4,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -211,3 +212,10 @@ def test_kept_executables_run_without_tracing_in_a_later_program(monkeypatch, tm
         path.write_bytes(b"not an executable")
     np.testing.assert_array_equal(run()(x, y=y, factor=2.0, how="sin")["value"], expected)
     assert sum(path.stat().st_size > 100 for path in tmp_path.iterdir()) == 1
+    # a file unused for UNUSED_DAYS is removed when another is written; a recent one stays
+    unused, recent = tmp_path / "unused.executable", tmp_path / "recent.123"
+    unused.write_bytes(b""), recent.write_bytes(b"")
+    long_ago = time.time() - (_xla.UNUSED_DAYS + 1) * 86400
+    os.utime(unused, (long_ago, long_ago))
+    run()(x, factor=5.0, how="cos")
+    assert not unused.exists() and recent.exists()
