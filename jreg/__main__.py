@@ -818,6 +818,8 @@ def main(argv=None) -> int:
     except InputError as error:
         print(f"jreg: error: {error}", file=sys.stderr)
         return 2
+    finally:  # called in a process of the caller's (a notebook, a test): its glm calls are theirs
+        _xla.keep_executables(None)
 
 
 if __name__ == "__main__":

@@ -36,11 +36,13 @@ the program's kernels in parts, on 2 threads here: 16 parts (XLA's default 32) c
 processes, 3 rounds; 128 parts: 0.4 s slower).
 """
 
+import contextlib
 import functools
 import hashlib
 import os
 import pathlib
 import pickle
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -136,8 +138,9 @@ def keep_executables(directory: str | os.PathLike | None) -> None:
     ``XLA_FLAGS``, the devices, jreg's source), and load them from there in a later process:
     a call then neither traces, lowers nor compiles. JAX's persistent cache skips only the
     compilation: tracing and lowering a cross-validation's program took ~1.1 s of a cached
-    ``jreg fit`` on diabetes. Programs whose static arguments hold a function (an address in
-    their text) are not kept."""
+    ``jreg fit`` on diabetes. Programs whose static arguments hold anything but plain values
+    (a user's function: :func:`_static_text`) are not kept. Only an executable of a directory
+    that others cannot write is safe to load."""
     _KEPT["directory"] = None if directory is None else pathlib.Path(directory)
 
 
@@ -150,14 +153,37 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
+def _sharding_text(sharding) -> str:
+    """A sharding's text with its devices in order (a mesh's text has none)."""
+    mesh = getattr(sharding, "mesh", None)
+    order = [] if mesh is None else [device.id for device in mesh.devices.flat]
+    return f"{sharding!r}{order}"
+
+
+def _static_text(value) -> str | None:
+    """The text of a static argument built of plain values (None, numbers, strings, dtypes,
+    shardings, and tuples of them: jreg's configurations), else None (a function, or any other
+    object, whose text could stay the same while it changes)."""
+    if value is None or isinstance(value, bool | int | float | str | np.dtype):
+        return repr(value)
+    if isinstance(value, jax.sharding.Sharding):
+        return _sharding_text(value)
+    if isinstance(value, tuple):
+        parts = [_static_text(part) for part in value]
+        kind = f"{type(value).__module__}.{type(value).__qualname__}"
+        return None if None in parts else f"{kind}({', '.join(parts)})"
+    return None
+
+
 def _executable_key(fun, static: dict, dynamic) -> str | None:
     """The file name of the executable of ``fun`` on ``dynamic`` (a pytree of arrays) with
-    ``static``, or None where a static argument's text names an address."""
-    leaves, tree = jax.tree.flatten(dynamic)
-    static_text = repr(sorted(static.items()))
-    if " at 0x" in static_text:
+    ``static``, or None where a static argument is not plain (:func:`_static_text`)."""
+    static_text = [(name, _static_text(value)) for name, value in sorted(static.items())]
+    if any(text is None for _, text in static_text):
         return None
-    signature = [(str(jax.typeof(x)), repr(getattr(x, "sharding", None))) for x in leaves]
+    leaves, tree = jax.tree.flatten(dynamic)
+    signature = [(str(jax.typeof(x)), _sharding_text(getattr(x, "sharding", None)))
+                 for x in leaves]  # fmt: skip
     devices = [(d.platform, d.device_kind, d.id, d.process_index) for d in jax.devices()]
     text = repr((fun.__module__, fun.__qualname__, static_text, str(tree), signature, devices,
                  sorted(jax.config.values.items()), os.environ.get("XLA_FLAGS", ""),
@@ -167,9 +193,14 @@ def _executable_key(fun, static: dict, dynamic) -> str | None:
 
 @functools.cache
 def _lapack_ready() -> None:
-    """jaxlib finds its LAPACK functions (scipy's) when it first lowers a call of one: an
-    executable loaded before that crashes at its first factorization. One lowering, once."""
-    jax.jit(jax.numpy.linalg.cholesky).lower(np.eye(2))
+    """jaxlib finds its LAPACK functions (scipy's) when it first lowers a call of one on the
+    CPU: an executable loaded before that crashes at its first factorization. One lowering,
+    once, on the CPU (where there is one)."""
+    try:
+        on_cpu = jax.device_put(np.eye(2), jax.devices("cpu")[0])
+    except RuntimeError:  # no CPU backend: no LAPACK
+        return
+    jax.jit(jax.numpy.linalg.cholesky).lower(on_cpu)
 
 
 def _kept_executable(key: str, compile_it: Callable):
@@ -183,18 +214,21 @@ def _kept_executable(key: str, compile_it: Callable):
         loaded = serialize_executable.deserialize_and_load(
             *parts, execution_devices=[devices[i] for i in device_ids]
         )
-        path.touch()  # used: not pruned
-        return loaded
     except Exception:  # noqa: BLE001 (absent, partly written, or from another jaxlib)
-        pass
+        loaded = None
+    if loaded is not None:
+        with contextlib.suppress(OSError):  # a read-only directory: loaded all the same
+            path.touch()  # used: not pruned
+        return loaded
     compiled = compile_it()
     try:
         device_ids = [device.id for device in compiled.runtime_executable().local_devices()]
         payload = pickle.dumps((*serialize_executable.serialize(compiled), device_ids))
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}")
-        partial.write_bytes(payload)
-        partial.replace(path)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".partial",
+                                         delete=False) as partial:  # fmt: skip
+            partial.write(payload)
+        os.replace(partial.name, path)
         _prune(path.parent)
     except (OSError, ValueError, NotImplementedError, pickle.PicklingError):
         pass  # not kept: this process runs it all the same

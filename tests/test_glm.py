@@ -1532,8 +1532,9 @@ def test_paths_from_the_hosts_moments_equal_the_programs(monkeypatch, fit_interc
     with features and targets off zero and of unequal scales, for an F-ordered numpy ``X`` and
     a jax one; the top strength's solution is zero after ``glm.strength_max`` (both from the
     same moments). Not formed where ``y`` is traced, where its mean is over 100
-    standard deviations (with an intercept), nor, standardized without an intercept, where a
-    feature is constant (its variance would be a rounding error)."""
+    standard deviations (with an intercept), where ``X`` is on another device than the default
+    (the path runs there), nor, standardized without an intercept, where a feature is
+    constant (its variance would be a rounding error)."""
     rng = np.random.default_rng(3)
     n, p = 300, 40
     X = rng.standard_normal((n, p)) * rng.uniform(0.1, 10, p) + rng.uniform(-5, 5, p)
@@ -1563,6 +1564,10 @@ def test_paths_from_the_hosts_moments_equal_the_programs(monkeypatch, fit_interc
         for a, b in zip(mine, expected, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-9)
 
+    elsewhere = jax.device_put(X, jax.devices()[1])  # moments would run on the default device
+    assert glm.path(elsewhere, y, n_strengths=3, **kwargs).coef.devices() == {jax.devices()[1]}
+    data = setup_path(elsewhere, y, paths.Settings(fit_intercept=fit_intercept))[0]
+    assert objectives.host_moments(data, centred=fit_intercept, standardized=standardize) is None
     data = setup_path(X, y, paths.Settings(fit_intercept=fit_intercept))[0]
     traced = jax.jit(lambda y: objectives.host_moments(data._replace(y=y), centred=fit_intercept,
                                                        standardized=standardize))  # fmt: skip

@@ -181,6 +181,25 @@ def _scaled(x, y=None, *, factor, how):
 _TRACES = []
 
 
+class _Named:
+    def __repr__(self):
+        return "_Named()"
+
+    def __call__(self, x):
+        return x
+
+
+def test_kept_executables_keys_hold_the_meshs_device_order():
+    """Two meshes over the same devices in another order print alike: their keys differ."""
+    x = jnp.ones(4)
+    keys = []
+    for order in ([0, 1], [1, 0]):
+        mesh = jax.sharding.Mesh(np.array(jax.devices()[:2])[order], ("batch",))
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+        keys.append(_xla._executable_key(_scaled, {"sharding": sharding}, (x,)))
+    assert None not in keys and keys[0] != keys[1]
+
+
 def test_kept_executables_run_without_tracing_in_a_later_program(monkeypatch, tmp_path):
     """With :func:`_xla.keep_executables`, a program's first call compiles and keeps its
     executable; a new :class:`_xla.Program` of the same function (as in a new process) runs it
@@ -202,8 +221,9 @@ def test_kept_executables_run_without_tracing_in_a_later_program(monkeypatch, tm
     run()(jnp.arange(4.0), y=y, factor=2.0, how="sin")
     run()(x.astype(jnp.float32), y=y, factor=2.0, how="sin")
     assert len(_TRACES) == 4 and len(list(tmp_path.iterdir())) == 4
-    run()(x, y=y, factor=2.0, how=lambda v: v)  # "<function <lambda> at 0x...>"
-    assert len(list(tmp_path.iterdir())) == 4
+    run()(x, y=y, factor=2.0, how=lambda v: v)  # a function: its text may stay as it changes
+    run()(x, y=y, factor=2.0, how=_Named())  # so may any other object's
+    assert len(list(tmp_path.iterdir())) == 4 and len(_TRACES) == 6
     program = run()
     np.testing.assert_array_equal(
         jax.jit(lambda x: program(x, y=y, factor=2.0, how="sin")["value"])(x), expected

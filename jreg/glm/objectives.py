@@ -266,17 +266,22 @@ def on_cpu(X) -> bool:
 
 
 def host_moments(data: Data, *, centred: bool, standardized: bool) -> Moments | None:
-    r""":class:`Moments` of ``data`` where :func:`host_gram` forms its Gram matrix, ``y`` is
-    concrete and, where ``centred``, :math:`\bar y_k^2 \le 10^4 \operatorname{var}(y_k)`
-    (:math:`X^\top A y_0` with :math:`y_0` centred then loses at most
-    :data:`_CENTRING_DIGITS` digits to the features' means), and where ``standardized`` (the
-    variances taken from ``gram``), not ``centred``, :math:`\mu_j^2 \le 10^4
-    \operatorname{var}_j` (as :func:`host_gram` asks where centred: the variance of a constant
-    feature is then 0, not a rounding error); else ``None``. The
-    program then reads ``X`` nowhere: a 20000 x 300 lasso path skips the copy of ``X`` to the
-    device (12 ms) and its passes over it (10 ms), for the two here (``X^T A y_0``, the
-    columns' extremes: 6 ms)."""
-    products = None if is_traced(data.y) else _host_products(data, centred=centred)
+    r""":class:`Moments` of ``data`` where :func:`host_gram` forms its Gram matrix, ``X`` (a
+    jax array) is on the default device (where the program on them runs), ``y`` is concrete
+    and, where ``centred``, :math:`\bar y_k^2 \le 10^4 \operatorname{var}(y_k)` (:math:`X^\top
+    A y_0` with :math:`y_0` centred then loses at most :data:`_CENTRING_DIGITS` digits to the
+    features' means), and where ``standardized`` (the variances taken from ``gram``), not
+    ``centred``, :math:`\mu_j^2 \le 10^4 \operatorname{var}_j` (as :func:`host_gram` asks where
+    centred: the variance of a constant feature is then 0, not a rounding error); else
+    ``None``. The program then reads ``X`` nowhere: a 20000 x 300 lasso path skips the copy of
+    ``X`` to the device (12 ms) and its passes over it (10 ms), for the two here (``X^T A
+    y_0``, the columns' extremes: 6 ms)."""
+    default = jax.config.jax_default_device
+    default = jax.devices(default)[0] if default is None or isinstance(default, str) else default
+    elsewhere = not _is_host(data.X) and not is_traced(data.X) and data.X.devices() != {default}
+    if elsewhere or is_traced(data.y):
+        return None
+    products = _host_products(data, centred=centred)
     if products is None:
         return None
     X, gram, mean = products
