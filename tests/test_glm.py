@@ -1492,9 +1492,9 @@ def test_host_gram_is_the_programs_gram_where_it_is_used(monkeypatch, fit_interc
         """The path (its moments, :func:`objectives.host_moments`) and the cross-validation's
         scores (its folds' Gram matrices formed from the whole data's, centred), with the
         host's matrices or the program's own; the host's."""
-        formed, host_products = [], objectives._host_products
+        formed, host_products = [], objectives.host_products
         spy = lambda *args, **kwargs: formed.append(host_products(*args, **kwargs)) or formed[-1]  # noqa: E731
-        monkeypatch.setattr(objectives, "_host_products", spy if host else lambda *a, **k: None)
+        monkeypatch.setattr(objectives, "host_products", spy if host else lambda *a, **k: None)
         kwargs = dict(fit_intercept=fit_intercept, n_strengths=20, tol=1e-10)
         path = glm.path(X, y, **kwargs)
         cv = glm.cross_validate(X, y, n_folds=3, **kwargs)
@@ -1564,20 +1564,21 @@ def test_paths_from_the_hosts_moments_equal_the_programs(monkeypatch, fit_interc
         for a, b in zip(mine, expected, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-9)
 
+    def moments_of(data, centred=fit_intercept, standardized=standardize):
+        products = objectives.host_products(data, centred=centred)
+        return objectives.host_moments(data, products, centred=centred, standardized=standardized)
+
     elsewhere = jax.device_put(X, jax.devices()[1])  # moments would run on the default device
     assert glm.path(elsewhere, y, n_strengths=3, **kwargs).coef.devices() == {jax.devices()[1]}
     data = setup_path(elsewhere, y, paths.Settings(fit_intercept=fit_intercept))[0]
-    assert objectives.host_moments(data, centred=fit_intercept, standardized=standardize) is None
+    assert objectives.host_products(data, centred=fit_intercept) is not None  # the gram: formed
+    assert moments_of(data) is None
     data = setup_path(X, y, paths.Settings(fit_intercept=fit_intercept))[0]
-    traced = jax.jit(lambda y: objectives.host_moments(data._replace(y=y), centred=fit_intercept,
-                                                       standardized=standardize))  # fmt: skip
-    assert traced(data.y) is None
+    assert jax.jit(lambda y: moments_of(data._replace(y=y)))(data.y) is None
     far = setup_path(X, y + 1e3 * np.std(y), paths.Settings(fit_intercept=fit_intercept))[0]
-    far_moments = objectives.host_moments(far, centred=fit_intercept, standardized=standardize)
-    assert (far_moments is None) == fit_intercept
+    assert (moments_of(far) is None) == fit_intercept
     constant = setup_path(np.c_[X, np.full(n, 2.0)], y, paths.Settings())[0]
-    constant_moments = objectives.host_moments(constant, centred=False, standardized=True)
-    assert constant_moments is None
+    assert moments_of(constant, centred=False, standardized=True) is None
 
 
 @pytest.mark.parametrize("n", [90, 96, 40])

@@ -223,13 +223,13 @@ def host_gram(data: Data, *, centred: bool) -> np.ndarray | None:
     weights, and :math:`\mu_j^2 \le 10^4 \operatorname{var}_j` where ``centred`` (then
     :math:`X^\top X / n - \mu \mu^\top` cancels at most :data:`_CENTRING_DIGITS` digits).
     Else ``None``: the program forms it, exactly centred."""
-    products = _host_products(data, centred=centred)
+    products = host_products(data, centred=centred)
     return None if products is None else products[1]
 
 
-def _host_products(data: Data, *, centred: bool):
+def host_products(data: Data, *, centred: bool):
     r"""``(X, gram, mean)`` of :func:`host_gram` (``X`` the host's array, ``mean`` :math:`\mu`),
-    or ``None``."""
+    or ``None``: what :func:`host_gram` and :func:`host_moments` are made of."""
     X, a = data.X, data.weights
     if not _gram_form(data) or is_traced((X, a)) or X.dtype != np.float64:
         return None
@@ -261,28 +261,31 @@ def on_cpu(X) -> bool:
     values = sparse.values(X)
     if not is_traced(values) and not _is_host(values):
         return all(device.platform == "cpu" for device in values.devices())
-    default = jax.config.jax_default_device
-    return (getattr(default, "platform", default) or jax.default_backend()) == "cpu"
+    return _default_device().platform == "cpu"
 
 
-def host_moments(data: Data, *, centred: bool, standardized: bool) -> Moments | None:
-    r""":class:`Moments` of ``data`` where :func:`host_gram` forms its Gram matrix, ``X`` (a
-    jax array) is on the default device (where the program on them runs), ``y`` is concrete
-    and, where ``centred``, :math:`\bar y_k^2 \le 10^4 \operatorname{var}(y_k)` (:math:`X^\top
-    A y_0` with :math:`y_0` centred then loses at most :data:`_CENTRING_DIGITS` digits to the
-    features' means), and where ``standardized`` (the variances taken from ``gram``), not
-    ``centred``, :math:`\mu_j^2 \le 10^4 \operatorname{var}_j` (as :func:`host_gram` asks where
-    centred: the variance of a constant feature is then 0, not a rounding error); else
-    ``None``. The program then reads ``X`` nowhere: a 20000 x 300 lasso path skips the copy of
-    ``X`` to the device (12 ms) and its passes over it (10 ms), for the two here (``X^T A
-    y_0``, the columns' extremes: 6 ms)."""
+def _default_device():
+    """Where a computation on arrays not committed to a device runs (``jax_default_device``: a
+    device, a platform's name, or None for the default backend's first device)."""
     default = jax.config.jax_default_device
-    default = jax.devices(default)[0] if default is None or isinstance(default, str) else default
-    elsewhere = not _is_host(data.X) and not is_traced(data.X) and data.X.devices() != {default}
-    if elsewhere or is_traced(data.y):
+    return jax.devices(default)[0] if default is None or isinstance(default, str) else default
+
+
+def host_moments(data: Data, products, *, centred: bool,
+                 standardized: bool) -> Moments | None:  # fmt: skip
+    r""":class:`Moments` of ``data`` from its :func:`host_products` (``None``: not formed, as
+    where :func:`host_gram` forms no Gram matrix), where ``X`` (a jax array) is on the default
+    device (where the program on them runs), ``y`` is concrete and, where ``centred``,
+    :math:`\bar y_k^2 \le 10^4 \operatorname{var}(y_k)` (:math:`X^\top A y_0` with :math:`y_0`
+    centred then loses at most :data:`_CENTRING_DIGITS` digits to the features' means), and
+    where ``standardized`` (the variances taken from ``gram``), not ``centred``, :math:`\mu_j^2
+    \le 10^4 \operatorname{var}_j` (as :func:`host_gram` asks where centred: the variance of a
+    constant feature is then 0, not a rounding error); else ``None``. The program then reads
+    ``X`` nowhere: a 20000 x 300 lasso path skips the copy of ``X`` to the device (12 ms) and
+    its passes over it (10 ms), for the two here (``X^T A y_0``, the columns' extremes: 6 ms)."""
+    if products is None or is_traced(data.y):
         return None
-    products = _host_products(data, centred=centred)
-    if products is None:
+    if not _is_host(data.X) and data.X.devices() != {_default_device()}:
         return None
     X, gram, mean = products
     if standardized and not centred:

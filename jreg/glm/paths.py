@@ -653,16 +653,15 @@ def _placed(data: Data, options: Options, config: Config, *,
     forms them (:func:`objectives.host_moments`; not without ``moments``), else on the device;
     and the Gram matrix where only that is formed on the host (:func:`objectives.host_gram`),
     else ``None``."""
+    gram = None
     if objectives.on_gram(datafit_of(config, options, data), data):
-        centred = config.fit_intercept
+        products = objectives.host_products(data, centred=config.fit_intercept)
         if moments:
-            found = objectives.host_moments(data, centred=centred,
+            found = objectives.host_moments(data, products, centred=config.fit_intercept,
                                             standardized=config.standardize)  # fmt: skip
             if found is not None:
                 return data._replace(X=found), None
-        gram = objectives.host_gram(data, centred=centred)
-    else:
-        gram = None
+        gram = None if products is None else products[1]  # host_gram's, formed once
     if isinstance(data.X, np.ndarray):  # left on the host by setup
         data = data._replace(X=as_array(data.X, data.X.dtype))
     return data, gram
