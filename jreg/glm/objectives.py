@@ -261,7 +261,8 @@ def on_cpu(X) -> bool:
     values = sparse.values(X)
     if not is_traced(values) and not _is_host(values):
         return all(device.platform == "cpu" for device in values.devices())
-    return _default_device().platform == "cpu"
+    default = jax.config.jax_default_device
+    return (getattr(default, "platform", default) or jax.default_backend()) == "cpu"
 
 
 def _default_device():
