@@ -336,6 +336,27 @@ def test_strength_max_is_the_smallest_strength_with_zero_solution(name, datafit,
     assert np.any(fit.coef[1] != 0), "strength_max is not the smallest such strength"
 
 
+@pytest.mark.parametrize("datafit, shape", [("squared", (200, 50)), ("squared", (60, 150)),
+                                           ("logistic", (200, 50))])  # fmt: skip
+def test_a_top_strength_rounded_another_way_gives_the_zero_solution(datafit, shape):
+    """``glm.fit(X, y, cv.strengths[0])`` returned a coefficient of 1e-16 on 26 of 48 data
+    sets: the cross-validation's program computes the top strength from ``X``, ``fit`` from
+    the host's moments, a few ulps apart. Strengths that close below the top are solved at it;
+    1e-9 below it the lasso's solution is not 0."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal(shape) * rng.uniform(0.1, 10, shape[1]) + 3
+    y = X[:, :3] @ np.array([1.0, -0.5, 0.3]) / 10 + rng.standard_normal(shape[0])
+    y = (y > np.median(y)).astype(float) if datafit == "logistic" else y
+    top = float(glm.strength_max(X, y, datafit=datafit))
+    tops = [top * (1 - 20 * np.finfo(float).eps)]
+    if datafit == "squared" and shape[0] > shape[1]:  # the case found: moments against X
+        tops.append(float(glm.cross_validate(X, y, n_strengths=3).strengths[0]))
+    for strength in tops:
+        np.testing.assert_array_equal(glm.fit(X, y, strength, datafit=datafit).coef, 0)
+    if datafit == "squared":  # (logistic: 0 meets the tolerance there, its first iterate)
+        assert np.count_nonzero(glm.fit(X, y, top * (1 - 1e-9)).coef) == 1
+
+
 @pytest.mark.parametrize("datafit", DATAFITS)
 def test_strength_max_for_ridge_is_glmnet_convention(datafit):
     """Ridge solutions are never exactly 0: ``strength_max`` for ``l2`` is the elastic net's at

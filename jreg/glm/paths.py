@@ -104,6 +104,7 @@ class ConvergenceWarning(UserWarning):
 
 
 TOL_FLOOR_EPS = 100  # the smallest tol in float32, in ulps (see _target)
+SNAP_EPS = 1000  # strengths this many ulps below strength_max are solved at it (see _snapped)
 
 
 def warn_unconverged(converged, max_iter: int, what: str) -> None:
@@ -533,6 +534,17 @@ def resolve_grid(data: Data, strengths, options: Options, config: Config, relati
     return top * strengths, options._replace(max_iter=jnp.where(usable, options.max_iter, 0))
 
 
+def _snapped(strength, top):
+    r"""``top``, the strength from which the solution is 0 (:func:`strength_max`'s, as this
+    program rounds it), where ``strength`` is below it by at most :data:`SNAP_EPS` ulps, else
+    ``strength``. The same top rounded another way (a cross-validation's program sums over
+    ``X``, :func:`fit` over the host's moments) then gives the zero solution, not one
+    coefficient of 1e-16: ``fit(X, y, cv.strengths[0])`` did on 26 of 48 data sets. The
+    solution moves by that share of the strength, far below any tolerance."""
+    close = (strength < top) & (strength >= top * (1 - SNAP_EPS * jnp.finfo(top.dtype).eps))
+    return jnp.where(close, top, strength)
+
+
 def path_arrays(data: Data, strengths, options: Options, config: Config, *, relative=None,
                 gram=None):  # fmt: skip
     """The path for one data set (weights included), batched over folds and subsamples, and
@@ -550,12 +562,13 @@ def path_arrays(data: Data, strengths, options: Options, config: Config, *, rela
         coordinate_descent=config.coordinate_descent, gram=gram,
     )  # fmt: skip
     gradient = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
+    top = penalty.zero_threshold(_above_rounding(gradient, datafit, data), penalty.factor)
 
     p, m = data.X.shape[1], data.y.shape[1]
 
     def at_strength(carry, strength):
         w, b, warm = carry
-        lam = strength * penalty.factor
+        lam = _snapped(strength, top) * penalty.factor
         target = _target(problem, options, lam, gradient)
         it = problem.solve(lam, w, b, target, options.max_iter, warm)
         loss = problem.smooth.evaluate(it.w, it.b).loss
