@@ -541,6 +541,8 @@ def _snapped(strength, top):
     ``X``, :func:`fit` over the host's moments) then gives the zero solution, not one
     coefficient of 1e-16: ``fit(X, y, cv.strengths[0])`` did on 26 of 48 data sets. The
     solution moves by that share of the strength, far below any tolerance."""
+    if top is None:
+        return strength
     close = (strength < top) & (strength >= top * (1 - SNAP_EPS * jnp.finfo(top.dtype).eps))
     return jnp.where(close, top, strength)
 
@@ -562,7 +564,9 @@ def path_arrays(data: Data, strengths, options: Options, config: Config, *, rela
         coordinate_descent=config.coordinate_descent, gram=gram,
     )  # fmt: skip
     gradient = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
-    top = penalty.zero_threshold(_above_rounding(gradient, datafit, data), penalty.factor)
+    top = None  # a user's penalty has no threshold: its strengths are solved as given
+    if penalty.zero_threshold is not None:
+        top = penalty.zero_threshold(_above_rounding(gradient, datafit, data), penalty.factor)
 
     p, m = data.X.shape[1], data.y.shape[1]
 
