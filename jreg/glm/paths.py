@@ -566,7 +566,7 @@ def path_arrays(data: Data, strengths, options: Options, config: Config, *, rela
     gradient = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
     top = None  # a user's penalty has no threshold: its strengths are solved as given
     if penalty.zero_threshold is not None:
-        top = penalty.zero_threshold(_above_rounding(gradient, datafit, data), penalty.factor)
+        top = _zero_threshold(penalty, gradient, datafit, data)
 
     p, m = data.X.shape[1], data.y.shape[1]
 
@@ -605,6 +605,13 @@ def _above_rounding(grad: jax.Array, datafit, data: Data) -> jax.Array:
     return jnp.where(jnp.abs(grad) > floor, grad, 0)
 
 
+def _zero_threshold(penalty, grad: jax.Array, datafit, data: Data) -> jax.Array:
+    """The smallest strength at which 0 is the solution where the datafit's gradient there is
+    ``grad`` (its rounding errors set to 0: :func:`_above_rounding`), the penalty's factors
+    applied: :func:`strength_max`'s value."""
+    return penalty.zero_threshold(_above_rounding(grad, datafit, data), penalty.factor)
+
+
 def strength_max_arrays(data: Data, options: Options, config: Config,
                         unpenalized: bool = True) -> jax.Array:  # fmt: skip
     """:func:`strength_max`'s value; ``unpenalized`` false: no penalty factor is 0 (the fit of
@@ -618,7 +625,7 @@ def _strength_max(data: Data, options: Options, config: Config, unpenalized: boo
     datafit, penalty = parts(config, options, data)
     factor = penalty.factor
     grad = objectives.gradient_at_zero(datafit, data, fit_intercept=config.fit_intercept)
-    top = penalty.zero_threshold(_above_rounding(grad, datafit, data), factor)
+    top = _zero_threshold(penalty, grad, datafit, data)
     if factor.shape != grad.shape or not unpenalized:  # per group: every group is penalized
         return top
 
@@ -635,7 +642,7 @@ def _strength_max(data: Data, options: Options, config: Config, unpenalized: boo
         target = solvers.Target(tight, jnp.asarray(jnp.inf, tight.dtype))
         fit = problem.solve(lam, w, b, target, options.max_iter, problem.warm_start(w, b))
         grad = problem.smooth.evaluate(fit.w, fit.b).grad_w
-        return penalty.zero_threshold(_above_rounding(grad, datafit, data), factor)
+        return _zero_threshold(penalty, grad, datafit, data)
 
     return jax.lax.cond(jnp.any(factor == 0), after_unpenalized_fit, lambda _: top, None)
 
