@@ -105,6 +105,28 @@ def test_support_products_from_the_windows_equal_dense():
             np.testing.assert_allclose(support_product(w, rows, size), w.T @ dense, atol=1e-12)
 
 
+def test_sums_over_columns_with_and_without_slots_equal_dense():
+    """``X^T V`` and the weighted squared column norms, centred, from the columns' slots (spread
+    columns) and from the scatter-add (one dense column: the slots would hold 30x the
+    non-zeros), equal the dense ones; a path on the dense-column matrix equals dense."""
+    X, targets, _ = _problem(300, 200, density=0.02)
+    heavy = X.tolil()
+    heavy[:, 7] = np.linspace(1, 2, 300)[:, None]
+    rng = np.random.default_rng(3)
+    mean, V = rng.standard_normal(200), rng.standard_normal((300, 3))
+    for matrix, slotted in [(X, True), (heavy.tocsr(), False)]:
+        columns = sparse.from_input(matrix)
+        assert (columns.slots is not None) == slotted
+        rows = sparse.centred(columns, mean).T
+        dense = (matrix.toarray() - mean).T
+        np.testing.assert_allclose(jax.jit(lambda r, v: r @ v)(rows, V), dense @ V, atol=1e-12)
+        squares = jax.jit(sparse.squares_times)(rows, V)
+        np.testing.assert_allclose(squares, (dense**2) @ V, atol=1e-12)
+    kwargs = dict(fit_intercept=True, **TIGHT)
+    dense_path = glm.path(heavy.toarray(), targets["squared"], **kwargs)
+    _assert_same_path(dense_path, glm.path(heavy.tocsr(), targets["squared"], **kwargs))
+
+
 def test_the_centred_matrix_is_never_formed():
     """The compiled path (with an intercept, standardized) holds no ``(n, p)`` array: the
     shapes of its program name neither ``n x p`` nor ``p x n``."""
