@@ -401,22 +401,37 @@ def working_set(active, violation) -> tuple[jax.Array, jax.Array]:
     return stable_order(tier, 4), jnp.minimum(active_count + entering, active.size)
 
 
+def _codes(v: jax.Array) -> tuple[jax.Array, Callable]:
+    """Order-preserving unsigned integer codes of the floats ``v`` (their bits, the negatives
+    reversed and below the rest; -0 as 0), and the map back from a code to its float."""
+    bits = v.dtype.itemsize * 8
+    unsigned = jnp.dtype(f"uint{bits}")
+    sign = jnp.asarray(1 << (bits - 1), unsigned)
+    raw = jax.lax.bitcast_convert_type(jnp.where(v == 0, 0, v), unsigned)
+    codes = jnp.where(raw >= sign, ~raw, raw | sign)
+
+    def value(code):
+        return jax.lax.bitcast_convert_type(jnp.where(code >= sign, code ^ sign, ~code), v.dtype)
+
+    return codes, value
+
+
 def _kth_largest(v: jax.Array, k: int) -> jax.Array:
     """The ``k``-th largest of the distinct values of ``v`` (``-inf`` past the last), for a small
-    static ``k``: ``k`` passes of ``max``."""
-    below = lambda _, top: jnp.max(jnp.where(v < top, v, -jnp.inf))  # noqa: E731
-    return jax.lax.fori_loop(0, k - 1, below, jnp.max(v))
+    static ``k``: ``k`` passes of ``max`` over their :func:`_codes` (integers: XLA:CPU's float
+    ``max``, which propagates NaN, ran 2-3x slower: 0.8 against 0.25 ms at 50000 entries)."""
+    codes, value = _codes(v)
+    below = lambda _, top: jnp.max(jnp.where(codes < top, codes, 0))  # noqa: E731
+    top = jax.lax.fori_loop(0, k - 1, below, jnp.max(codes))
+    return jnp.where(top == 0, -jnp.inf, value(top))
 
 
 def _kth_largest_of_many(v: jax.Array, k) -> jax.Array:
     """The ``k``-th largest entry of ``v`` (``k`` traced; where ``k > v.size``, the smallest):
-    a bisection on the floats' order-preserving unsigned codes, one count per bit (0.13 ms at
-    10^4 entries against 1.4 ms for a sort on CPU)."""
+    a bisection on the floats' :func:`_codes`, one count per bit (0.13 ms at 10^4 entries
+    against 1.4 ms for a sort on CPU)."""
     bits = v.dtype.itemsize * 8
-    unsigned = jnp.dtype(f"uint{bits}")
-    sign = jnp.asarray(1 << (bits - 1), unsigned)
-    raw = jax.lax.bitcast_convert_type(v, unsigned)
-    codes = jnp.where(raw >= sign, ~raw, raw | sign)  # negatives reversed, below the rest
+    codes, value = _codes(v)
 
     def halve(_, bounds):
         low, high = bounds  # at least k codes >= low, fewer than k >= high
@@ -425,7 +440,7 @@ def _kth_largest_of_many(v: jax.Array, k) -> jax.Array:
         return jnp.where(enough, middle, low), jnp.where(enough, high, middle)
 
     low = jax.lax.fori_loop(0, bits, halve, (jnp.min(codes), jnp.max(codes) + 1))[0]
-    return jax.lax.bitcast_convert_type(jnp.where(low >= sign, low ^ sign, ~low), v.dtype)
+    return value(low)
 
 
 # --------------------------------------------------------------------------------------------
