@@ -38,8 +38,9 @@ class Columns:
 
     ``slots``, where it holds at most :data:`SLOTS_PER_ENTRY` per non-zero or feature, puts
     each column's entries in a row of its own: the sums over columns (``X^T v``) are then one
-    gather and a row sum, where a scatter-add took 4-5x the time (20000 x 50000, 10^6
-    non-zeros: 1.4 against 5.4 ms); else (a few columns hold most entries) ``None``."""
+    gather and a row sum, which XLA:CPU splits between threads where its sorted scatter-add
+    runs on one (20000 x 50000, 10^6 non-zeros, 2 cores: 1.4 against 5.4 ms; on one core as
+    fast); else (a few columns hold most entries) ``None``."""
 
     values: jax.Array  # (nnz + window,)
     row: jax.Array  # (nnz + window,) int32
