@@ -38,9 +38,9 @@ class Columns:
 
     ``slots``, where it holds at most :data:`SLOTS_PER_ENTRY` per non-zero or feature, puts
     each column's entries in a row of its own: the sums over columns (``X^T v``) are then one
-    gather and a row sum, which XLA:CPU splits between threads where its sorted scatter-add
-    runs on one (20000 x 50000, 10^6 non-zeros, 2 cores: 1.4 against 5.4 ms; on one core as
-    fast); else (a few columns hold most entries) ``None``."""
+    gather and a row sum, not a sorted scatter-add (20000 x 50000, 10^6 non-zeros, on this
+    2-core machine: 1.4 against 5.4 ms; the process pinned to one core: 3.1 against 2.9 ms);
+    else (a few columns hold most entries) ``None``."""
 
     values: jax.Array  # (nnz + window,)
     row: jax.Array  # (nnz + window,) int32
