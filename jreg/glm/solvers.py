@@ -295,11 +295,10 @@ def gap_at(evaluation: Evaluation, curvature, intercept_curvature, penalty: Pena
         evaluation_, domain = evaluation, jnp.ones((), evaluation.loss.dtype)
         projected = jnp.zeros((), bool)
         if feasible is not None:
-            index = first_true(free, size, w.size)
             projected = jnp.any(free) & (jnp.sum(free) <= size)
 
-            def project(state):
-                moved = feasible(state[0], w, index)
+            def project(state):  # the free coordinates found only here (a loop over p)
+                moved = feasible(state[0], w, first_true(free, size, w.size))
                 return moved, domain_scale(moved.dual, domain)
 
             evaluation_, domain = maybe(projected, project, (evaluation_, domain))
