@@ -685,16 +685,17 @@ def test_newton_factor_updates_give_the_direct_directions():
     factor = smooth.factor
     quarter, half, _ = solvers._prefix_widths(factor.order.size)
     assert quarter < solvers._APPEND_BLOCK * 2 <= half < 40 < factor.order.size
+    assert 31 <= solvers._LEAVING_MAX < 34  # the steps below that hold at 0 and that cut
     changes = [  # (features, curvature, the first slot dropped: None, none)
         ([3, 7, 9], 0.0, None),
         (range(40), 0.0, None),
-        ([*range(0, 40, 3), 41, 43], 0.0, 1),  # 26 leave, the first (7) from the second slot
+        ([3, *range(0, 40, 8), 41, 43], 0.0, 1),  # 34 leave, the first (7) from the second slot
         ([*range(0, 40, 3), 41, 43, 45, 60, 61], 0.0, None),
-        ([*range(0, 40, 6), *range(41, 48), 60, 61], 0.0, None),  # 7 leave: held at 0
+        ([*range(0, 40, 6), *range(41, 48), 60, 61], 0.0, None),  # 10 leave: held at 0
         ([*range(0, 40, 6), 60, 61, 98, 99], 0.5, 0),  # the curvature changed
         ([*range(30), 98, 99], 0.0, 0),  # the curvature changed; singular (the duplicated pair)
         ([*range(30), 98], 0.0, 31),  # 99 leaves a singular set: from its slot on
-        ([], 0.0, 0),  # 31 leave
+        ([], 0.0, None),  # 31 leave: held at 0
     ]
     for features, shift, first in changes:
         active = jnp.zeros(p, bool).at[jnp.asarray(features, int)].set(True)
