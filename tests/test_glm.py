@@ -684,7 +684,10 @@ def test_newton_factor_updates_give_the_direct_directions():
 
     factor = smooth.factor
     quarter, half, _ = solvers._prefix_widths(factor.order.size)
-    assert quarter < solvers._APPEND_BLOCK * 2 <= half < 40 < factor.order.size
+    block = solvers._APPEND_BLOCK  # the blocks of the 37 appended after 3 end at ``ends``
+    ends = np.arange(3 + block, 3 + 37 + block, block)
+    assert min(ends) <= quarter < ends[(ends > quarter) & (ends <= half)].min()
+    assert max(ends) > half and 40 < factor.order.size
     assert 31 <= solvers._LEAVING_MAX < 34  # the steps below that hold at 0 and that cut
     changes = [  # (features, curvature, the first slot dropped: None, none)
         ([3, 7, 9], 0.0, None),
