@@ -861,7 +861,8 @@ def test_extrapolation_keeps_a_coordinate_that_did_not_move(penalty):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_kth_largest_matches_a_sort(dtype):
     """Both selections against a sort: the bisection counts ties (and returns the smallest
-    entry past the size), the passes of ``max`` count distinct values (``-inf`` past them)."""
+    entry past the size), the passes of ``max`` count distinct values (``-inf`` past them);
+    ``_first_smallest`` is ``argmin`` (the first of tied entries, -0 tied with 0)."""
     rng = np.random.default_rng(0)
     v = np.concatenate([rng.standard_normal(40), [0.0, -0.0, 3.0, 3.0, 3.0, -np.inf, np.inf]])
     v = jnp.asarray(rng.permutation(v), dtype)
@@ -873,6 +874,9 @@ def test_kth_largest_matches_a_sort(dtype):
     for k in [1, 2, 3, 10, 45, 46]:
         expected = distinct[k - 1] if k <= distinct.size else -np.inf
         assert float(solvers._kth_largest(v, k)) == expected, k
+    first_smallest = jax.jit(solvers._first_smallest)
+    for values in (v, jnp.where(jnp.isinf(v), 0, -v), jnp.abs(v) * 0, -jnp.abs(v) * 0):
+        assert int(first_smallest(values)) == int(jnp.argmin(values))
 
 
 def test_index_loops_match_numpy():

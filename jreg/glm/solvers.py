@@ -416,6 +416,13 @@ def _codes(v: jax.Array) -> tuple[jax.Array, Callable]:
     return codes, value
 
 
+def _first_smallest(v: jax.Array) -> jax.Array:
+    """``jnp.argmin(v)`` for a 1-d ``v`` without NaN, by two integer reductions on its
+    :func:`_codes` (XLA:CPU's argmin is a loop of scalar steps: 44 us at 10^4 entries)."""
+    codes, _ = _codes(v)
+    return jnp.min(jnp.where(codes == jnp.min(codes), jnp.arange(v.size), v.size))
+
+
 def _kth_largest(v: jax.Array, k: int) -> jax.Array:
     """The ``k``-th largest of the distinct values of ``v`` (``-inf`` past the last), for a small
     static ``k``: ``k`` passes of ``max`` over their :func:`_codes` (integers: XLA:CPU's float
@@ -612,7 +619,7 @@ def _first_crossing(w, target, point, kept) -> jax.Array:
     Newton steps rejected at 20-60 loops a strength)."""
     crossing = (w != 0) & ~kept
     ratio = jnp.where(crossing, w / jnp.where(crossing, w - target, 1), 1)
-    first = jnp.argmin(ratio)
+    first = _first_smallest(ratio)
     partial = jnp.where(kept | crossing, w + ratio[first] * (target - w), 0).at[first].set(0)
     return jnp.where(jnp.any(crossing), partial, point)
 
