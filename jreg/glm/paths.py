@@ -548,11 +548,14 @@ def _snapped(strength, top):
 
 
 def path_arrays(data: Data, strengths, options: Options, config: Config, *, relative=None,
-                gram=None):  # fmt: skip
+                gram=None, transposed=False):  # fmt: skip
     """The path for one data set (weights included), batched over folds and subsamples, and
     whether each strength reached ``tol`` (a NaN gap did not); all NaN for invalid inputs.
     ``relative``: see :func:`resolve_grid`; ``gram``: the Gram matrix of the data's Gram form
-    (before standardization), if known (:func:`objectives.member_gram`)."""
+    (before standardization), if known (:func:`objectives.member_gram`); ``transposed``:
+    ``data.X`` holds the transpose ``(p, n)`` of the features (:func:`by_features`)."""
+    if transposed:
+        data = data._replace(X=data.X.T)
     valid = _valid(data, strengths, options)
     strengths, options = resolve_grid(data, strengths, options, config, relative)
     data, options, scale = standardized(data, options, config)
@@ -647,7 +650,7 @@ def _strength_max(data: Data, options: Options, config: Config, unpenalized: boo
     return jax.lax.cond(jnp.any(factor == 0), after_unpenalized_fit, lambda _: top, None)
 
 
-path_jit = Program(path_arrays, static_argnames=("config", "relative"))
+path_jit = Program(path_arrays, static_argnames=("config", "relative", "transposed"))
 
 
 def _differentiable_arrays(data: Data, strengths, options: Options, coef, intercept,
@@ -671,12 +674,24 @@ def _differentiable_arrays(data: Data, strengths, options: Options, coef, interc
 differentiable_jit = Program(_differentiable_arrays, static_argnames="config")
 
 
-def _placed(data: Data, options: Options, config: Config, *,
-            moments: bool = True) -> tuple[Data, np.ndarray | None]:  # fmt: skip
+def by_features(data: Data, options: Options, config: Config) -> bool:
+    """Whether the path's program takes ``X`` as its transpose ``(p, n)``: where the host holds
+    ``X`` column by column (Fortran order: ``np.asfortranarray``, many data frames' arrays)
+    its transpose is transferred as it is, and a program that reads ``X`` by features (its X
+    form: all but the squared loss on the Gram matrix) then forms its rows without a transpose
+    (500 x 5000 and 300 x 10000 lasso and logistic paths 0.89-0.95x); in C order ``X`` itself
+    is transferred without a copy."""
+    X = data.X
+    by_columns = isinstance(X, np.ndarray) and X.flags.f_contiguous and not X.flags.c_contiguous
+    return by_columns and not objectives.on_gram(datafit_of(config, options, data), data)
+
+
+def _placed(data: Data, options: Options, config: Config, *, moments: bool = True,
+            transposed: bool = False) -> tuple[Data, np.ndarray | None]:  # fmt: skip
     """``data`` with ``X`` as a program reads it: its :class:`objectives.Moments` where the host
-    forms them (:func:`objectives.host_moments`; not without ``moments``), else on the device;
-    and the Gram matrix where only that is formed on the host (:func:`objectives.host_gram`),
-    else ``None``."""
+    forms them (:func:`objectives.host_moments`; not without ``moments``), else on the device
+    (``transposed``: its transpose, :func:`by_features`); and the Gram matrix where only that
+    is formed on the host (:func:`objectives.host_gram`), else ``None``."""
     gram = None
     if objectives.on_gram(datafit_of(config, options, data), data):
         products = objectives.host_products(data, centred=config.fit_intercept)
@@ -686,9 +701,16 @@ def _placed(data: Data, options: Options, config: Config, *,
             if found is not None:
                 return data._replace(X=found), None
         gram = None if products is None else products[1]  # host_gram's, formed once
-    if isinstance(data.X, np.ndarray):  # left on the host by setup
-        data = data._replace(X=as_array(data.X, data.X.dtype))
-    return data, gram
+    return on_device(data, transposed), gram
+
+
+def on_device(data: Data, transposed: bool = False) -> Data:
+    """``data`` with an ``X`` that :func:`setup` left on the host transferred to the default
+    device (``transposed``: its transpose, :func:`by_features`)."""
+    if not isinstance(data.X, np.ndarray):
+        return data
+    X = data.X.T if transposed else data.X
+    return data._replace(X=as_array(X, X.dtype))
 
 
 def solve_path(data: Data, strengths, options: Options, config: Config, *,
@@ -697,10 +719,13 @@ def solve_path(data: Data, strengths, options: Options, config: Config, *,
     intercepts differentiable by :mod:`~jreg.glm.implicit` (where anything is traced: a
     concrete call has nothing to differentiate)."""
     traced = is_traced((data, strengths, options))  # then differentiated: X is read
-    data, gram = _placed(data, options, config, moments=not traced)
-    inputs = (data, strengths, options)
     if not traced:
-        return path_jit(*inputs, config=config, relative=relative, gram=gram)
+        transposed = by_features(data, options, config)
+        data, gram = _placed(data, options, config, transposed=transposed)
+        return path_jit(data, strengths, options, config=config, relative=relative, gram=gram,
+                        transposed=transposed)  # fmt: skip
+    data, gram = _placed(data, options, config, moments=False)
+    inputs = (data, strengths, options)
     inputs = jax.lax.stop_gradient(inputs)
     result, converged = path_jit(*inputs, config=config, relative=relative, gram=gram)
     strengths = strengths if relative is None else result.strengths  # a default grid's: fixed

@@ -261,7 +261,7 @@ def cross_validate(
     """
     _check_concrete("cross_validate", (X, y, folds, path_kwargs))
     settings = Settings(**path_kwargs)
-    data, options, config = paths.setup(X, y, settings)
+    data, options, config = paths.setup(X, y, settings, device=False)
     grid, relative = paths.grid_input(data, options, config, settings)
     datafit = paths.datafit_of(config, options, data)
     _check_scoring(scoring, datafit, data.y.shape[1])
@@ -280,11 +280,14 @@ def cross_validate(
     if objectives.on_gram(datafit, data):
         dropped = int(np.max(np.sum((held_out > 0) & (weights > 0), axis=1)))
         total = objectives.host_gram(data, centred=True)
+    transposed = paths.by_features(data, options, config)
+    data = paths.on_device(data, transposed)
     sequential, sharding = _placement(data, mesh, batch_size)
     *inputs, total = _replicated((data, held_out, grid, options, total), sharding)
     result, converged = _cross_validation_jit(
         *inputs, config=config, scoring=scoring, sequential=sequential, sharding=sharding,
         batch_size=batch_size, relative=relative, dropped=dropped, total=total,
+        transposed=transposed,
     )  # fmt: skip
     if relative is not None:
         paths.check_strength_max(result.strengths)
@@ -337,11 +340,14 @@ def _given_folds(folds, n: int) -> np.ndarray:
 
 def _cross_validation(data: Data, held_out, grid, options: Options, config: Config,
                       scoring: str, sequential: bool, sharding, batch_size, relative,
-                      dropped, total):  # fmt: skip
+                      dropped, total, transposed):  # fmt: skip
     """:func:`cross_validate` after the folds are drawn (``held_out``: ``(n_folds, n)``, 1 for
     the rows a fold holds out), one program; also returns whether each solve converged (copied
     to every device of ``sharding``'s mesh, so every host holds the whole result). The grid:
-    see :func:`paths.resolve_grid`, on all the data."""
+    see :func:`paths.resolve_grid`, on all the data; ``transposed``: ``data.X`` holds the
+    transpose of the features (:func:`paths.by_features`)."""
+    if transposed:
+        data = data._replace(X=data.X.T)
     grid, options = paths.resolve_grid(data, grid, options, config, relative)
     n_folds = held_out.shape[0]
     weights = jnp.concatenate([data.weights[None, :] * (1 - held_out), data.weights[None]])
@@ -375,6 +381,7 @@ _cross_validation_jit = Program(
         "batch_size",
         "relative",
         "dropped",
+        "transposed",
     ),
 )
 
