@@ -1616,8 +1616,8 @@ def test_paths_of_x_held_by_columns_read_its_transpose(monkeypatch, datafit):
     the squared loss, any shape for the logistic) reaches the path's program as its transpose
     (:func:`paths.by_features`); the paths equal those of the same ``X`` in C order and as a
     jax array, with an intercept, standardized, with sample weights, and so do the
-    cross-validations. A C-ordered or jax ``X``, and one solved on its Gram matrix, are not
-    transposed."""
+    cross-validations and the stability selections. A C-ordered or jax ``X``, and one solved on
+    its Gram matrix, are not transposed."""
     rng = np.random.default_rng(4)
     n, p = 40, 90
     X = rng.standard_normal((n, p)) * rng.uniform(0.5, 3, p) + rng.uniform(-2, 2, p)
@@ -1626,37 +1626,37 @@ def test_paths_of_x_held_by_columns_read_its_transpose(monkeypatch, datafit):
     settings = dict(datafit=datafit, n_strengths=8, tol=1e-10, fit_intercept=True,
                     standardize=True, sample_weight=rng.uniform(0.5, 2, n))  # fmt: skip
     seen = []
-    program = paths.path_jit
 
-    def spy(*args, **kwargs):
-        seen.append(kwargs.get("transposed", False))
-        return program(*args, **kwargs)
+    def spied(program):
+        def spy(*args, **kwargs):
+            seen.append(kwargs.get("transposed", False))
+            return program(*args, **kwargs)
 
-    monkeypatch.setattr(paths, "path_jit", spy)
+        return spy
+
+    monkeypatch.setattr(paths, "path_jit", spied(paths.path_jit))
+    for name in ("_cross_validation_jit", "_selection_probabilities_jit"):
+        monkeypatch.setattr(selection, name, spied(getattr(selection, name)))
     by_columns = glm.path(np.asfortranarray(X), y, **settings)
     for data in (np.ascontiguousarray(X), jnp.asarray(X)):
         other = glm.path(data, y, **settings)
         for a, b in ((by_columns.coef, other.coef), (by_columns.intercept, other.intercept)):
             np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
-    assert seen == [True, False, False]
     tall = np.asfortranarray(rng.standard_normal((2 * p, p)))
     target = tall[:, 0] + rng.standard_normal(2 * p)
     glm.path(tall, target if datafit == "squared" else target > 0, datafit=datafit, n_strengths=3)
-    assert seen[-1] == (datafit == "logistic")  # the squared loss: on its Gram matrix
-    cv_seen = []
-    cv_program = selection._cross_validation_jit
-
-    def cv_spy(*args, **kwargs):
-        cv_seen.append(kwargs["transposed"])
-        return cv_program(*args, **kwargs)
-
-    monkeypatch.setattr(selection, "_cross_validation_jit", cv_spy)
+    # the squared loss's tall X: solved on its Gram matrix
+    assert seen == [True, False, False, datafit == "logistic"]
     folds = np.arange(n) % 4
     cv = [glm.cross_validate(data, y, folds=folds, **settings)
           for data in (np.asfortranarray(X), np.ascontiguousarray(X))]  # fmt: skip
-    assert cv_seen == [True, False]
     np.testing.assert_allclose(cv[0].scores, cv[1].scores, rtol=1e-8)
     np.testing.assert_allclose(cv[0].path.coef, cv[1].path.coef, rtol=1e-8, atol=1e-10)
+    selected = [glm.stability_selection(data, y, n_subsamples=6, **settings).probabilities
+                for data in (np.asfortranarray(X), np.ascontiguousarray(X))]  # fmt: skip
+    np.testing.assert_array_equal(selected[0], selected[1])
+    assert np.any((selected[0] > 0) & (selected[0] < 1))  # subsamples that disagree
+    assert seen[4:] == [True, False, True, False]
 
 
 @pytest.mark.parametrize("n", [90, 96, 40])

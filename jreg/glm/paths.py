@@ -554,8 +554,7 @@ def path_arrays(data: Data, strengths, options: Options, config: Config, *, rela
     ``relative``: see :func:`resolve_grid`; ``gram``: the Gram matrix of the data's Gram form
     (before standardization), if known (:func:`objectives.member_gram`); ``transposed``:
     ``data.X`` holds the transpose ``(p, n)`` of the features (:func:`by_features`)."""
-    if transposed:
-        data = data._replace(X=data.X.T)
+    data = untransposed(data, transposed)
     valid = _valid(data, strengths, options)
     strengths, options = resolve_grid(data, strengths, options, config, relative)
     data, options, scale = standardized(data, options, config)
@@ -680,7 +679,8 @@ def by_features(data: Data, options: Options, config: Config) -> bool:
     its transpose is transferred as it is, and a program that reads ``X`` by features (its X
     form: all but the squared loss on the Gram matrix) then forms its rows without a transpose
     (500 x 5000 and 300 x 10000 lasso and logistic paths 0.89-0.95x); in C order ``X`` itself
-    is transferred without a copy."""
+    is transferred without a copy. The programs of :func:`path`, :func:`fit` and
+    :mod:`~jreg.glm.selection`'s take it so."""
     X = data.X
     by_columns = isinstance(X, np.ndarray) and X.flags.f_contiguous and not X.flags.c_contiguous
     return by_columns and not objectives.on_gram(datafit_of(config, options, data), data)
@@ -702,6 +702,12 @@ def _placed(data: Data, options: Options, config: Config, *, moments: bool = Tru
                 return data._replace(X=found), None
         gram = None if products is None else products[1]  # host_gram's, formed once
     return on_device(data, transposed), gram
+
+
+def untransposed(data: Data, transposed: bool) -> Data:
+    """``data`` with ``X`` ``(n, p)`` again, inside a program that took its transpose
+    (``transposed``: :func:`by_features`)."""
+    return data._replace(X=data.X.T) if transposed else data
 
 
 def on_device(data: Data, transposed: bool = False) -> Data:

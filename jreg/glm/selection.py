@@ -346,8 +346,7 @@ def _cross_validation(data: Data, held_out, grid, options: Options, config: Conf
     to every device of ``sharding``'s mesh, so every host holds the whole result). The grid:
     see :func:`paths.resolve_grid`, on all the data; ``transposed``: ``data.X`` holds the
     transpose of the features (:func:`paths.by_features`)."""
-    if transposed:
-        data = data._replace(X=data.X.T)
+    data = paths.untransposed(data, transposed)
     grid, options = paths.resolve_grid(data, grid, options, config, relative)
     n_folds = held_out.shape[0]
     weights = jnp.concatenate([data.weights[None, :] * (1 - held_out), data.weights[None]])
@@ -425,7 +424,7 @@ def stability_selection(
     """
     _check_concrete("stability_selection", (X, y, path_kwargs))
     settings = Settings(**path_kwargs)
-    data, options, config = paths.setup(X, y, settings)
+    data, options, config = paths.setup(X, y, settings, device=False)
     grid, relative = paths.grid_input(data, options, config, settings)
     check_count("n_subsamples", n_subsamples)
     check("fraction", fraction, lambda f: (f > 0) & (f <= 1), "in (0, 1]")
@@ -437,10 +436,13 @@ def stability_selection(
         for subsample in mask:
             subsample[rng.choice(rows, size, replace=False)] = 1
     weights = np.asarray(data.weights)[None, :] * mask.astype(data.X.dtype)
+    transposed = paths.by_features(data, options, config)
+    data = paths.on_device(data, transposed)
     sequential, sharding = _placement(data, mesh, batch_size)
     grid, probabilities, converged = _selection_probabilities_jit(
         *_replicated((data, weights, grid, options), sharding), config=config,
         sequential=sequential, sharding=sharding, batch_size=batch_size, relative=relative,
+        transposed=transposed,
     )  # fmt: skip
     if relative is not None:
         paths.check_strength_max(grid)
@@ -449,10 +451,13 @@ def stability_selection(
 
 
 def _selection_probabilities(data: Data, weights, grid, options: Options, config: Config,
-                             sequential: bool, sharding, batch_size, relative):  # fmt: skip
+                             sequential: bool, sharding, batch_size, relative,
+                             transposed):  # fmt: skip
     """The grid (see :func:`paths.resolve_grid`, on all the data), per strength and feature
     the fraction of the paths of ``weights (B, n)`` that select it, and whether each solve
-    converged (on every device of ``sharding``'s mesh)."""
+    converged (on every device of ``sharding``'s mesh); ``transposed``: see
+    :func:`_cross_validation`."""
+    data = paths.untransposed(data, transposed)
     grid, options = paths.resolve_grid(data, grid, options, config, relative)
     batch, converged = _batched_paths(
         data, weights, grid, options, config, sequential, sharding, batch_size
@@ -463,5 +468,5 @@ def _selection_probabilities(data: Data, weights, grid, options: Options, config
 
 _selection_probabilities_jit = Program(
     _selection_probabilities,
-    static_argnames=("config", "sequential", "sharding", "batch_size", "relative"),
+    static_argnames=("config", "sequential", "sharding", "batch_size", "relative", "transposed"),
 )
