@@ -731,8 +731,7 @@ def solve_path(data: Data, strengths, options: Options, config: Config, *,
         return path_jit(data, strengths, options, config=config, relative=relative, gram=gram,
                         transposed=transposed)  # fmt: skip
     data, gram = _placed(data, options, config, moments=False)
-    inputs = (data, strengths, options)
-    inputs = jax.lax.stop_gradient(inputs)
+    inputs = jax.lax.stop_gradient((data, strengths, options))
     result, converged = path_jit(*inputs, config=config, relative=relative, gram=gram)
     strengths = strengths if relative is None else result.strengths  # a default grid's: fixed
     k, m = strengths.shape[0], data.y.shape[1]
